@@ -1,0 +1,2 @@
+//! Client side of mosh-daemon: `mosh-client` and the `mosh` launcher. Built up
+//! by the client issue.

@@ -1,1 +1,113 @@
-fn main() {}
+//! Benchmarks of the wire protocol: sealing and opening full-size datagrams,
+//! the fragment-and-compress path, and one SSP round trip between two
+//! transports (keystroke out, echo back, acks).
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mosh_proto::{Base64Key, Direction, Session, State, StateError, Transport, TransportConfig};
+
+/// Bytes of the datagram plaintext the issue asks to measure.
+const DATAGRAM: usize = 1300;
+
+fn seal_open(c: &mut Criterion) {
+    let key = Base64Key::random().unwrap();
+    let mut session = Session::new(&key);
+    let plaintext = vec![0x5Au8; DATAGRAM];
+    let mut group = c.benchmark_group("crypto");
+    group.throughput(Throughput::Bytes(DATAGRAM as u64));
+    let mut seq = 0u64;
+    group.bench_function("seal+open 1300 B", |b| {
+        b.iter(|| {
+            seq += 1;
+            let datagram = session.seal(Direction::ToClient, seq, &plaintext).unwrap();
+            black_box(session.open(black_box(&datagram)).unwrap());
+        })
+    });
+    group.finish();
+}
+
+/// A growing byte log, the shape of the user stream.
+#[derive(Clone, Default)]
+struct Log(Vec<u8>);
+
+impl PartialEq for Log {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+    }
+}
+
+impl State for Log {
+    fn diff_from(&self, older: &Self) -> Vec<u8> {
+        self.0[older.0.len()..].to_vec()
+    }
+
+    fn apply(&mut self, diff: &[u8]) -> Result<(), StateError> {
+        self.0.extend_from_slice(diff);
+        Ok(())
+    }
+}
+
+fn round_trip(c: &mut Criterion) {
+    let key = Base64Key::random().unwrap();
+    let server_addr: SocketAddr = "127.0.0.1:60001".parse().unwrap();
+    let client_addr: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+    let start = Instant::now();
+    let new_pair = || {
+        let client: Transport<Log, Log> = Transport::new(
+            TransportConfig::client(server_addr),
+            &key,
+            Log::default(),
+            Log::default(),
+            start,
+        )
+        .unwrap();
+        let server: Transport<Log, Log> = Transport::new(
+            TransportConfig::server(),
+            &key,
+            Log::default(),
+            Log::default(),
+            start,
+        )
+        .unwrap();
+        (client, server)
+    };
+    let (mut client, mut server) = new_pair();
+    let mut now = start;
+    let mut turns = 0u64;
+    c.bench_function("transport round trip (keystroke, echo, acks)", |b| {
+        b.iter(|| {
+            turns += 1;
+            if turns.is_multiple_of(10_000) {
+                (client, server) = new_pair();
+                now = start;
+            }
+            now += Duration::from_millis(300);
+            client.current_state_mut().0.push(b'x');
+            while let Some(t) = client.poll_transmit(now) {
+                server
+                    .handle_datagram(now, client_addr, &t.contents)
+                    .unwrap();
+            }
+            server.current_state_mut().0.push(b'x');
+            now += Duration::from_millis(10);
+            while let Some(t) = server.poll_transmit(now) {
+                client
+                    .handle_datagram(now, server_addr, &t.contents)
+                    .unwrap();
+            }
+            now += Duration::from_millis(100);
+            while let Some(t) = client.poll_transmit(now) {
+                server
+                    .handle_datagram(now, client_addr, &t.contents)
+                    .unwrap();
+            }
+            black_box(server.latest_remote_state_num());
+        })
+    });
+}
+
+criterion_group!(benches, seal_open, round_trip);
+criterion_main!(benches);

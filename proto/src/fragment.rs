@@ -410,10 +410,10 @@ mod tests {
         ) {
             let mut assembly = FragmentAssembly::default();
             for payload in inputs {
-                if let Ok(fragment) = Fragment::parse(&payload) {
-                    if let Ok(Some(message)) = assembly.add(fragment) {
-                        let _ = decompress(&message);
-                    }
+                if let Ok(fragment) = Fragment::parse(&payload)
+                    && let Ok(Some(message)) = assembly.add(fragment)
+                {
+                    let _ = decompress(&message);
                 }
                 prop_assert!(assembly.partials.len() <= MAX_PARTIAL_MESSAGES);
             }

@@ -66,6 +66,9 @@ pub enum CryptoError {
     /// The 63-bit sequence space or the per-key block budget is exhausted.
     #[error("encryption budget for this key exhausted; the session must end")]
     KeyExhausted,
+    /// The operating system's random source failed.
+    #[error("the OS random source failed: {0}")]
+    RandomSource(String),
 }
 
 /// An authenticated cipher with a 12-byte nonce and a 16-byte detached tag.

@@ -158,7 +158,7 @@ impl<L: State, R: State> Transport<L, R> {
     ) -> Result<Self, CryptoError> {
         let chaff_seed = match config.chaff_seed {
             Some(seed) => seed,
-            None => getrandom::u64().map_err(|_| CryptoError::KeyExhausted)?,
+            None => getrandom::u64().map_err(|e| CryptoError::RandomSource(e.to_string()))?,
         };
         let mindelay = match config.role {
             Role::Server => SERVER_SEND_MINDELAY,

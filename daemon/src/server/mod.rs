@@ -1,0 +1,4 @@
+//! The standalone `mosh-server`: command line, binding, and (with the
+//! session issue) the session it runs.
+
+pub mod args;

@@ -2,3 +2,4 @@
 //! session issue) the session it runs.
 
 pub mod args;
+pub mod bind;

@@ -27,6 +27,7 @@ struct Outcome {
     client_sent: Vec<u8>,
     server_sent: Vec<u8>,
     server_saw: Vec<u8>,
+    server_took: Vec<u8>,
     client_saw: Vec<u8>,
     max_states_held: usize,
 }
@@ -39,6 +40,7 @@ struct Sim {
     client_addr: SocketAddr,
     net: Network,
     max_states_held: usize,
+    server_took: Vec<u8>,
 }
 
 impl Sim {
@@ -70,6 +72,7 @@ impl Sim {
             client_addr: CLIENT_FIRST.parse().unwrap(),
             net: Network::new(seed, impairment),
             max_states_held: 0,
+            server_took: Vec::new(),
         }
     }
 
@@ -92,6 +95,8 @@ impl Sim {
                     .handle_datagram(self.now, server_addr, &datagram.contents);
             }
         }
+        let new_input = self.server.take_remote_diff();
+        self.server_took.extend_from_slice(&new_input);
         while let Some(t) = self.client.poll_transmit(self.now) {
             assert_eq!(t.destination, server_addr);
             assert!(t.contents.len() <= 1252, "datagram over the IPv4 MTU");
@@ -195,6 +200,7 @@ fn simulate(seed: u64, impairment: Impairment) -> Outcome {
         shutdown_at,
         server_followed_roam,
         server_saw: sim.server.latest_remote_state().held().to_vec(),
+        server_took: sim.server_took,
         client_saw: sim.client.latest_remote_state().held().to_vec(),
         client_sent,
         server_sent,
@@ -208,8 +214,12 @@ fn assert_healthy(outcome: &Outcome) {
         "did not converge within 120 s of the last change"
     );
     assert_eq!(
-        outcome.server_saw, outcome.client_sent,
+        outcome.server_took, outcome.client_sent,
         "client→server stream"
+    );
+    assert!(
+        outcome.server_saw.len() < outcome.client_sent.len(),
+        "the server's held user streams were never trimmed"
     );
     assert_eq!(
         outcome.client_saw, outcome.server_sent,

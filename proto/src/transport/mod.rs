@@ -139,6 +139,7 @@ pub struct Transport<L, R> {
     connection: Connection,
     sender: Sender<L>,
     receiver: Receiver<R>,
+    delivered: R,
     fragmenter: Fragmenter,
     assembly: FragmentAssembly,
     outbox: VecDeque<Transmit>,
@@ -167,7 +168,8 @@ impl<L: State, R: State> Transport<L, R> {
         Ok(Self {
             connection: Connection::new(config.role, key, now, config.remote),
             sender: Sender::new(local, now, mindelay, chaff_seed),
-            receiver: Receiver::new(remote),
+            receiver: Receiver::new(remote.clone()),
+            delivered: remote,
             fragmenter: Fragmenter::default(),
             assembly: FragmentAssembly::default(),
             outbox: VecDeque::new(),
@@ -339,6 +341,15 @@ impl<L: State, R: State> Transport<L, R> {
     /// Number of the newest remote state received.
     pub fn latest_remote_state_num(&self) -> u64 {
         self.receiver.latest().0
+    }
+
+    /// What the newest remote state adds to the one returned by the previous
+    /// call (the initial state the first time), as a diff. Afterwards held
+    /// remote states forget the prefix they all share, which keeps growing
+    /// states such as the user stream small. A server consumes the user
+    /// stream this way.
+    pub fn take_remote_diff(&mut self) -> Vec<u8> {
+        self.receiver.take_diff(&mut self.delivered)
     }
 
     /// The remote state numbered `num`, if still held.

@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::state::State;
+
 /// Above this many held states, new states are refused for a while.
 pub const RECEIVED_STATE_CAP: usize = 1024;
 /// How long new states are refused once the cap is exceeded.
@@ -29,7 +31,7 @@ pub(crate) struct Receiver<S> {
     quench_until: Option<Instant>,
 }
 
-impl<S: Clone> Receiver<S> {
+impl<S: State> Receiver<S> {
     pub(crate) fn new(initial: S) -> Self {
         Self {
             received: VecDeque::from([ReceivedState {
@@ -88,6 +90,19 @@ impl<S: Clone> Receiver<S> {
     pub(crate) fn latest(&self) -> (u64, &S) {
         let newest = self.received.back().expect("never empty");
         (newest.num, &newest.state)
+    }
+
+    /// The newest state's diff from `delivered`, after which every held
+    /// state (and `delivered`) forgets what the oldest held state covers.
+    pub(crate) fn take_diff(&mut self, delivered: &mut S) -> Vec<u8> {
+        let newest = &self.received.back().expect("never empty").state;
+        let diff = newest.diff_from(delivered);
+        let oldest = self.received.front().expect("never empty").state.clone();
+        for held in &mut self.received {
+            held.state.subtract(&oldest);
+        }
+        *delivered = self.received.back().expect("never empty").state.clone();
+        diff
     }
 
     pub(crate) fn len(&self) -> usize {

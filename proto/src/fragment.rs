@@ -195,8 +195,11 @@ impl FragmentAssembly {
             is_final,
             body,
         } = fragment;
-        if self.newest_completed.is_some_and(|done| id <= done) {
-            return Err(FragmentError::Stale { id });
+        match self.newest_completed {
+            // A byte-identical resend keeps its id (mosh does this).
+            Some(done) if id == done => return Ok(None),
+            Some(done) if id < done => return Err(FragmentError::Stale { id }),
+            _ => {}
         }
         if usize::from(num) >= MAX_FRAGMENTS_PER_MESSAGE {
             return Err(FragmentError::TooManyFragments(num));

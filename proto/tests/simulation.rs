@@ -23,6 +23,7 @@ const CLIENT_ROAMED: &str = "198.51.100.7:41000";
 struct Outcome {
     converged_at: Option<Duration>,
     shutdown_at: Option<Duration>,
+    shutdown_gave_up: bool,
     server_followed_roam: bool,
     client_sent: Vec<u8>,
     server_sent: Vec<u8>,
@@ -180,6 +181,7 @@ fn simulate(seed: u64, impairment: Impairment) -> Outcome {
         server_followed_roam = true;
     }
     let mut shutdown_at = None;
+    let mut shutdown_gave_up = false;
     if converged_at.is_some() {
         sim.client.start_shutdown(sim.now);
         let started = sim.elapsed();
@@ -191,6 +193,7 @@ fn simulate(seed: u64, impairment: Impairment) -> Outcome {
                 break;
             }
             if sim.client.shutdown_timed_out(sim.now) {
+                shutdown_gave_up = true;
                 break;
             }
         }
@@ -198,6 +201,7 @@ fn simulate(seed: u64, impairment: Impairment) -> Outcome {
     Outcome {
         converged_at,
         shutdown_at,
+        shutdown_gave_up,
         server_followed_roam,
         server_saw: sim.server.latest_remote_state().held().to_vec(),
         server_took: sim.server_took,
@@ -208,7 +212,10 @@ fn simulate(seed: u64, impairment: Impairment) -> Outcome {
     }
 }
 
-fn assert_healthy(outcome: &Outcome) {
+/// Checks a run. With `lossy_shutdown`, the shutdown handshake may also end
+/// by giving up after its 16 tries, as mosh's does when the peer's
+/// acknowledgements keep getting lost; it must end either way.
+fn assert_healthy(outcome: &Outcome, lossy_shutdown: bool) {
     assert!(
         outcome.converged_at.is_some(),
         "did not converge within 120 s of the last change"
@@ -229,7 +236,14 @@ fn assert_healthy(outcome: &Outcome) {
         outcome.server_followed_roam,
         "server did not follow the client's new address"
     );
-    assert!(outcome.shutdown_at.is_some(), "shutdown did not complete");
+    if lossy_shutdown {
+        assert!(
+            outcome.shutdown_at.is_some() || outcome.shutdown_gave_up,
+            "shutdown neither completed nor gave up"
+        );
+    } else {
+        assert!(outcome.shutdown_at.is_some(), "shutdown did not complete");
+    }
     assert!(outcome.max_states_held <= mosh_proto::transport::RECEIVED_STATE_CAP + 1);
 }
 
@@ -242,7 +256,7 @@ fn converges_through_loss_reordering_duplication_and_roaming() {
         jitter: Duration::from_millis(120),
     };
     let outcome = simulate(7, impairment);
-    assert_healthy(&outcome);
+    assert_healthy(&outcome, false);
     let converged = outcome.converged_at.unwrap();
     assert!(
         converged < Duration::from_secs(40),
@@ -259,7 +273,7 @@ fn clean_network_converges_within_a_few_round_trips() {
         jitter: Duration::ZERO,
     };
     let outcome = simulate(1, impairment);
-    assert_healthy(&outcome);
+    assert_healthy(&outcome, false);
     assert!(outcome.converged_at.unwrap() < Duration::from_millis(11_500));
     assert!(outcome.shutdown_at.unwrap() < Duration::from_secs(2));
 }
@@ -295,6 +309,6 @@ proptest! {
             delay: Duration::from_millis(delay_ms),
             jitter: Duration::from_millis(jitter_ms),
         });
-        assert_healthy(&outcome);
+        assert_healthy(&outcome, loss > 0.25);
     }
 }

@@ -49,6 +49,7 @@ pub(crate) struct Sender<S> {
     send_mindelay: Duration,
     shutdown: Option<Shutdown>,
     last_ack_sent: Option<u64>,
+    rationalized_through: Option<u64>,
     chaff: SplitMix64,
 }
 
@@ -71,6 +72,7 @@ impl<S: State> Sender<S> {
             send_mindelay,
             shutdown: None,
             last_ack_sent: None,
+            rationalized_through: None,
             chaff: SplitMix64(chaff_seed),
         }
     }
@@ -114,7 +116,14 @@ impl<S: State> Sender<S> {
 
     /// Drops from every kept state what the acknowledged state already
     /// covers (only growing states such as the user stream do anything).
+    /// Once done for an acknowledged state, repeating it changes nothing
+    /// (that state is then empty), so it runs once per acknowledgement.
     fn rationalize(&mut self) {
+        let front_num = self.front().num;
+        if self.rationalized_through == Some(front_num) {
+            return;
+        }
+        self.rationalized_through = Some(front_num);
         let acked = self.front().state.clone();
         self.current.subtract(&acked);
         for sent in &mut self.sent {

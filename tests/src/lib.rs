@@ -1,2 +1,38 @@
 //! Test harness shared by the end-to-end tests: finding and running stock
 //! mosh, tmux sessions, and small protocol helpers.
+//!
+//! * [`stock`]: the stock mosh 1.4 binaries from Debian.
+//! * [`tmux`]: a detached tmux session on a private socket, for programs
+//!   that need a terminal.
+//! * [`peer`]: a UDP socket driven by a `mosh_proto::Transport`.
+//! * [`process`]: detached processes, awaited and ended by pid.
+//! * [`states`]: small `mosh_proto::State` implementations for tests.
+
+pub mod peer;
+pub mod process;
+pub mod states;
+pub mod stock;
+pub mod tmux;
+
+use std::io;
+use std::path::PathBuf;
+
+/// Finds `name` on `PATH`, as a shell would.
+///
+/// The error says how to get the missing program, so a test that needs it
+/// fails with an actionable message instead of being skipped.
+pub fn require_program(name: &str) -> io::Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{name} not found on PATH ({}): run ./tests/run, which installs it",
+                    path.to_string_lossy()
+                ),
+            )
+        })
+}

@@ -2,6 +2,7 @@
 //! `mosh_proto::Transport`, with a blocking loop that runs until a condition
 //! holds or a deadline passes.
 
+use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -13,6 +14,31 @@ const CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Receive buffer; mosh never sends datagrams larger than this.
 const RECEIVE_MTU: usize = 2048;
+
+/// [`UdpPeer::run_until`] gave up: the condition did not hold in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunTimeout {
+    /// What was awaited.
+    pub what: String,
+    /// How long.
+    pub timeout: Duration,
+    /// What each accepted datagram did so far.
+    pub deliveries: Vec<Delivery>,
+    /// Why datagrams were dropped so far.
+    pub errors: Vec<TransportError>,
+}
+
+impl fmt::Display for RunTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "timed out after {:?} waiting for {}; deliveries {:?}, dropped datagrams {:?}",
+            self.timeout, self.what, self.deliveries, self.errors
+        )
+    }
+}
+
+impl std::error::Error for RunTimeout {}
 
 /// A UDP socket on 127.0.0.1 and the transport that speaks through it.
 pub struct UdpPeer<L, R> {
@@ -75,18 +101,18 @@ impl<L: State, R: State> UdpPeer<L, R> {
 
     /// Runs the session (sending what the transport wants sent, feeding it
     /// what arrives, sleeping until its next timer) until `done` returns a
-    /// value, which is returned. `done` is called at least every 50 ms.
+    /// value, which is returned. `done` is called at least every 50 ms. The
+    /// error after `timeout` names `what` was awaited.
     ///
     /// # Panics
     ///
-    /// If `timeout` passes first, with `what` in the message; or if the
-    /// socket fails.
+    /// If the socket fails.
     pub fn run_until<T>(
         &mut self,
         timeout: Duration,
         what: &str,
         mut done: impl FnMut(&mut Transport<L, R>) -> Option<T>,
-    ) -> T {
+    ) -> Result<T, RunTimeout> {
         let deadline = Instant::now() + timeout;
         let mut buffer = [0u8; RECEIVE_MTU];
         loop {
@@ -97,14 +123,16 @@ impl<L: State, R: State> UdpPeer<L, R> {
                     .unwrap_or_else(|e| panic!("send to {}: {e}", transmit.destination));
             }
             if let Some(value) = done(&mut self.transport) {
-                return value;
+                return Ok(value);
             }
-            assert!(
-                now < deadline,
-                "timed out after {timeout:?} waiting for {what}; deliveries {:?}, errors {:?}",
-                self.deliveries,
-                self.errors
-            );
+            if now >= deadline {
+                return Err(RunTimeout {
+                    what: what.to_owned(),
+                    timeout,
+                    deliveries: self.deliveries.clone(),
+                    errors: self.errors.clone(),
+                });
+            }
             let wake = self
                 .transport
                 .poll_timeout(now)

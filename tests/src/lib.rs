@@ -17,6 +17,10 @@ pub mod tmux;
 use std::io;
 use std::path::PathBuf;
 
+/// A UTF-8 locale every Debian system has; stock mosh refuses to run without
+/// a UTF-8 locale.
+pub const UTF8_LOCALE: &str = "C.UTF-8";
+
 /// Finds `name` on `PATH`, as a shell would.
 ///
 /// The error says how to get the missing program, so a test that needs it

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Whether process `pid` exists, is named `name` (its `comm`, as `ps`
-/// shows it) and has not exited. An exited process that nobody has reaped
+/// shows it, which the kernel cuts to 15 bytes) and has not exited. An exited process that nobody has reaped
 /// yet (a zombie) counts as exited.
 pub fn is_running(pid: u32, name: &str) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

@@ -86,17 +86,20 @@ impl UserStream {
     }
 }
 
-fn user_instruction(event_bytes: &mut Vec<u8>, out: &mut Vec<UserInstruction>) {
-    if !event_bytes.is_empty() {
-        out.push(UserInstruction {
+/// Ends a run of typed bytes: moves them, if any, into one keystroke
+/// instruction.
+fn flush_keys(keys: &mut Vec<u8>, instruction: &mut Vec<UserInstruction>) {
+    if !keys.is_empty() {
+        instruction.push(UserInstruction {
             keystroke: Some(Keystroke {
-                keys: Some(std::mem::take(event_bytes)),
+                keys: Some(std::mem::take(keys)),
             }),
             resize: None,
         });
     }
 }
 
+/// A width or height from the wire, which must be positive.
 fn dimension(value: Option<i32>, what: &str) -> Result<u16, StateError> {
     value
         .and_then(|v| u16::try_from(v).ok())
@@ -132,7 +135,7 @@ impl State for UserStream {
             match *event {
                 UserEvent::Byte(byte) => keys.push(byte),
                 UserEvent::Resize { width, height } => {
-                    user_instruction(&mut keys, &mut instruction);
+                    flush_keys(&mut keys, &mut instruction);
                     instruction.push(UserInstruction {
                         keystroke: None,
                         resize: Some(resize_message(width, height)),
@@ -140,7 +143,7 @@ impl State for UserStream {
                 }
             }
         }
-        user_instruction(&mut keys, &mut instruction);
+        flush_keys(&mut keys, &mut instruction);
         if instruction.is_empty() {
             return Vec::new();
         }

@@ -15,11 +15,7 @@ use std::time::Duration;
 
 use mosh_proto::Base64Key;
 
-use crate::{process, require_program};
-
-/// A UTF-8 locale every Debian system has; stock mosh refuses to run without
-/// a UTF-8 locale.
-pub const UTF8_LOCALE: &str = "C.UTF-8";
+use crate::{UTF8_LOCALE, process, require_program};
 
 /// The name of the detached server process.
 const SERVER_NAME: &str = "mosh-server";
@@ -48,7 +44,8 @@ pub struct StockServer {
 impl StockServer {
     /// Runs `mosh-server new -p 0 -- COMMAND...` in a UTF-8 locale, so the
     /// server listens on a UDP port the OS picks, on every IPv4 address,
-    /// and runs `command` once a client sends its first state.
+    /// and runs `command` (the login shell if empty) once a client sends its
+    /// first state.
     pub fn start(command: &[&str]) -> io::Result<Self> {
         let output = Command::new(server_program()?)
             .args(["new", "-p", "0", "--"])
@@ -103,11 +100,6 @@ impl StockServer {
     /// The pid of the detached server process.
     pub fn pid(&self) -> u32 {
         self.pid
-    }
-
-    /// Whether the detached server process is still running.
-    pub fn is_running(&self) -> bool {
-        process::is_running(self.pid, SERVER_NAME)
     }
 
     /// Waits up to `timeout` for the server to exit on its own; returns

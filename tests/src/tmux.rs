@@ -24,8 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::stock::UTF8_LOCALE;
-use crate::{process, require_program};
+use crate::{UTF8_LOCALE, process, require_program};
 
 /// Name of the one session on each private server.
 const SESSION: &str = "e2e";

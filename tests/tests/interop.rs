@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use mosh_e2e::UTF8_LOCALE;
 use mosh_e2e::peer::UdpPeer;
 use mosh_e2e::states::{HostLog, TextScreen, UserStream};
-use mosh_e2e::stock::{self, StockServer, UTF8_LOCALE};
+use mosh_e2e::stock::{self, StockServer};
 use mosh_e2e::tmux::TmuxSession;
 use mosh_proto::connection::{DATAGRAM_OVERHEAD, IPV4_MTU};
 use mosh_proto::{Base64Key, Delivery, State, fragment};

@@ -20,6 +20,11 @@ use crate::{UTF8_LOCALE, process, require_program};
 /// The name of the detached server process.
 const SERVER_NAME: &str = "mosh-server";
 
+/// Seconds without a new client state after which the stock server shuts
+/// down by itself (`MOSH_SERVER_NETWORK_TMOUT`); clients send a state at
+/// least every 3 s, so only an abandoned server reaches it.
+const ORPHAN_TIMEOUT_SECS: &str = "60";
+
 /// How long a stock server is given to exit after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(2);
 
@@ -45,13 +50,15 @@ impl StockServer {
     /// Runs `mosh-server new -p 0 -- COMMAND...` in a UTF-8 locale, so the
     /// server listens on a UDP port the OS picks, on every IPv4 address,
     /// and runs `command` (the login shell if empty) once a client sends its
-    /// first state.
+    /// first state. Should the test die without dropping the server, the
+    /// server ends itself a minute after its client goes quiet.
     pub fn start(command: &[&str]) -> io::Result<Self> {
         let output = Command::new(server_program()?)
             .args(["new", "-p", "0", "--"])
             .args(command)
             .env("LANG", UTF8_LOCALE)
             .env("LC_ALL", UTF8_LOCALE)
+            .env("MOSH_SERVER_NETWORK_TMOUT", ORPHAN_TIMEOUT_SECS)
             .stdin(Stdio::null())
             .output()?;
         let stdout = String::from_utf8_lossy(&output.stdout);

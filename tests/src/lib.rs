@@ -40,3 +40,21 @@ pub fn require_program(name: &str) -> io::Result<PathBuf> {
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_on_path_or_named_with_the_fix() {
+        assert!(require_program("sh").unwrap().is_file());
+        let missing = require_program("mosh-e2e-no-such-program").unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        let message = missing.to_string();
+        assert!(
+            message.starts_with("mosh-e2e-no-such-program not found on PATH")
+                && message.ends_with("run ./tests/run, which installs it"),
+            "{message}"
+        );
+    }
+}

@@ -1,4 +1,63 @@
 //! Test harness shared by the end-to-end tests: finding and running stock
 //! mosh, tmux sessions, the UDP impairment proxy, and small protocol helpers.
+//!
+//! * [`impair`]: a UDP relay that delays, drops, duplicates, blacks out
+//!   and roams, for tests and benchmarks over loopback.
+//! * [`stock`]: the stock mosh 1.4 binaries from Debian.
+//! * [`tmux`]: a detached tmux session on a private socket, for programs
+//!   that need a terminal.
+//! * [`peer`]: a UDP socket driven by a `mosh_proto::Transport`.
+//! * [`process`]: detached processes, awaited and ended by pid.
+//! * [`states`]: small `mosh_proto::State` implementations for tests.
 
 pub mod impair;
+pub mod peer;
+pub mod process;
+pub mod states;
+pub mod stock;
+pub mod tmux;
+
+use std::io;
+use std::path::PathBuf;
+
+/// A UTF-8 locale every Debian system has; stock mosh refuses to run without
+/// a UTF-8 locale.
+pub const UTF8_LOCALE: &str = "C.UTF-8";
+
+/// Finds `name` on `PATH`, as a shell would.
+///
+/// The error says how to get the missing program, so a test that needs it
+/// fails with an actionable message instead of being skipped.
+pub fn require_program(name: &str) -> io::Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{name} not found on PATH ({}): run ./tests/run, which installs it",
+                    path.to_string_lossy()
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_on_path_or_named_with_the_fix() {
+        assert!(require_program("sh").unwrap().is_file());
+        let missing = require_program("mosh-e2e-no-such-program").unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        let message = missing.to_string();
+        assert!(
+            message.starts_with("mosh-e2e-no-such-program not found on PATH")
+                && message.ends_with("run ./tests/run, which installs it"),
+            "{message}"
+        );
+    }
+}

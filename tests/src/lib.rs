@@ -4,6 +4,7 @@
 //! * [`impair`]: a UDP relay that delays, drops, duplicates, blacks out
 //!   and roams, for tests and benchmarks over loopback.
 //! * [`stock`]: the stock mosh 1.4 binaries from Debian.
+//! * [`server`]: a running `mosh-server`, stock or ours.
 //! * [`tmux`]: a detached tmux session on a private socket, for programs
 //!   that need a terminal.
 //! * [`peer`]: a UDP socket driven by a `mosh_proto::Transport`.
@@ -13,6 +14,7 @@
 pub mod impair;
 pub mod peer;
 pub mod process;
+pub mod server;
 pub mod states;
 pub mod stock;
 pub mod tmux;
@@ -42,6 +44,28 @@ pub fn require_program(name: &str) -> io::Result<PathBuf> {
                 ),
             )
         })
+}
+
+/// One of this project's programs, built into the same target directory as
+/// the running test (`./tests/run` builds them all before testing).
+pub fn our_program(name: &str) -> io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .ok_or_else(|| io::Error::other(format!("unexpected test path {}", exe.display())))?;
+    let program = profile_dir.join(name);
+    if program.is_file() {
+        Ok(program)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "{} is not built: run `cargo build --workspace --bins` (./tests/run does)",
+                program.display()
+            ),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -1,32 +1,14 @@
-//! The stock mosh 1.4 programs from Debian (`apt-get install mosh`):
-//! starting `mosh-server` and reading its `MOSH CONNECT` line, and finding
-//! `mosh-client`.
-//!
-//! `mosh-server new` forks: the parent prints the port and key, reports the
-//! detached child's pid on stderr and exits, while the child serves the
-//! session. [`StockServer`] records that pid and makes sure the child is gone
-//! when it is dropped.
+//! The stock mosh 1.4 programs from Debian (`apt-get install mosh`), and
+//! the stock client run in a tmux pane.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use mosh_proto::Base64Key;
 
-use crate::{UTF8_LOCALE, process, require_program};
-
-/// The name of the detached server process.
-const SERVER_NAME: &str = "mosh-server";
-
-/// Seconds without a new client state after which the stock server shuts
-/// down by itself (`MOSH_SERVER_NETWORK_TMOUT`); clients send a state at
-/// least every 3 s, so only an abandoned server reaches it.
-const ORPHAN_TIMEOUT_SECS: &str = "60";
-
-/// How long a stock server is given to exit after SIGTERM before SIGKILL.
-const TERM_GRACE: Duration = Duration::from_secs(2);
+use crate::tmux::TmuxSession;
+use crate::{UTF8_LOCALE, require_program};
 
 /// The stock `mosh-client` program.
 pub fn client_program() -> io::Result<PathBuf> {
@@ -38,86 +20,28 @@ pub fn server_program() -> io::Result<PathBuf> {
     require_program("mosh-server").map_err(|e| io::Error::new(e.kind(), format!("stock {e}")))
 }
 
-/// A running stock `mosh-server`, killed on drop if still running.
-#[derive(Debug)]
-pub struct StockServer {
-    port: u16,
-    key: Base64Key,
-    pid: u32,
-}
-
-impl StockServer {
-    /// Runs `mosh-server new -p 0 -- COMMAND...` in a UTF-8 locale, so the
-    /// server listens on a UDP port the OS picks, on every IPv4 address,
-    /// and runs `command` (the login shell if empty) once a client sends its
-    /// first state. Should the test die without dropping the server, the
-    /// server ends itself a minute after its client goes quiet.
-    pub fn start(command: &[&str]) -> io::Result<Self> {
-        let output = Command::new(server_program()?)
-            .args(["new", "-p", "0", "--"])
-            .args(command)
-            .env("LANG", UTF8_LOCALE)
-            .env("LC_ALL", UTF8_LOCALE)
-            .env("MOSH_SERVER_NETWORK_TMOUT", ORPHAN_TIMEOUT_SECS)
-            .stdin(Stdio::null())
-            .output()?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let failure = |what: &str| {
-            io::Error::other(format!(
-                "mosh-server {what} (exit {}); stdout: {stdout:?}; stderr: {stderr:?}",
-                output.status
-            ))
-        };
-        let pid = stderr
-            .lines()
-            .find_map(|line| {
-                line.strip_prefix("[mosh-server detached, pid = ")?
-                    .strip_suffix(']')?
-                    .parse()
-                    .ok()
-            })
-            .ok_or_else(|| failure("did not report a detached pid"))?;
-        let connect = stdout
-            .lines()
-            .find_map(|line| line.strip_prefix("MOSH CONNECT "))
-            .and_then(|rest| rest.split_once(' '));
-        let parsed = connect.and_then(|(port, key)| {
-            Some((port.parse().ok()?, Base64Key::parse(key.trim_end()).ok()?))
-        });
-        match parsed {
-            Some((port, key)) if output.status.success() => Ok(Self { port, key, pid }),
-            _ => {
-                process::terminate(pid, SERVER_NAME, TERM_GRACE);
-                Err(failure("did not print a usable MOSH CONNECT line"))
-            }
-        }
-    }
-
-    /// Where the server listens: 127.0.0.1 and its port.
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
-    }
-
-    /// The session key from the `MOSH CONNECT` line.
-    pub fn key(&self) -> &Base64Key {
-        &self.key
-    }
-
-    /// The pid of the detached server process.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    /// Waits up to `timeout` for the server to exit on its own; returns
-    /// whether it did.
-    pub fn wait_for_exit(&self, timeout: Duration) -> bool {
-        process::wait_for_exit(self.pid, SERVER_NAME, timeout)
-    }
-}
-
-impl Drop for StockServer {
-    fn drop(&mut self) {
-        process::terminate(self.pid, SERVER_NAME, TERM_GRACE);
-    }
+/// Starts the stock `mosh-client` in a `width` × `height` tmux pane,
+/// talking to `server` with `key`, in a UTF-8 locale.
+pub fn client_in_tmux(
+    server: SocketAddr,
+    key: &Base64Key,
+    width: u16,
+    height: u16,
+) -> io::Result<TmuxSession> {
+    let program = client_program()?;
+    let program = program
+        .to_str()
+        .ok_or_else(|| io::Error::other("mosh-client's path is not UTF-8"))?;
+    let (ip, port) = (server.ip().to_string(), server.port().to_string());
+    let printable_key = key.printable();
+    TmuxSession::start(
+        width,
+        height,
+        &[program, &ip, &port],
+        &[
+            ("MOSH_KEY", &printable_key),
+            ("LANG", UTF8_LOCALE),
+            ("LC_ALL", UTF8_LOCALE),
+        ],
+    )
 }

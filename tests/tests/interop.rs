@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use mosh_e2e::UTF8_LOCALE;
 use mosh_e2e::peer::UdpPeer;
+use mosh_e2e::server::{Implementation, MoshServer};
 use mosh_e2e::states::{HostLog, TextScreen, UserStream};
-use mosh_e2e::stock::{self, StockServer};
+use mosh_e2e::stock;
 use mosh_e2e::tmux::TmuxSession;
 use mosh_proto::connection::{DATAGRAM_OVERHEAD, IPV4_MTU};
 use mosh_proto::fragment;
@@ -48,8 +48,9 @@ fn received_text(client: &ClientPeer) -> String {
 
 /// Starts a stock `mosh-server` running `/bin/sh`, connects our client, sends
 /// the window size and waits for the shell's first screen.
-fn connect_to_stock_server() -> (StockServer, ClientPeer) {
-    let server = StockServer::start(&["/bin/sh"]).expect("start stock mosh-server");
+fn connect_to_stock_server() -> (MoshServer, ClientPeer) {
+    let server =
+        MoshServer::start(Implementation::Stock, &["/bin/sh"]).expect("start stock mosh-server");
     let mut client = UdpPeer::client(
         server.addr(),
         server.key(),
@@ -103,7 +104,7 @@ fn type_and_expect(client: &mut ClientPeer, keys: &str, expected: &str) {
 
 /// Leaves the shell, which makes the stock server start the shutdown
 /// handshake; acknowledges it and checks that the server exits.
-fn exit_stock_server(server: StockServer, mut client: ClientPeer) {
+fn exit_stock_server(server: MoshServer, mut client: ClientPeer) {
     client
         .transport_mut()
         .current_state_mut()
@@ -172,24 +173,8 @@ fn connect_stock_client() -> (ServerPeer, TmuxSession) {
     let key = Base64Key::random().expect("a random session key");
     let mut server = UdpPeer::server(&key, TextScreen::default(), UserStream::default())
         .expect("bind the test server's UDP socket");
-    let client_program = stock::client_program().expect("find stock mosh-client");
-    let port = server.local_addr().port().to_string();
-    let printable_key = key.printable();
-    let tmux = TmuxSession::start(
-        CLIENT_SIZE.0,
-        CLIENT_SIZE.1,
-        &[
-            client_program.to_str().expect("a UTF-8 path"),
-            "127.0.0.1",
-            &port,
-        ],
-        &[
-            ("MOSH_KEY", &printable_key),
-            ("LANG", UTF8_LOCALE),
-            ("LC_ALL", UTF8_LOCALE),
-        ],
-    )
-    .expect("start stock mosh-client in tmux");
+    let tmux = stock::client_in_tmux(server.local_addr(), &key, CLIENT_SIZE.0, CLIENT_SIZE.1)
+        .expect("start stock mosh-client in tmux");
     let size = server
         .run_until(
             STEP_TIMEOUT,

@@ -338,7 +338,6 @@ impl Terminal {
         } else {
             self.fb.scroll_up_region(row, bottom, n);
         }
-        self.fb.ds.cursor_col = 0;
         self.fb.ds.pending_wrap = false;
     }
 
@@ -537,9 +536,17 @@ impl Terminal {
         ds.pending_wrap = false;
     }
 
+    /// REP: repeats the last printed character, like tmux only up to the
+    /// right margin.
     fn repeat_last(&mut self, n: usize) {
         if let Some(c) = self.last_char {
-            let n = n.min(self.width() * self.height());
+            let ds = &self.fb.ds;
+            let room = if ds.pending_wrap {
+                0
+            } else {
+                ds.width - ds.cursor_col
+            };
+            let n = n.min(room);
             for _ in 0..n {
                 self.print_char(c);
             }
@@ -662,7 +669,7 @@ impl Terminal {
                 self.reply(answer.as_bytes());
             }
             ([b'!'], 'p') => self.soft_reset(),
-            _ => {}
+            _ => return,
         }
         self.fb.ds.pending_wrap = false;
     }

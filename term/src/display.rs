@@ -300,24 +300,44 @@ impl Frame<'_> {
     }
 
     /// Moves the cursor, preferring short relative moves when the position is
-    /// known.
+    /// known: printing again the cells being passed over (which needs no
+    /// hidden cursor), CR/LF or BS. Only used where every cell between the
+    /// cursor and the target on its row is already correct on the terminal.
     fn move_to(&mut self, row: usize, col: usize, force: bool) {
         if !force && matches!(self.cursor, Some(c) if !c.pending && c.row == row && c.col == col) {
             return;
         }
-        self.hide_cursor();
-        match self.cursor {
-            Some(c) if !force && col == 0 && row >= c.row && row - c.row <= 4 => {
-                if c.col != 0 || c.pending {
-                    self.out.push(b'\r');
+        let reprint = match self.cursor {
+            Some(c) if !force && !c.pending && row == c.row => self.can_reprint(row, c.col, col),
+            _ => false,
+        };
+        if reprint {
+            let from = self.cursor.map_or(col, |c| c.col);
+            for cell in &self.new.rows()[row].cells()[from..col] {
+                let text = cell.contents();
+                self.out.extend_from_slice(if text.is_empty() {
+                    b" "
+                } else {
+                    text.as_bytes()
+                });
+            }
+        } else {
+            self.hide_cursor();
+            match self.cursor {
+                Some(c) if !force && col == 0 && row >= c.row && row - c.row <= 4 => {
+                    if c.col != 0 || c.pending {
+                        self.out.push(b'\r');
+                    }
+                    self.out.extend(std::iter::repeat_n(b'\n', row - c.row));
                 }
-                self.out.extend(std::iter::repeat_n(b'\n', row - c.row));
-            }
-            Some(c) if !force && !c.pending && row == c.row && col < c.col && c.col - col <= 4 => {
-                self.out.extend(std::iter::repeat_n(0x08, c.col - col));
-            }
-            _ => {
-                let _ = write!(self.out, "\x1b[{};{}H", row + 1, col + 1);
+                Some(c)
+                    if !force && !c.pending && row == c.row && col < c.col && c.col - col <= 4 =>
+                {
+                    self.out.extend(std::iter::repeat_n(0x08, c.col - col));
+                }
+                _ => {
+                    let _ = write!(self.out, "\x1b[{};{}H", row + 1, col + 1);
+                }
             }
         }
         self.cursor = Some(Cursor {
@@ -325,6 +345,17 @@ impl Frame<'_> {
             col,
             pending: false,
         });
+    }
+
+    /// Whether moving right from `from` to `to` on `row` can be done by
+    /// printing the (already correct) cells in between again: at most four
+    /// narrow cells in the current rendition.
+    fn can_reprint(&self, row: usize, from: usize, to: usize) -> bool {
+        to > from
+            && to - from <= 4
+            && self.new.rows()[row].cells()[from..to]
+                .iter()
+                .all(|c| !c.wide && !c.spacer && Some(c.rend) == self.rend)
     }
 
     fn set_rend(&mut self, rend: Renditions) {

@@ -148,3 +148,43 @@ proptest! {
         prop_assert_eq!(b.diff_from(&b).len(), 0);
     }
 }
+
+fn corpus_files() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("corpus directory")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A client that replays every frame of a session (its emulator's parser
+/// and modes persist across frames, as in a real client) stays identical to
+/// the server's screen, for the whole corpus cut into small writes.
+#[test]
+fn corpus_sessions_round_trip() {
+    for file in corpus_files() {
+        let bytes = std::fs::read(&file).expect("read corpus file");
+        for (w, h, chunk) in [(80, 24, 97), (53, 17, 13), (80, 24, 1)] {
+            let mut server = Emulator::new(w, h);
+            let mut shown = server.framebuffer().clone();
+            let mut client = Emulator::new(w, h);
+            let first = Display::server().new_frame(false, &shown, &shown);
+            client.feed(&first);
+            for piece in bytes.chunks(chunk) {
+                server.feed(piece);
+                let now = server.framebuffer().clone();
+                client.feed(&Display::server().new_frame(true, &shown, &now));
+                assert!(!client.has_replies());
+                assert!(
+                    client.framebuffer().same_picture(&now),
+                    "{} at {w}x{h}, chunk {chunk}: client diverged",
+                    file.display()
+                );
+                shown = now;
+            }
+        }
+    }
+}

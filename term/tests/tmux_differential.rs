@@ -1,7 +1,10 @@
 //! Differential test against tmux: every file under `tests/corpus/` is fed to
 //! our emulator and to a real tmux (3.3a here) pane of the same size; text,
 //! colours, attributes, cursor position and modes must match, at 80×24 and at
-//! 53×17. tmux must be installed: a missing tmux fails the test.
+//! 53×17. A second test replays the display differ's output for a sample of
+//! the corpus (a full repaint, then one diff per write) into tmux, which must
+//! end up showing the server's screen. tmux must be installed: a missing tmux
+//! fails the test.
 //!
 //! Deliberate deviations from tmux (the comparison tolerates exactly these):
 //! * Reverse video (DECSCNM, `CSI ? 5 h`): tmux ignores it; we track it
@@ -38,7 +41,7 @@ use std::time::{Duration, Instant};
 use mosh_term::display::sgr;
 use mosh_term::framebuffer::MouseEncoding;
 use mosh_term::framebuffer::MouseReporting;
-use mosh_term::{Emulator, Framebuffer, Renditions};
+use mosh_term::{Display, Emulator, Framebuffer, Renditions};
 
 const SIZES: [(usize, usize); 2] = [(80, 24), (53, 17)];
 
@@ -264,8 +267,7 @@ fn compare(file: &Path, width: usize, height: usize) -> Vec<String> {
     problems
 }
 
-#[test]
-fn corpus_matches_tmux() {
+fn corpus_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("corpus directory")
@@ -274,13 +276,71 @@ fn corpus_matches_tmux() {
         .collect();
     files.sort();
     assert!(files.len() >= 20, "corpus is missing files");
+    files
+}
 
-    let jobs: Arc<Mutex<Vec<(PathBuf, usize, usize)>>> = Arc::new(Mutex::new(
-        files
-            .iter()
-            .flat_map(|f| SIZES.iter().map(move |&(w, h)| (f.clone(), w, h)))
-            .collect(),
-    ));
+#[test]
+fn corpus_matches_tmux() {
+    let jobs = corpus_files()
+        .iter()
+        .flat_map(|f| SIZES.iter().map(move |&(w, h)| (f.clone(), w, h)))
+        .collect();
+    run_jobs(jobs);
+}
+
+#[test]
+fn differ_output_matches_tmux() {
+    let sample = [
+        "rec_ls_color.bin",
+        "rec_less.bin",
+        "rec_vim.bin",
+        "rec_top.bin",
+        "pager_like.bin",
+        "sgr_256colors.bin",
+        "sgr_attrs.bin",
+        "unicode.bin",
+        "wide_edges.bin",
+        "scroll_region.bin",
+        "erase.bin",
+        "modes.bin",
+    ];
+    let dir = std::env::temp_dir().join(format!("mosh-term-differ-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut jobs = Vec::new();
+    for name in sample {
+        let input = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/corpus")
+            .join(name);
+        let bytes = std::fs::read(&input).expect("read corpus file");
+        for &(w, h) in &SIZES {
+            let mut server = Emulator::new(w, h);
+            let mut shown = server.framebuffer().clone();
+            let mut stream = Display::server().new_frame(false, &shown, &shown);
+            for piece in bytes.chunks(150) {
+                server.feed(piece);
+                let now = server.framebuffer().clone();
+                stream.extend(Display::server().new_frame(true, &shown, &now));
+                shown = now;
+            }
+            let mut replay = Emulator::new(w, h);
+            replay.feed(&stream);
+            assert!(
+                replay.framebuffer().same_picture(&shown),
+                "{name} at {w}x{h}: replay differs from the server's screen"
+            );
+            let path = dir.join(format!("{name}.{w}x{h}.frames"));
+            std::fs::write(&path, &stream).expect("write frames");
+            jobs.push((path, w, h));
+        }
+    }
+    run_jobs(jobs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Compares each (file, width, height) against tmux, four at a time, and
+/// fails listing every difference.
+fn run_jobs(jobs: Vec<(PathBuf, usize, usize)>) {
+    let jobs: Arc<Mutex<Vec<(PathBuf, usize, usize)>>> = Arc::new(Mutex::new(jobs));
     let results: Arc<Mutex<BTreeMap<String, Vec<String>>>> = Arc::default();
     let workers: Vec<_> = (0..4)
         .map(|_| {

@@ -1,0 +1,816 @@
+//! The emulator: applies parsed actions (printing, C0 controls, ESC, CSI and
+//! OSC functions) to a [`Framebuffer`], and collects the answers to status
+//! requests (DA, DSR, DECRQM) that must go back to the application.
+//!
+//! Semantics follow xterm/tmux for what applications send, and stock mosh
+//! 1.4 for everything the display differ emits, so that hostbytes replayed
+//! by either emulator give the same screen.
+
+use unicode_width::UnicodeWidthChar;
+
+use crate::framebuffer::{Attrs, Color, Renditions};
+use crate::framebuffer::{
+    Framebuffer, MAX_HEIGHT, MAX_WIDTH, MouseEncoding, MouseReporting, SavedCursor,
+};
+use crate::parser::{CsiParams, Parser, new_parser};
+
+/// Most bytes of replies kept until drained; later replies are dropped.
+pub const MAX_REPLY_BYTES: usize = 4096;
+
+/// A terminal emulator: a parser feeding a framebuffer.
+pub struct Emulator {
+    parser: Box<Parser>,
+    term: Terminal,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("framebuffer", &self.term.fb)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// A blank terminal of the given size (clamped to
+    /// `1..=MAX_WIDTH` × `1..=MAX_HEIGHT`).
+    pub fn new(width: usize, height: usize) -> Emulator {
+        Emulator::from_framebuffer(Framebuffer::new(width, height))
+    }
+
+    /// An emulator in the ground state showing `fb`.
+    pub fn from_framebuffer(fb: Framebuffer) -> Emulator {
+        Emulator {
+            parser: new_parser(),
+            term: Terminal {
+                fb,
+                replies: Vec::new(),
+                last_char: None,
+            },
+        }
+    }
+
+    /// Interprets bytes written by the application.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.parser.advance(&mut self.term, bytes);
+    }
+
+    /// The screen.
+    pub fn framebuffer(&self) -> &Framebuffer {
+        &self.term.fb
+    }
+
+    /// The screen, for direct changes.
+    pub fn framebuffer_mut(&mut self) -> &mut Framebuffer {
+        &mut self.term.fb
+    }
+
+    /// Takes the screen out, leaving this emulator's parser state behind.
+    pub fn into_framebuffer(self) -> Framebuffer {
+        self.term.fb
+    }
+
+    /// Changes the terminal size (clamped like [`Emulator::new`]).
+    pub fn resize(&mut self, width: usize, height: usize) {
+        self.term.fb.resize(width, height);
+    }
+
+    /// Whether answers to status requests are waiting.
+    pub fn has_replies(&self) -> bool {
+        !self.term.replies.is_empty()
+    }
+
+    /// Takes the answers to status requests, to be written to the
+    /// application.
+    pub fn take_replies(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.term.replies)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Terminal {
+    fb: Framebuffer,
+    replies: Vec<u8>,
+    last_char: Option<char>,
+}
+
+impl Terminal {
+    fn reply(&mut self, bytes: &[u8]) {
+        if self.replies.len() + bytes.len() <= MAX_REPLY_BYTES {
+            self.replies.extend_from_slice(bytes);
+        }
+    }
+
+    fn width(&self) -> usize {
+        self.fb.ds.width
+    }
+
+    fn height(&self) -> usize {
+        self.fb.ds.height
+    }
+
+    /// Line feed: down one row, scrolling at the bottom of the region.
+    fn index(&mut self) {
+        let ds = &self.fb.ds;
+        let (row, bottom, top) = (ds.cursor_row, ds.scroll_bottom, ds.scroll_top);
+        if row == bottom {
+            self.fb.scroll_up_region(top, bottom, 1);
+        } else if row + 1 < self.height() {
+            self.fb.ds.cursor_row += 1;
+        }
+        self.fb.ds.pending_wrap = false;
+    }
+
+    /// Reverse index: up one row, scrolling at the top of the region.
+    fn reverse_index(&mut self) {
+        let ds = &self.fb.ds;
+        let (row, bottom, top) = (ds.cursor_row, ds.scroll_bottom, ds.scroll_top);
+        if row == top {
+            self.fb.scroll_down_region(top, bottom, 1);
+        } else if row > 0 {
+            self.fb.ds.cursor_row -= 1;
+        }
+        self.fb.ds.pending_wrap = false;
+    }
+
+    /// Moves to an absolute position; the row is relative to the region in
+    /// origin mode.
+    fn goto(&mut self, row: usize, col: usize) {
+        let ds = &mut self.fb.ds;
+        let (min_row, max_row) = if ds.origin_mode {
+            (ds.scroll_top, ds.scroll_bottom)
+        } else {
+            (0, ds.height - 1)
+        };
+        ds.cursor_row = (min_row + row).min(max_row);
+        ds.cursor_col = col.min(ds.width - 1);
+        ds.pending_wrap = false;
+    }
+
+    fn set_col(&mut self, col: usize) {
+        let ds = &mut self.fb.ds;
+        ds.cursor_col = col.min(ds.width - 1);
+        ds.pending_wrap = false;
+    }
+
+    fn cursor_up(&mut self, n: usize) {
+        let ds = &mut self.fb.ds;
+        let limit = if ds.cursor_row >= ds.scroll_top {
+            ds.scroll_top
+        } else {
+            0
+        };
+        ds.cursor_row = ds.cursor_row.saturating_sub(n).max(limit);
+        ds.pending_wrap = false;
+    }
+
+    fn cursor_down(&mut self, n: usize) {
+        let ds = &mut self.fb.ds;
+        let limit = if ds.cursor_row <= ds.scroll_bottom {
+            ds.scroll_bottom
+        } else {
+            ds.height - 1
+        };
+        ds.cursor_row = (ds.cursor_row + n).min(limit);
+        ds.pending_wrap = false;
+    }
+
+    fn save_cursor(&mut self) {
+        let ds = &mut self.fb.ds;
+        ds.saved_cursor = Some(SavedCursor {
+            row: ds.cursor_row,
+            col: ds.cursor_col,
+            rend: ds.rend,
+            autowrap: ds.autowrap,
+            origin_mode: ds.origin_mode,
+        });
+    }
+
+    fn restore_cursor(&mut self) {
+        let ds = &mut self.fb.ds;
+        let saved = ds.saved_cursor.unwrap_or_default();
+        ds.cursor_row = saved.row.min(ds.height - 1);
+        ds.cursor_col = saved.col.min(ds.width - 1);
+        ds.rend = saved.rend;
+        if ds.saved_cursor.is_some() {
+            ds.autowrap = saved.autowrap;
+            ds.origin_mode = saved.origin_mode;
+        }
+        ds.pending_wrap = false;
+    }
+
+    fn tab_forward(&mut self, n: usize) {
+        for _ in 0..n {
+            let ds = &self.fb.ds;
+            let next = (ds.cursor_col + 1..ds.width).find(|&c| ds.tabs[c]);
+            self.fb.ds.cursor_col = next.unwrap_or(ds.width - 1);
+        }
+    }
+
+    fn tab_backward(&mut self, n: usize) {
+        for _ in 0..n {
+            let ds = &self.fb.ds;
+            let prev = (0..ds.cursor_col).rev().find(|&c| ds.tabs[c]);
+            self.fb.ds.cursor_col = prev.unwrap_or(0);
+        }
+        self.fb.ds.pending_wrap = false;
+    }
+
+    fn print_char(&mut self, c: char) {
+        let Some(cw) = c.width() else { return };
+        if cw == 0 {
+            self.combine(c);
+            return;
+        }
+        let wide = cw == 2;
+        if wide && self.width() < 2 {
+            return;
+        }
+        self.last_char = Some(c);
+        self.place(wide, |fb, row, col| fb.put_char(row, col, c, wide));
+    }
+
+    /// Handles autowrap, insert mode and cursor advance around writing one
+    /// character of width 1 or 2 with `write`.
+    fn place(&mut self, wide: bool, write: impl FnOnce(&mut Framebuffer, usize, usize)) {
+        let span = if wide { 2 } else { 1 };
+        let width = self.width();
+        if self.fb.ds.pending_wrap && self.fb.ds.autowrap {
+            let row = self.fb.ds.cursor_row;
+            if row == self.fb.ds.scroll_bottom || row + 1 < self.height() {
+                self.fb.row_mut(row).wrap = true;
+            }
+            self.fb.ds.cursor_col = 0;
+            self.index();
+        }
+        if wide && self.fb.ds.cursor_col + 2 > width {
+            if !self.fb.ds.autowrap {
+                return;
+            }
+            self.fb.ds.cursor_col = 0;
+            self.index();
+        }
+        let (row, col) = (self.fb.ds.cursor_row, self.fb.ds.cursor_col);
+        if self.fb.ds.insert_mode {
+            self.fb.insert_cells(row, col, span);
+        }
+        write(&mut self.fb, row, col);
+        if col + span >= width {
+            self.fb.ds.cursor_col = width - 1;
+            self.fb.ds.pending_wrap = true;
+        } else {
+            self.fb.ds.cursor_col = col + span;
+            self.fb.ds.pending_wrap = false;
+        }
+    }
+
+    /// A zero-width character joins the previous cell, or starts a fallback
+    /// cell when there is nothing to join.
+    fn combine(&mut self, c: char) {
+        let ds = &self.fb.ds;
+        let (row, col) = (ds.cursor_row, ds.cursor_col);
+        let target = if ds.pending_wrap {
+            Some(col)
+        } else {
+            col.checked_sub(1)
+        };
+        let target = target.map(|t| {
+            if self.fb.cell(row, t).spacer && t > 0 {
+                t - 1
+            } else {
+                t
+            }
+        });
+        match target {
+            Some(t) if !self.fb.cell(row, t).contents().is_empty() => self.fb.combine(row, t, c),
+            _ => self.place(false, |fb, row, col| fb.put_fallback(row, col, c)),
+        }
+    }
+
+    fn erase_display(&mut self, mode: u16) {
+        let ds = &self.fb.ds;
+        let (row, col, height, width) = (ds.cursor_row, ds.cursor_col, ds.height, ds.width);
+        match mode {
+            0 => {
+                if col == 0 {
+                    self.fb.clear_row(row);
+                } else {
+                    self.fb.erase_cells(row, col, width);
+                }
+                for r in row + 1..height {
+                    self.fb.clear_row(r);
+                }
+            }
+            1 => {
+                for r in 0..row {
+                    self.fb.clear_row(r);
+                }
+                self.fb.erase_cells(row, 0, col + 1);
+            }
+            2 => {
+                for r in 0..height {
+                    self.fb.clear_row(r);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn erase_line(&mut self, mode: u16) {
+        let ds = &self.fb.ds;
+        let (row, col, width) = (ds.cursor_row, ds.cursor_col, ds.width);
+        match mode {
+            0 => self.fb.erase_cells(row, col, width),
+            1 => self.fb.erase_cells(row, 0, col + 1),
+            2 => self.fb.erase_cells(row, 0, width),
+            _ => {}
+        }
+    }
+
+    fn insert_lines(&mut self, n: usize, insert: bool) {
+        let ds = &self.fb.ds;
+        let (row, top, bottom) = (ds.cursor_row, ds.scroll_top, ds.scroll_bottom);
+        if row < top || row > bottom {
+            return;
+        }
+        if insert {
+            self.fb.scroll_down_region(row, bottom, n);
+        } else {
+            self.fb.scroll_up_region(row, bottom, n);
+        }
+        self.fb.ds.pending_wrap = false;
+    }
+
+    fn set_scroll_region(&mut self, params: &CsiParams) {
+        let height = self.height();
+        let top = usize::from(params.get(0, 1));
+        let bottom = usize::from(params.get(1, height as u16)).min(height);
+        if top >= bottom {
+            return;
+        }
+        self.fb.ds.scroll_top = top - 1;
+        self.fb.ds.scroll_bottom = bottom - 1;
+        self.goto(0, 0);
+    }
+
+    fn sgr(&mut self, params: &vte::Params) {
+        let rend = &mut self.fb.ds.rend;
+        if params.is_empty() {
+            *rend = Renditions::default();
+            return;
+        }
+        let mut iter = params.iter();
+        while let Some(p) = iter.next() {
+            let code = p[0];
+            if p.len() > 1 {
+                match code {
+                    38 | 48 => {
+                        if let Some(color) = colon_color(&p[1..]) {
+                            set_color(rend, code, color);
+                        }
+                    }
+                    4 => rend.attrs.set(Attrs::UNDERLINE, p[1] != 0),
+                    _ => {}
+                }
+                continue;
+            }
+            match code {
+                0 => *rend = Renditions::default(),
+                1 => rend.attrs.set(Attrs::BOLD, true),
+                2 => rend.attrs.set(Attrs::FAINT, true),
+                3 => rend.attrs.set(Attrs::ITALIC, true),
+                4 => rend.attrs.set(Attrs::UNDERLINE, true),
+                5 | 6 => rend.attrs.set(Attrs::BLINK, true),
+                7 => rend.attrs.set(Attrs::INVERSE, true),
+                8 => rend.attrs.set(Attrs::INVISIBLE, true),
+                22 => {
+                    rend.attrs.set(Attrs::BOLD, false);
+                    rend.attrs.set(Attrs::FAINT, false);
+                }
+                23 => rend.attrs.set(Attrs::ITALIC, false),
+                24 => rend.attrs.set(Attrs::UNDERLINE, false),
+                25 => rend.attrs.set(Attrs::BLINK, false),
+                27 => rend.attrs.set(Attrs::INVERSE, false),
+                28 => rend.attrs.set(Attrs::INVISIBLE, false),
+                30..=37 => rend.fg = Color::Indexed((code - 30) as u8),
+                39 => rend.fg = Color::Default,
+                40..=47 => rend.bg = Color::Indexed((code - 40) as u8),
+                49 => rend.bg = Color::Default,
+                90..=97 => rend.fg = Color::Indexed((code - 90 + 8) as u8),
+                100..=107 => rend.bg = Color::Indexed((code - 100 + 8) as u8),
+                38 | 48 => {
+                    let kind = iter.next().map(|p| p[0]);
+                    let color = match kind {
+                        Some(5) => iter
+                            .next()
+                            .and_then(|n| u8::try_from(n[0]).ok())
+                            .map(Color::Indexed),
+                        Some(2) => {
+                            let mut rgb = [0u8; 3];
+                            let mut ok = true;
+                            for v in &mut rgb {
+                                match iter.next().and_then(|n| u8::try_from(n[0]).ok()) {
+                                    Some(x) => *v = x,
+                                    None => ok = false,
+                                }
+                            }
+                            ok.then(|| Color::Rgb(rgb[0], rgb[1], rgb[2]))
+                        }
+                        _ => None,
+                    };
+                    if let Some(color) = color {
+                        set_color(rend, code, color);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn set_private_mode(&mut self, mode: u16, on: bool) {
+        let ds = &mut self.fb.ds;
+        match mode {
+            1 => ds.application_cursor_keys = on,
+            3 => {
+                self.erase_display(2);
+                self.fb.ds.scroll_top = 0;
+                self.fb.ds.scroll_bottom = self.height() - 1;
+                self.goto(0, 0);
+            }
+            5 => ds.reverse_video = on,
+            6 => {
+                ds.origin_mode = on;
+                self.goto(0, 0);
+            }
+            7 => ds.autowrap = on,
+            25 => ds.cursor_visible = on,
+            9 | 1000..=1003 => {
+                ds.mouse_reporting = if !on {
+                    MouseReporting::None
+                } else {
+                    match mode {
+                        9 => MouseReporting::X10,
+                        1000 => MouseReporting::Normal,
+                        1001 => MouseReporting::Highlight,
+                        1002 => MouseReporting::ButtonEvent,
+                        _ => MouseReporting::AnyEvent,
+                    }
+                }
+            }
+            1004 => ds.mouse_focus_event = on,
+            1005 | 1006 | 1015 => {
+                ds.mouse_encoding = if !on {
+                    MouseEncoding::Default
+                } else {
+                    match mode {
+                        1005 => MouseEncoding::Utf8,
+                        1006 => MouseEncoding::Sgr,
+                        _ => MouseEncoding::Urxvt,
+                    }
+                }
+            }
+            1007 => ds.mouse_alternate_scroll = on,
+            2004 => ds.bracketed_paste = on,
+            47 | 1047 => {
+                if on {
+                    self.fb.enter_alternate();
+                } else {
+                    self.fb.leave_alternate();
+                }
+            }
+            1048 => {
+                if on {
+                    self.save_cursor();
+                } else {
+                    self.restore_cursor();
+                }
+            }
+            1049 => {
+                if on {
+                    if !self.fb.alternate_screen() {
+                        self.save_cursor();
+                        self.fb.enter_alternate();
+                    }
+                } else if self.fb.alternate_screen() {
+                    self.fb.leave_alternate();
+                    self.restore_cursor();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// DECRQM answer: 1 set, 2 reset, 0 unknown.
+    fn private_mode_status(&self, mode: u16) -> u8 {
+        let ds = &self.fb.ds;
+        let on = match mode {
+            1 => ds.application_cursor_keys,
+            5 => ds.reverse_video,
+            6 => ds.origin_mode,
+            7 => ds.autowrap,
+            25 => ds.cursor_visible,
+            9 | 1000..=1003 => ds.mouse_reporting.mode() == Some(mode),
+            1004 => ds.mouse_focus_event,
+            1005 | 1006 | 1015 => ds.mouse_encoding.mode() == Some(mode),
+            1007 => ds.mouse_alternate_scroll,
+            2004 => ds.bracketed_paste,
+            47 | 1047 | 1049 => self.fb.alternate_screen(),
+            _ => return 0,
+        };
+        if on { 1 } else { 2 }
+    }
+
+    fn soft_reset(&mut self) {
+        let height = self.height();
+        let ds = &mut self.fb.ds;
+        ds.insert_mode = false;
+        ds.origin_mode = false;
+        ds.autowrap = true;
+        ds.application_cursor_keys = false;
+        ds.application_keypad = false;
+        ds.cursor_visible = true;
+        ds.scroll_top = 0;
+        ds.scroll_bottom = height - 1;
+        ds.rend = Renditions::default();
+        ds.saved_cursor = None;
+        ds.pending_wrap = false;
+    }
+
+    /// REP: repeats the last printed character, like tmux only up to the
+    /// right margin.
+    fn repeat_last(&mut self, n: usize) {
+        if let Some(c) = self.last_char {
+            let ds = &self.fb.ds;
+            let room = if ds.pending_wrap {
+                0
+            } else {
+                ds.width - ds.cursor_col
+            };
+            let n = n.min(room);
+            for _ in 0..n {
+                self.print_char(c);
+            }
+        }
+    }
+
+    fn csi(&mut self, params: &vte::Params, intermediates: &[u8], action: char) {
+        let p = CsiParams::new(params);
+        let n = usize::from(p.get(0, 1));
+        match (intermediates, action) {
+            (_, 'm') if intermediates.is_empty() => {
+                self.sgr(params);
+                return;
+            }
+            _ if p.has_subparams() => {}
+            ([], 'A') => self.cursor_up(n),
+            ([], 'B' | 'e') => self.cursor_down(n),
+            ([], 'C' | 'a') => {
+                let col = self.fb.ds.cursor_col + n;
+                self.set_col(col);
+            }
+            ([], 'D') => {
+                let col = self.fb.ds.cursor_col.saturating_sub(n);
+                self.set_col(col);
+            }
+            ([], 'E') => {
+                self.cursor_down(n);
+                self.set_col(0);
+            }
+            ([], 'F') => {
+                self.cursor_up(n);
+                self.set_col(0);
+            }
+            ([], 'G' | '`') => self.set_col(n - 1),
+            ([], 'H' | 'f') => {
+                let row = usize::from(p.get(0, 1)) - 1;
+                let col = usize::from(p.get(1, 1)) - 1;
+                self.goto(row, col);
+            }
+            ([], 'd') => {
+                let col = self.fb.ds.cursor_col;
+                self.goto(n - 1, col);
+            }
+            ([], 'J') => self.erase_display(p.raw(0)),
+            ([], 'K') => self.erase_line(p.raw(0)),
+            ([], 'X') => {
+                let (row, col) = (self.fb.ds.cursor_row, self.fb.ds.cursor_col);
+                self.fb.erase_cells(row, col, col.saturating_add(n));
+            }
+            ([], '@') => {
+                let (row, col) = (self.fb.ds.cursor_row, self.fb.ds.cursor_col);
+                self.fb.insert_cells(row, col, n);
+            }
+            ([], 'P') => {
+                let (row, col) = (self.fb.ds.cursor_row, self.fb.ds.cursor_col);
+                self.fb.delete_cells(row, col, n);
+            }
+            ([], 'L') => self.insert_lines(n, true),
+            ([], 'M') => self.insert_lines(n, false),
+            ([], 'S') => {
+                let (top, bottom) = (self.fb.ds.scroll_top, self.fb.ds.scroll_bottom);
+                self.fb.scroll_up_region(top, bottom, n);
+            }
+            ([], 'T') if p.len() <= 1 => {
+                let (top, bottom) = (self.fb.ds.scroll_top, self.fb.ds.scroll_bottom);
+                self.fb.scroll_down_region(top, bottom, n);
+            }
+            ([], 'r') => self.set_scroll_region(&p),
+            ([], 'I') => self.tab_forward(n),
+            ([], 'Z') => self.tab_backward(n),
+            ([], 'g') => match p.raw(0) {
+                0 => {
+                    let col = self.fb.ds.cursor_col;
+                    self.fb.ds.tabs[col] = false;
+                }
+                3 => self.fb.ds.tabs.iter_mut().for_each(|t| *t = false),
+                _ => {}
+            },
+            ([], 'b') => self.repeat_last(n),
+            ([], 's') => self.save_cursor(),
+            ([], 'u') => self.restore_cursor(),
+            ([], 'h' | 'l') => {
+                for &mode in p.as_slice() {
+                    if mode == 4 {
+                        self.fb.ds.insert_mode = action == 'h';
+                    }
+                }
+                return;
+            }
+            ([b'?'], 'h' | 'l') => {
+                for &mode in p.as_slice() {
+                    self.set_private_mode(mode, action == 'h');
+                }
+                return;
+            }
+            ([], 'c') if p.raw(0) == 0 => self.reply(b"\x1b[?62c"),
+            ([b'>'], 'c') if p.raw(0) == 0 => self.reply(b"\x1b[>1;10;0c"),
+            ([], 'n') => match p.raw(0) {
+                5 => self.reply(b"\x1b[0n"),
+                6 => {
+                    let ds = &self.fb.ds;
+                    let answer = format!("\x1b[{};{}R", ds.cursor_row + 1, ds.cursor_col + 1);
+                    self.reply(answer.as_bytes());
+                }
+                _ => {}
+            },
+            ([b'?', b'$'], 'p') => {
+                let mode = p.raw(0);
+                let answer = format!("\x1b[?{};{}$y", mode, self.private_mode_status(mode));
+                self.reply(answer.as_bytes());
+            }
+            ([b'$'], 'p') => {
+                let mode = p.raw(0);
+                let status = match mode {
+                    4 if self.fb.ds.insert_mode => 1,
+                    4 => 2,
+                    _ => 0,
+                };
+                let answer = format!("\x1b[{mode};{status}$y");
+                self.reply(answer.as_bytes());
+            }
+            ([b'!'], 'p') => self.soft_reset(),
+            _ => return,
+        }
+        self.fb.ds.pending_wrap = false;
+    }
+
+    fn osc(&mut self, params: &[&[u8]]) {
+        let Some(&command) = params.first() else {
+            return;
+        };
+        let text = || {
+            let mut s = String::new();
+            for (i, part) in params[1..].iter().enumerate() {
+                if i > 0 {
+                    s.push(';');
+                }
+                s.extend(
+                    String::from_utf8_lossy(part)
+                        .chars()
+                        .filter(|&c| c >= ' ' && !('\u{7f}'..'\u{a0}').contains(&c)),
+                );
+            }
+            s
+        };
+        match command {
+            b"0" | b"" => {
+                let t = text();
+                self.fb.set_icon_name(&t);
+                self.fb.set_title(&t);
+            }
+            b"1" => self.fb.set_icon_name(&text()),
+            b"2" => self.fb.set_title(&text()),
+            b"52" if params.len() >= 3 => {
+                let data = params[2];
+                if data != b"?" {
+                    self.fb.set_clipboard(data);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn set_color(rend: &mut Renditions, code: u16, color: Color) {
+    if code == 38 {
+        rend.fg = color;
+    } else {
+        rend.bg = color;
+    }
+}
+
+/// Colour from the colon form after `38`/`48`: `5:n`, `2:r:g:b` or
+/// `2:colourspace:r:g:b`.
+fn colon_color(rest: &[u16]) -> Option<Color> {
+    let byte = |v: u16| u8::try_from(v).ok();
+    match rest {
+        [5, n] => byte(*n).map(Color::Indexed),
+        [2, r, g, b] | [2, _, r, g, b] => Some(Color::Rgb(byte(*r)?, byte(*g)?, byte(*b)?)),
+        _ => None,
+    }
+}
+
+impl vte::Perform for Terminal {
+    fn print(&mut self, c: char) {
+        self.print_char(c);
+    }
+
+    fn execute(&mut self, byte: u8) {
+        match byte {
+            0x07 => self.fb.ring_bell(),
+            0x08 => {
+                let ds = &mut self.fb.ds;
+                if ds.pending_wrap {
+                    ds.pending_wrap = false;
+                } else {
+                    ds.cursor_col = ds.cursor_col.saturating_sub(1);
+                }
+            }
+            0x09 => self.tab_forward(1),
+            0x0a..=0x0c => self.index(),
+            0x0d => {
+                self.fb.ds.cursor_col = 0;
+                self.fb.ds.pending_wrap = false;
+            }
+            _ => self.fb.ds.pending_wrap = false,
+        }
+    }
+
+    fn csi_dispatch(
+        &mut self,
+        params: &vte::Params,
+        intermediates: &[u8],
+        ignore: bool,
+        action: char,
+    ) {
+        if !ignore {
+            self.csi(params, intermediates, action);
+        }
+    }
+
+    fn esc_dispatch(&mut self, intermediates: &[u8], ignore: bool, byte: u8) {
+        if ignore {
+            return;
+        }
+        match (intermediates, byte) {
+            ([], b'7') => self.save_cursor(),
+            ([], b'8') => self.restore_cursor(),
+            ([], b'c') => {
+                self.fb.reset();
+                self.last_char = None;
+            }
+            ([], b'D') => self.index(),
+            ([], b'E') => {
+                self.fb.ds.cursor_col = 0;
+                self.index();
+            }
+            ([], b'H') => {
+                let col = self.fb.ds.cursor_col;
+                self.fb.ds.tabs[col] = true;
+            }
+            ([], b'M') => self.reverse_index(),
+            ([], b'=') => self.fb.ds.application_keypad = true,
+            ([], b'>') => self.fb.ds.application_keypad = false,
+            ([b'#'], b'8') => {
+                self.fb.fill_e();
+                let height = self.height();
+                self.fb.ds.scroll_top = 0;
+                self.fb.ds.scroll_bottom = height - 1;
+                self.goto(0, 0);
+            }
+            _ => {}
+        }
+    }
+
+    fn osc_dispatch(&mut self, params: &[&[u8]], _bell_terminated: bool) {
+        self.osc(params);
+    }
+}
+
+/// Clamps a size received from the network to what the framebuffer supports.
+pub fn clamp_size(width: i64, height: i64) -> (usize, usize) {
+    (
+        crate::framebuffer::clamp_dimension(width, MAX_WIDTH),
+        crate::framebuffer::clamp_dimension(height, MAX_HEIGHT),
+    )
+}

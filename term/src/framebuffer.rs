@@ -1,0 +1,785 @@
+//! The screen model: cells (grapheme text, width, renditions), rows with
+//! generation ids and wrap flags, the drawing state (cursor, modes, tab stops,
+//! scroll region, saved cursor), window title, clipboard, bell counter and the
+//! alternate screen. Editing primitives used by the emulator live here too.
+//!
+//! Memory is bounded by the screen size: sizes are clamped to
+//! [`MAX_WIDTH`]×[`MAX_HEIGHT`], a cell holds at most [`CELL_BYTES`] bytes of
+//! UTF-8, titles at most [`MAX_TITLE_CHARS`] characters and the clipboard at
+//! most [`MAX_CLIPBOARD_BYTES`] bytes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Largest supported number of columns; larger requests are clamped.
+pub const MAX_WIDTH: usize = 1000;
+/// Largest supported number of rows; larger requests are clamped.
+pub const MAX_HEIGHT: usize = 1000;
+/// Bytes of UTF-8 a cell can hold (base character plus combining marks);
+/// further combining marks are dropped.
+pub const CELL_BYTES: usize = 32;
+/// Longest window title or icon name kept, in characters.
+pub const MAX_TITLE_CHARS: usize = 256;
+/// Longest clipboard (OSC 52 payload) kept, in bytes.
+pub const MAX_CLIPBOARD_BYTES: usize = 65536;
+
+/// A colour as the application selected it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Color {
+    /// The terminal's default colour.
+    #[default]
+    Default,
+    /// Palette entry 0–255 (0–7 normal, 8–15 bright, then the 256-colour cube).
+    Indexed(u8),
+    /// 24-bit colour.
+    Rgb(u8, u8, u8),
+}
+
+/// Character attributes, as a bit set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Attrs(pub u8);
+
+impl Attrs {
+    /// SGR 1.
+    pub const BOLD: Attrs = Attrs(1);
+    /// SGR 2.
+    pub const FAINT: Attrs = Attrs(2);
+    /// SGR 3.
+    pub const ITALIC: Attrs = Attrs(4);
+    /// SGR 4.
+    pub const UNDERLINE: Attrs = Attrs(8);
+    /// SGR 5.
+    pub const BLINK: Attrs = Attrs(16);
+    /// SGR 7.
+    pub const INVERSE: Attrs = Attrs(32);
+    /// SGR 8.
+    pub const INVISIBLE: Attrs = Attrs(64);
+
+    /// Every attribute with its SGR code, in emission order.
+    pub const ALL: [(Attrs, u8); 7] = [
+        (Attrs::BOLD, 1),
+        (Attrs::FAINT, 2),
+        (Attrs::ITALIC, 3),
+        (Attrs::UNDERLINE, 4),
+        (Attrs::BLINK, 5),
+        (Attrs::INVERSE, 7),
+        (Attrs::INVISIBLE, 8),
+    ];
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: Attrs) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Sets or clears the bits of `other`.
+    pub fn set(&mut self, other: Attrs, on: bool) {
+        if on {
+            self.0 |= other.0;
+        } else {
+            self.0 &= !other.0;
+        }
+    }
+}
+
+/// How a cell is drawn: colours and attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Renditions {
+    /// Foreground colour.
+    pub fg: Color,
+    /// Background colour.
+    pub bg: Color,
+    /// Attributes.
+    pub attrs: Attrs,
+}
+
+impl Renditions {
+    /// What erased cells get under this rendition (background colour erase):
+    /// only the background survives.
+    pub fn erased(self) -> Renditions {
+        Renditions {
+            bg: self.bg,
+            ..Renditions::default()
+        }
+    }
+}
+
+/// One character cell. Blank cells have empty contents (a printed space is
+/// stored as blank). A wide character occupies its cell and the next one,
+/// which is marked as a spacer. A "fallback" cell (combining marks with no
+/// base character) holds U+00A0 followed by the marks, which is also how the
+/// display differ prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Cell {
+    text: [u8; CELL_BYTES],
+    len: u8,
+    /// How the cell is drawn.
+    pub rend: Renditions,
+    /// The cell holds a double-width character.
+    pub wide: bool,
+    /// The cell is the right half of the wide character to its left.
+    pub spacer: bool,
+}
+
+impl Cell {
+    /// A blank cell with the given rendition.
+    pub fn blank(rend: Renditions) -> Cell {
+        Cell {
+            rend,
+            ..Cell::default()
+        }
+    }
+
+    /// The cell's text (empty when blank).
+    pub fn contents(&self) -> &str {
+        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// Whether the cell shows nothing but its background.
+    pub fn is_blank(&self) -> bool {
+        self.len == 0 && !self.wide && !self.spacer
+    }
+
+    /// Replaces the contents with one character (a space becomes blank).
+    pub fn set_char(&mut self, c: char) {
+        self.len = 0;
+        if c != ' ' {
+            self.push_str(c.encode_utf8(&mut [0; 4]));
+        }
+    }
+
+    /// Appends a combining character, if it fits in [`CELL_BYTES`].
+    pub fn push_char(&mut self, c: char) {
+        self.push_str(c.encode_utf8(&mut [0; 4]));
+    }
+
+    fn push_str(&mut self, s: &str) {
+        let start = usize::from(self.len);
+        let end = start + s.len();
+        if end <= CELL_BYTES {
+            self.text[start..end].copy_from_slice(s.as_bytes());
+            self.len = end as u8;
+        }
+    }
+}
+
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+fn new_generation() -> u64 {
+    NEXT_GENERATION.fetch_add(1, Ordering::Relaxed)
+}
+
+/// One screen row. Rows are shared copy-on-write between framebuffer
+/// snapshots; the generation id names the logical row and changes only when
+/// the row is created or cleared as a whole, so scrolling can be recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    cells: Vec<Cell>,
+    generation: u64,
+    /// The text continues on the next row (an autowrap happened here).
+    pub wrap: bool,
+}
+
+impl Row {
+    /// A fresh blank row.
+    pub fn new(width: usize, rend: Renditions) -> Row {
+        Row {
+            cells: vec![Cell::blank(rend); width],
+            generation: new_generation(),
+            wrap: false,
+        }
+    }
+
+    /// The cells, left to right.
+    pub fn cells(&self) -> &[Cell] {
+        &self.cells
+    }
+
+    /// The generation id.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Same cells and wrap flag, regardless of the generation.
+    pub fn same_content(&self, other: &Row) -> bool {
+        self.wrap == other.wrap && self.cells == other.cells
+    }
+
+    fn width(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Blanks cells `start..end` with `rend`, repairing cut wide characters.
+    fn erase(&mut self, start: usize, end: usize, rend: Renditions) {
+        let end = end.min(self.width());
+        if start >= end {
+            return;
+        }
+        for cell in &mut self.cells[start..end] {
+            *cell = Cell::blank(rend);
+        }
+        if end == self.width() {
+            self.wrap = false;
+        }
+        self.repair_wide();
+    }
+
+    /// Makes every wide cell be followed by its spacer and every spacer be
+    /// preceded by its wide cell, blanking the halves that lost their partner.
+    fn repair_wide(&mut self) {
+        let w = self.width();
+        for c in 0..w {
+            let cell = self.cells[c];
+            let lost_spacer = cell.wide && (c + 1 >= w || !self.cells[c + 1].spacer);
+            let lost_wide = cell.spacer && (c == 0 || !self.cells[c - 1].wide);
+            if lost_spacer || lost_wide {
+                self.cells[c] = Cell::blank(cell.rend);
+            }
+        }
+    }
+
+    fn resize(&mut self, width: usize) {
+        if width < self.width() {
+            self.wrap = false;
+        }
+        self.cells.resize(width, Cell::default());
+        self.repair_wide();
+    }
+}
+
+/// Mouse reporting mode (DEC private modes 9, 1000–1003; one at a time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MouseReporting {
+    /// No reporting.
+    #[default]
+    None,
+    /// 9: X10 compatibility.
+    X10,
+    /// 1000: press and release.
+    Normal,
+    /// 1001: highlight tracking.
+    Highlight,
+    /// 1002: button-event tracking.
+    ButtonEvent,
+    /// 1003: any-event tracking.
+    AnyEvent,
+}
+
+impl MouseReporting {
+    /// The DEC private mode number, if any.
+    pub fn mode(self) -> Option<u16> {
+        match self {
+            MouseReporting::None => None,
+            MouseReporting::X10 => Some(9),
+            MouseReporting::Normal => Some(1000),
+            MouseReporting::Highlight => Some(1001),
+            MouseReporting::ButtonEvent => Some(1002),
+            MouseReporting::AnyEvent => Some(1003),
+        }
+    }
+}
+
+/// Mouse report encoding (DEC private modes 1005, 1006, 1015; one at a time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MouseEncoding {
+    /// Classic X10 bytes.
+    #[default]
+    Default,
+    /// 1005: UTF-8 coordinates.
+    Utf8,
+    /// 1006: SGR style.
+    Sgr,
+    /// 1015: urxvt style.
+    Urxvt,
+}
+
+impl MouseEncoding {
+    /// The DEC private mode number, if any.
+    pub fn mode(self) -> Option<u16> {
+        match self {
+            MouseEncoding::Default => None,
+            MouseEncoding::Utf8 => Some(1005),
+            MouseEncoding::Sgr => Some(1006),
+            MouseEncoding::Urxvt => Some(1015),
+        }
+    }
+}
+
+/// What DECSC saves and DECRC restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SavedCursor {
+    /// Row.
+    pub row: usize,
+    /// Column.
+    pub col: usize,
+    /// Current rendition.
+    pub rend: Renditions,
+    /// Autowrap mode.
+    pub autowrap: bool,
+    /// Origin mode.
+    pub origin_mode: bool,
+}
+
+/// Cursor, modes and other drawing state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawState {
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// Cursor row (0-based).
+    pub cursor_row: usize,
+    /// Cursor column (0-based).
+    pub cursor_col: usize,
+    /// A character was printed in the last column; the next one wraps first.
+    pub pending_wrap: bool,
+    /// Rendition for new text and erased cells.
+    pub rend: Renditions,
+    /// Tab stops, one flag per column.
+    pub tabs: Vec<bool>,
+    /// Scroll region top row (inclusive).
+    pub scroll_top: usize,
+    /// Scroll region bottom row (inclusive).
+    pub scroll_bottom: usize,
+    /// DECOM: addressing relative to the scroll region.
+    pub origin_mode: bool,
+    /// DECAWM: automatic wrap at the right margin.
+    pub autowrap: bool,
+    /// IRM: printing inserts.
+    pub insert_mode: bool,
+    /// DECTCEM: cursor visible.
+    pub cursor_visible: bool,
+    /// DECSCNM: reverse video.
+    pub reverse_video: bool,
+    /// DECCKM: application cursor keys.
+    pub application_cursor_keys: bool,
+    /// DECKPAM/DECKPNM: application keypad.
+    pub application_keypad: bool,
+    /// Bracketed paste (2004).
+    pub bracketed_paste: bool,
+    /// Mouse reporting.
+    pub mouse_reporting: MouseReporting,
+    /// Focus events (1004).
+    pub mouse_focus_event: bool,
+    /// Alternate scroll (1007).
+    pub mouse_alternate_scroll: bool,
+    /// Mouse encoding.
+    pub mouse_encoding: MouseEncoding,
+    /// DECSC state, if any.
+    pub saved_cursor: Option<SavedCursor>,
+}
+
+impl DrawState {
+    fn new(width: usize, height: usize) -> DrawState {
+        DrawState {
+            width,
+            height,
+            cursor_row: 0,
+            cursor_col: 0,
+            pending_wrap: false,
+            rend: Renditions::default(),
+            tabs: (0..width).map(|c| c % 8 == 0 && c > 0).collect(),
+            scroll_top: 0,
+            scroll_bottom: height - 1,
+            origin_mode: false,
+            autowrap: true,
+            insert_mode: false,
+            cursor_visible: true,
+            reverse_video: false,
+            application_cursor_keys: false,
+            application_keypad: false,
+            bracketed_paste: false,
+            mouse_reporting: MouseReporting::None,
+            mouse_focus_event: false,
+            mouse_alternate_scroll: false,
+            mouse_encoding: MouseEncoding::Default,
+            saved_cursor: None,
+        }
+    }
+
+    /// The fields SSP equality looks at (spec §12.2).
+    fn synced_eq(&self, other: &DrawState) -> bool {
+        self.width == other.width
+            && self.height == other.height
+            && self.cursor_row == other.cursor_row
+            && self.cursor_col == other.cursor_col
+            && self.cursor_visible == other.cursor_visible
+            && self.reverse_video == other.reverse_video
+            && self.rend == other.rend
+            && self.bracketed_paste == other.bracketed_paste
+            && self.mouse_reporting == other.mouse_reporting
+            && self.mouse_focus_event == other.mouse_focus_event
+            && self.mouse_alternate_scroll == other.mouse_alternate_scroll
+            && self.mouse_encoding == other.mouse_encoding
+    }
+}
+
+/// The primary screen put aside while the alternate screen is shown.
+#[derive(Debug, Clone)]
+struct SavedScreen {
+    rows: Vec<Arc<Row>>,
+}
+
+/// A whole terminal screen and its state. Cloning is cheap: rows are shared
+/// until written.
+#[derive(Debug, Clone)]
+pub struct Framebuffer {
+    rows: Vec<Arc<Row>>,
+    /// Cursor, modes and drawing state.
+    pub ds: DrawState,
+    title: String,
+    icon_name: String,
+    title_initialized: bool,
+    clipboard: Vec<u8>,
+    bell_count: u64,
+    alternate: Option<SavedScreen>,
+}
+
+/// Clamps a requested dimension into `1..=max`.
+pub fn clamp_dimension(value: i64, max: usize) -> usize {
+    value.clamp(1, max as i64) as usize
+}
+
+impl Framebuffer {
+    /// A blank screen; the size is clamped to `1..=MAX_WIDTH` × `1..=MAX_HEIGHT`.
+    pub fn new(width: usize, height: usize) -> Framebuffer {
+        let width = width.clamp(1, MAX_WIDTH);
+        let height = height.clamp(1, MAX_HEIGHT);
+        Framebuffer {
+            rows: (0..height)
+                .map(|_| Arc::new(Row::new(width, Renditions::default())))
+                .collect(),
+            ds: DrawState::new(width, height),
+            title: String::new(),
+            icon_name: String::new(),
+            title_initialized: false,
+            clipboard: Vec::new(),
+            bell_count: 0,
+            alternate: None,
+        }
+    }
+
+    /// Columns.
+    pub fn width(&self) -> usize {
+        self.ds.width
+    }
+
+    /// Rows.
+    pub fn height(&self) -> usize {
+        self.ds.height
+    }
+
+    /// The rows, top to bottom.
+    pub fn rows(&self) -> &[Arc<Row>] {
+        &self.rows
+    }
+
+    /// One row.
+    pub fn row(&self, row: usize) -> &Row {
+        &self.rows[row]
+    }
+
+    /// One cell.
+    pub fn cell(&self, row: usize, col: usize) -> &Cell {
+        &self.rows[row].cells[col]
+    }
+
+    /// Window title (OSC 0/2).
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Icon name (OSC 0/1).
+    pub fn icon_name(&self) -> &str {
+        &self.icon_name
+    }
+
+    /// Whether an OSC set the title or icon name.
+    pub fn title_initialized(&self) -> bool {
+        self.title_initialized
+    }
+
+    /// OSC 52 clipboard payload (base64 text as sent).
+    pub fn clipboard(&self) -> &[u8] {
+        &self.clipboard
+    }
+
+    /// Number of BELs seen.
+    pub fn bell_count(&self) -> u64 {
+        self.bell_count
+    }
+
+    /// Whether the alternate screen is shown.
+    pub fn alternate_screen(&self) -> bool {
+        self.alternate.is_some()
+    }
+
+    /// Everything SSP equality looks at is equal except generation ids, the
+    /// bell counter (a diff rings the bell once however many times it rang)
+    /// and alternate-scroll mode (never transmitted, spec §12.2): what a
+    /// replay of the display diff must reproduce.
+    pub fn same_picture(&self, other: &Framebuffer) -> bool {
+        let mut ds = other.ds.clone();
+        ds.mouse_alternate_scroll = self.ds.mouse_alternate_scroll;
+        self.ds.synced_eq(&ds)
+            && self.title == other.title
+            && self.clipboard == other.clipboard
+            && self
+                .rows
+                .iter()
+                .zip(&other.rows)
+                .all(|(a, b)| a.same_content(b))
+    }
+
+    /// This screen as a client's replica of it holds it: the state the
+    /// display differ never transmits (scroll region, origin, autowrap and
+    /// insert modes, saved cursor) at its defaults, as the differ's own
+    /// output leaves it.
+    pub fn replica(&self) -> Framebuffer {
+        let mut fb = self.clone();
+        fb.ds.scroll_top = 0;
+        fb.ds.scroll_bottom = fb.ds.height - 1;
+        fb.ds.origin_mode = false;
+        fb.ds.autowrap = true;
+        fb.ds.insert_mode = false;
+        fb.ds.saved_cursor = None;
+        fb.alternate = None;
+        fb
+    }
+
+    pub(crate) fn row_mut(&mut self, row: usize) -> &mut Row {
+        Arc::make_mut(&mut self.rows[row])
+    }
+
+    pub(crate) fn ring_bell(&mut self) {
+        self.bell_count = self.bell_count.wrapping_add(1);
+    }
+
+    pub(crate) fn set_title(&mut self, title: &str) {
+        self.title = title.chars().take(MAX_TITLE_CHARS).collect();
+        self.title_initialized = true;
+    }
+
+    pub(crate) fn set_icon_name(&mut self, name: &str) {
+        self.icon_name = name.chars().take(MAX_TITLE_CHARS).collect();
+        self.title_initialized = true;
+    }
+
+    /// Keeps the printable ASCII of `data` (base64 text), bounded.
+    pub(crate) fn set_clipboard(&mut self, data: &[u8]) {
+        self.clipboard = data
+            .iter()
+            .copied()
+            .filter(|b| (0x20..0x7f).contains(b))
+            .take(MAX_CLIPBOARD_BYTES)
+            .collect();
+    }
+
+    /// Changes the size, keeping the top-left content, tab stops and modes;
+    /// resets the scroll region and clamps the cursor.
+    pub fn resize(&mut self, width: usize, height: usize) {
+        let width = width.clamp(1, MAX_WIDTH);
+        let height = height.clamp(1, MAX_HEIGHT);
+        if width == self.ds.width && height == self.ds.height {
+            return;
+        }
+        let resize_rows = |rows: &mut Vec<Arc<Row>>| {
+            rows.truncate(height);
+            for row in rows.iter_mut() {
+                if row.width() != width {
+                    Arc::make_mut(row).resize(width);
+                }
+            }
+            while rows.len() < height {
+                rows.push(Arc::new(Row::new(width, Renditions::default())));
+            }
+        };
+        resize_rows(&mut self.rows);
+        if let Some(saved) = &mut self.alternate {
+            resize_rows(&mut saved.rows);
+        }
+        if self.rows[height - 1].wrap {
+            self.row_mut(height - 1).wrap = false;
+        }
+        let old_width = self.ds.tabs.len();
+        self.ds.tabs.truncate(width);
+        self.ds
+            .tabs
+            .extend((old_width..width).map(|c| c % 8 == 0 && c > 0));
+        self.ds.width = width;
+        self.ds.height = height;
+        self.ds.scroll_top = 0;
+        self.ds.scroll_bottom = height - 1;
+        self.ds.cursor_row = self.ds.cursor_row.min(height - 1);
+        self.ds.cursor_col = self.ds.cursor_col.min(width - 1);
+        self.ds.pending_wrap = false;
+        if let Some(saved) = &mut self.ds.saved_cursor {
+            saved.row = saved.row.min(height - 1);
+            saved.col = saved.col.min(width - 1);
+        }
+    }
+
+    /// Full reset (RIS): a blank screen of the same size; the bell counter is
+    /// kept.
+    pub fn reset(&mut self) {
+        let bells = self.bell_count;
+        *self = Framebuffer::new(self.ds.width, self.ds.height);
+        self.bell_count = bells;
+    }
+
+    /// Scrolls rows `top..=bottom` up by `n`, blank rows entering at the
+    /// bottom in `rend`.
+    pub(crate) fn scroll_up_region(&mut self, top: usize, bottom: usize, n: usize) {
+        let n = n.min(bottom + 1 - top);
+        let width = self.ds.width;
+        let rend = self.ds.rend.erased();
+        self.rows[top..=bottom].rotate_left(n);
+        for row in &mut self.rows[bottom + 1 - n..=bottom] {
+            *row = Arc::new(Row::new(width, rend));
+        }
+    }
+
+    /// Scrolls rows `top..=bottom` down by `n`, blank rows entering at the
+    /// top.
+    pub(crate) fn scroll_down_region(&mut self, top: usize, bottom: usize, n: usize) {
+        let n = n.min(bottom + 1 - top);
+        let width = self.ds.width;
+        let rend = self.ds.rend.erased();
+        self.rows[top..=bottom].rotate_right(n);
+        for row in &mut self.rows[top..top + n] {
+            *row = Arc::new(Row::new(width, rend));
+        }
+        let last = self.ds.height - 1;
+        if bottom == last && self.rows[last].wrap {
+            self.row_mut(last).wrap = false;
+        }
+    }
+
+    /// Blanks cells of one row in the current background.
+    pub(crate) fn erase_cells(&mut self, row: usize, start: usize, end: usize) {
+        let rend = self.ds.rend.erased();
+        self.row_mut(row).erase(start, end, rend);
+    }
+
+    /// Replaces a whole row by a fresh blank one (new generation).
+    pub(crate) fn clear_row(&mut self, row: usize) {
+        self.rows[row] = Arc::new(Row::new(self.ds.width, self.ds.rend.erased()));
+    }
+
+    /// Inserts `n` blank cells at `col`, shifting the rest right.
+    pub(crate) fn insert_cells(&mut self, row: usize, col: usize, n: usize) {
+        let rend = self.ds.rend.erased();
+        let r = self.row_mut(row);
+        let w = r.width();
+        let n = n.min(w - col);
+        r.cells[col..].rotate_right(n);
+        for cell in &mut r.cells[col..col + n] {
+            *cell = Cell::blank(rend);
+        }
+        r.wrap = false;
+        r.repair_wide();
+    }
+
+    /// Deletes `n` cells at `col`, blank cells entering at the right.
+    pub(crate) fn delete_cells(&mut self, row: usize, col: usize, n: usize) {
+        let rend = self.ds.rend.erased();
+        let r = self.row_mut(row);
+        let w = r.width();
+        let n = n.min(w - col);
+        r.cells[col..].rotate_left(n);
+        for cell in &mut r.cells[w - n..] {
+            *cell = Cell::blank(rend);
+        }
+        r.wrap = false;
+        r.repair_wide();
+    }
+
+    /// Writes a character of width 1 or 2 at (row, col), which must fit.
+    pub(crate) fn put_char(&mut self, row: usize, col: usize, c: char, wide: bool) {
+        let rend = self.ds.rend;
+        let r = self.row_mut(row);
+        let w = r.width();
+        let span = if wide { 2 } else { 1 };
+        for x in col..col + span {
+            let old = r.cells[x];
+            if old.spacer && x > 0 {
+                r.cells[x - 1] = Cell::blank(r.cells[x - 1].rend);
+            }
+            if old.wide && x + 1 < w {
+                r.cells[x + 1] = Cell::blank(r.cells[x + 1].rend);
+            }
+        }
+        let cell = &mut r.cells[col];
+        *cell = Cell::blank(rend);
+        cell.set_char(c);
+        cell.wide = wide;
+        if wide {
+            r.cells[col + 1] = Cell {
+                spacer: true,
+                ..Cell::blank(rend)
+            };
+        }
+        if col + span == w {
+            r.wrap = false;
+        }
+    }
+
+    /// Adds a combining character to a non-blank cell.
+    pub(crate) fn combine(&mut self, row: usize, col: usize, c: char) {
+        self.row_mut(row).cells[col].push_char(c);
+    }
+
+    /// Starts a fallback cell (a combining mark with nothing to combine
+    /// with) at (row, col): U+00A0 followed by the mark.
+    pub(crate) fn put_fallback(&mut self, row: usize, col: usize, c: char) {
+        self.put_char(row, col, '\u{a0}', false);
+        self.row_mut(row).cells[col].push_char(c);
+    }
+
+    /// Fills the screen with `E` (DECALN).
+    pub(crate) fn fill_e(&mut self) {
+        for row in 0..self.ds.height {
+            let r = self.row_mut(row);
+            for cell in &mut r.cells {
+                *cell = Cell::default();
+                cell.set_char('E');
+            }
+            r.wrap = false;
+        }
+    }
+
+    /// Switches to the alternate screen (blank), parking the primary one.
+    pub(crate) fn enter_alternate(&mut self) {
+        if self.alternate.is_some() {
+            return;
+        }
+        let width = self.ds.width;
+        let blank: Vec<Arc<Row>> = (0..self.ds.height)
+            .map(|_| Arc::new(Row::new(width, Renditions::default())))
+            .collect();
+        let primary = std::mem::replace(&mut self.rows, blank);
+        self.alternate = Some(SavedScreen { rows: primary });
+    }
+
+    /// Returns to the primary screen.
+    pub(crate) fn leave_alternate(&mut self) {
+        if let Some(saved) = self.alternate.take() {
+            self.rows = saved.rows;
+        }
+    }
+}
+
+impl PartialEq for Framebuffer {
+    /// SSP equality (spec §12.2): rows (cells and generation), title,
+    /// clipboard, bell counter and the synchronised drawing state.
+    fn eq(&self, other: &Framebuffer) -> bool {
+        self.ds.synced_eq(&other.ds)
+            && self.title == other.title
+            && self.clipboard == other.clipboard
+            && self.bell_count == other.bell_count
+            && self
+                .rows
+                .iter()
+                .zip(&other.rows)
+                .all(|(a, b)| Arc::ptr_eq(a, b) || **a == **b)
+    }
+}

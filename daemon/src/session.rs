@@ -1,0 +1,475 @@
+//! One mosh session, as the server runs it: a UDP socket carrying SSP, a PTY
+//! running the user's command, and the terminal emulator between them.
+//!
+//! The event loop waits on the socket, the PTY, signals and the transport's
+//! timers; each turn it applies new user input to the PTY, feeds PTY output
+//! to the emulator, publishes the screen as the transport's local state and
+//! sends whatever the transport has due. The shell is started when the first
+//! client state arrives, at the client's window size.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mosh_proto::messages::UserMessage;
+use mosh_proto::{Base64Key, Delivery, Transport, TransportConfig};
+use mosh_term::{Complete, Emulator, KeyTranslator, UserStream};
+use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::time::Instant;
+
+use pty_process::{OwnedReadPty, OwnedWritePty};
+
+use crate::pty::{ChildCommand, ShellChild};
+
+/// Input is acknowledged for prediction once it reached the PTY this long ago.
+const ECHO_TIMEOUT: Duration = Duration::from_millis(50);
+/// A server no client ever reached gives up after this long.
+const FIRST_CONTACT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest datagram read; anything bigger is oversize by definition.
+const RECEIVE_BUFFER: usize = 2048 + 1;
+/// Largest PTY read per turn.
+const PTY_READ: usize = 16384;
+/// Most bytes waiting to be written to the PTY; further input is dropped
+/// while the application does not read (it would be lost in a real pty
+/// buffer too, and must not grow without bound).
+const MAX_PENDING_INPUT: usize = 1 << 20;
+/// The terminal size before the client says otherwise.
+const INITIAL_SIZE: (usize, usize) = (80, 24);
+
+/// How a session is set up.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The session key.
+    pub key: Base64Key,
+    /// The command to run (or the login shell).
+    pub command: ChildCommand,
+    /// `-v` count: 1 or more logs session events to stderr.
+    pub verbose: u32,
+    /// `MOSH_SERVER_NETWORK_TMOUT`: shut down after this long without a new
+    /// client state.
+    pub network_timeout: Option<Duration>,
+    /// `MOSH_SERVER_SIGNAL_TMOUT`: SIGUSR1 shuts down only after this long
+    /// without a new client state (always, when unset).
+    pub signal_timeout: Option<Duration>,
+    /// Bytes to show on the screen before the shell starts (the motd).
+    pub banner: Vec<u8>,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The shutdown handshake completed.
+    Clean,
+    /// Our shutdown went unanswered (16 tries or 10 s).
+    ShutdownTimedOut,
+    /// No client ever reached the server.
+    NoClient,
+    /// Asked to stop (signal or timeout) before any client address was known.
+    StoppedUnattached,
+}
+
+/// A failure that ends the session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The socket failed.
+    #[error("network: {0}")]
+    Network(#[source] io::Error),
+    /// The PTY or the child could not be set up.
+    #[error("starting the shell: {0}")]
+    Spawn(#[source] io::Error),
+    /// Signal handlers could not be installed.
+    #[error("signals: {0}")]
+    Signals(#[source] io::Error),
+    /// The transport could not be created.
+    #[error("crypto: {0}")]
+    Crypto(#[from] mosh_proto::CryptoError),
+}
+
+/// Runs a session on `socket` until it ends.
+pub async fn run(socket: UdpSocket, config: SessionConfig) -> Result<SessionEnd, SessionError> {
+    let mut session = Session::new(socket, config)?;
+    session.run().await
+}
+
+struct Session {
+    socket: UdpSocket,
+    config: SessionConfig,
+    transport: Transport<Complete, UserStream>,
+    emulator: Emulator,
+    translator: KeyTranslator,
+    shell: Option<ShellChild>,
+    pending_input: Vec<u8>,
+    echo_records: VecDeque<(u64, Instant)>,
+    started: Instant,
+    last_client_state: Option<Instant>,
+    attached_to: Option<SocketAddr>,
+    pty_closed: bool,
+}
+
+impl Session {
+    fn new(socket: UdpSocket, config: SessionConfig) -> Result<Self, SessionError> {
+        let now = Instant::now();
+        let (width, height) = INITIAL_SIZE;
+        let transport = Transport::new(
+            TransportConfig::server(),
+            &config.key,
+            Complete::new(width, height),
+            UserStream::new(),
+            now.into_std(),
+        )?;
+        let mut emulator = Emulator::new(width, height);
+        emulator.feed(&config.banner);
+        Ok(Self {
+            socket,
+            config,
+            transport,
+            emulator,
+            translator: KeyTranslator::new(),
+            shell: None,
+            pending_input: Vec::new(),
+            echo_records: VecDeque::new(),
+            started: now,
+            last_client_state: None,
+            attached_to: None,
+            pty_closed: false,
+        })
+    }
+
+    fn log(&self, message: impl FnOnce() -> String) {
+        if self.config.verbose > 0 {
+            eprintln!("{}", message());
+        }
+    }
+
+    async fn run(&mut self) -> Result<SessionEnd, SessionError> {
+        let mut terminate = signal(SignalKind::terminate()).map_err(SessionError::Signals)?;
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(SessionError::Signals)?;
+        let mut hangup = signal(SignalKind::hangup()).map_err(SessionError::Signals)?;
+        let mut user1 = signal(SignalKind::user_defined1()).map_err(SessionError::Signals)?;
+        let mut datagram = vec![0u8; RECEIVE_BUFFER];
+        let mut output = vec![0u8; PTY_READ];
+        loop {
+            let now = Instant::now();
+            self.update_echo_ack(now);
+            self.send_due(now).await;
+            if let Some(end) = self.finished(now) {
+                return Ok(end);
+            }
+            let wake = self.next_wake(now);
+            let reading = !self.transport.shutdown_in_progress();
+            let (reader, writer) = match self.shell.as_mut() {
+                Some(shell) if !self.pty_closed => (
+                    Some(&mut shell.reader).filter(|_| reading),
+                    Some(&mut shell.writer).filter(|_| !self.pending_input.is_empty()),
+                ),
+                _ => (None, None),
+            };
+            let event = tokio::select! {
+                received = self.socket.recv_from(&mut datagram) => Event::Datagram(received),
+                read = read_pty(reader, &mut output) => Event::Output(read),
+                written = write_pty(writer, &self.pending_input) => Event::Written(written),
+                _ = terminate.recv() => Event::Stop("Got SIGTERM"),
+                _ = interrupt.recv() => Event::Stop("Got SIGINT"),
+                _ = hangup.recv() => Event::Stop("Got SIGHUP"),
+                _ = user1.recv() => Event::User1,
+                _ = tokio::time::sleep_until(wake) => Event::Timer,
+            };
+            let now = Instant::now();
+            match event {
+                Event::Datagram(received) => {
+                    let (len, from) = received.map_err(SessionError::Network)?;
+                    self.handle_datagram(now, from, &datagram[..len]);
+                }
+                Event::Output(Ok(len)) if len > 0 => self.handle_output(&output[..len]),
+                Event::Output(_) => self.pty_gone(now),
+                Event::Written(Ok(len)) => {
+                    self.pending_input.drain(..len);
+                }
+                Event::Written(Err(_)) => self.pty_gone(now),
+                Event::Stop(why) => self.stop(now, why),
+                Event::User1 => self.user1(now),
+                Event::Timer => self.check_network_timeout(now),
+            }
+        }
+    }
+
+    /// Sends every datagram the transport has due.
+    async fn send_due(&mut self, now: Instant) {
+        while let Some(transmit) = self.transport.poll_transmit(now.into_std()) {
+            match self
+                .socket
+                .send_to(&transmit.contents, transmit.destination)
+                .await
+            {
+                Ok(_) => {}
+                Err(error) if error.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    self.transport.handle_message_too_large();
+                }
+                Err(error) => self.log(|| format!("sendto: {error}")),
+            }
+        }
+    }
+
+    fn finished(&self, now: Instant) -> Option<SessionEnd> {
+        let transport = &self.transport;
+        if transport.shutdown_in_progress() && transport.remote_addr().is_none() {
+            return Some(SessionEnd::StoppedUnattached);
+        }
+        if transport.shutdown_in_progress() {
+            if transport.shutdown_acknowledged() {
+                return Some(SessionEnd::Clean);
+            }
+            if transport.shutdown_timed_out(now.into_std()) {
+                return Some(SessionEnd::ShutdownTimedOut);
+            }
+        }
+        if transport.counterparty_shutdown_ack_sent() {
+            return Some(SessionEnd::Clean);
+        }
+        if self.last_client_state.is_none() && now - self.started >= FIRST_CONTACT_TIMEOUT {
+            self.log(|| "No connection within 60 seconds.".to_owned());
+            return Some(SessionEnd::NoClient);
+        }
+        None
+    }
+
+    fn next_wake(&mut self, now: Instant) -> Instant {
+        let mut wake = now + Duration::from_secs(5);
+        if let Some(at) = self.transport.poll_timeout(now.into_std()) {
+            wake = wake.min(Instant::from_std(at));
+        }
+        if let Some(&(_, at)) = self.echo_records.front() {
+            wake = wake.min(at + ECHO_TIMEOUT);
+        }
+        match self.last_client_state {
+            None => wake = wake.min(self.started + FIRST_CONTACT_TIMEOUT),
+            Some(last) => {
+                if let Some(timeout) = self.config.network_timeout {
+                    wake = wake.min(last + timeout);
+                }
+            }
+        }
+        wake.max(now)
+    }
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        match self.transport.handle_datagram(now.into_std(), from, bytes) {
+            Ok(Delivery::NewState(_)) | Ok(Delivery::Earlier(_)) => self.handle_user_input(now),
+            Ok(_) => {}
+            Err(error) => self.log(|| format!("Dropped datagram from {from}: {error}")),
+        }
+        let remote = self.transport.remote_addr();
+        if remote != self.attached_to {
+            self.attached_to = remote;
+            match remote {
+                Some(addr) => self.log(|| format!("Server now attached to client at {addr}")),
+                None => self.log(|| "Server now detached from client.".to_owned()),
+            }
+        }
+    }
+
+    fn check_network_timeout(&mut self, now: Instant) {
+        if let Some(timeout) = self.config.network_timeout
+            && self
+                .last_client_state
+                .is_some_and(|last| now - last >= timeout)
+            && !self.transport.shutdown_in_progress()
+        {
+            let why = format!("Network idle for {} seconds.", timeout.as_secs());
+            self.stop(now, &why);
+        }
+    }
+
+    /// Applies the user events that arrived since the last call.
+    fn handle_user_input(&mut self, now: Instant) {
+        let diff = self.transport.take_remote_diff();
+        if diff.is_empty() {
+            return;
+        }
+        let Ok(message) = UserMessage::decode(diff.as_slice()) else {
+            return;
+        };
+        self.last_client_state = Some(now);
+        let mut resize = None;
+        let mut had_event = false;
+        for instruction in &message.instruction {
+            if let Some(keys) = instruction.keystroke.as_ref().and_then(|k| k.keys.as_ref()) {
+                self.apply_resize(resize.take());
+                let application_keys = self.emulator.framebuffer().ds.application_cursor_keys;
+                let mut translated = Vec::with_capacity(keys.len());
+                for &byte in keys {
+                    self.translator
+                        .translate(byte, application_keys, &mut translated);
+                }
+                self.queue_input(&translated);
+                had_event = true;
+            }
+            if let Some(size) = &instruction.resize {
+                let width = size.width.unwrap_or(0).max(1) as usize;
+                let height = size.height.unwrap_or(0).max(1) as usize;
+                self.emulator.resize(width, height);
+                resize = Some((width, height));
+                had_event = true;
+            }
+        }
+        self.apply_resize(resize);
+        if had_event {
+            let num = self.transport.latest_remote_state_num();
+            self.echo_records.push_back((num, now));
+        }
+        if self.shell.is_none() && !self.pty_closed {
+            self.start_shell();
+        }
+        self.publish_screen();
+    }
+
+    fn apply_resize(&mut self, size: Option<(usize, usize)>) {
+        if let (Some((width, height)), Some(shell)) = (size, self.shell.as_ref())
+            && let Err(error) = shell.resize(width, height)
+        {
+            self.log(|| format!("resizing the pty: {error}"));
+        }
+    }
+
+    fn queue_input(&mut self, bytes: &[u8]) {
+        let room = MAX_PENDING_INPUT.saturating_sub(self.pending_input.len());
+        self.pending_input
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn start_shell(&mut self) {
+        let fb = self.emulator.framebuffer();
+        let (width, height) = (fb.width(), fb.height());
+        match ShellChild::spawn(&self.config.command, width, height) {
+            Ok(shell) => self.shell = Some(shell),
+            Err(error) => {
+                let message = format!("\r\nmosh-server: cannot start the shell: {error}\r\n");
+                self.emulator.feed(message.as_bytes());
+                self.pty_gone(Instant::now());
+            }
+        }
+    }
+
+    fn handle_output(&mut self, bytes: &[u8]) {
+        self.emulator.feed(bytes);
+        let replies = self.emulator.take_replies();
+        self.queue_input(&replies);
+        self.publish_screen();
+    }
+
+    fn publish_screen(&mut self) {
+        let screen = self.emulator.framebuffer().clone();
+        self.transport.current_state_mut().set_framebuffer(screen);
+    }
+
+    fn update_echo_ack(&mut self, now: Instant) {
+        let mut acked = None;
+        while let Some(&(num, at)) = self.echo_records.front() {
+            if now - at < ECHO_TIMEOUT {
+                break;
+            }
+            acked = Some(num);
+            self.echo_records.pop_front();
+        }
+        if let Some(num) = acked {
+            self.transport.current_state_mut().set_echo_ack(num);
+        }
+    }
+
+    fn pty_gone(&mut self, now: Instant) {
+        self.pty_closed = true;
+        self.pending_input.clear();
+        self.stop(now, "The command exited.");
+    }
+
+    /// Starts the shutdown handshake, or ends at once with no client.
+    fn stop(&mut self, now: Instant, why: &str) {
+        self.log(|| why.to_owned());
+        self.transport.start_shutdown(now.into_std());
+    }
+
+    fn user1(&mut self, now: Instant) {
+        let quiet_long_enough = match (self.config.signal_timeout, self.last_client_state) {
+            (None, _) => true,
+            (Some(_), None) => true,
+            (Some(timeout), Some(last)) => now - last >= timeout,
+        };
+        if quiet_long_enough {
+            self.stop(now, "Got SIGUSR1");
+        }
+    }
+}
+
+/// What woke the event loop.
+enum Event<'a> {
+    Datagram(io::Result<(usize, SocketAddr)>),
+    Output(io::Result<usize>),
+    Written(io::Result<usize>),
+    Stop(&'a str),
+    User1,
+    Timer,
+}
+
+/// Reads from the PTY, or waits forever when there is nothing to read.
+async fn read_pty(reader: Option<&mut OwnedReadPty>, buffer: &mut [u8]) -> io::Result<usize> {
+    match reader {
+        Some(reader) => reader.read(buffer).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes pending input to the PTY, or waits forever when there is none.
+async fn write_pty(writer: Option<&mut OwnedWritePty>, pending: &[u8]) -> io::Result<usize> {
+    match writer {
+        Some(writer) => writer.write(pending).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads `MOSH_SERVER_NETWORK_TMOUT`-style settings: a positive number of
+/// seconds, or nothing. Bad values are reported and ignored.
+pub fn timeout_from_env(name: &str, value: Option<OsString>) -> (Option<Duration>, Option<String>) {
+    let Some(value) = value else {
+        return (None, None);
+    };
+    let text = value.to_string_lossy();
+    if text.is_empty() {
+        return (None, None);
+    }
+    match text.trim().parse::<i64>() {
+        Ok(0) => (None, None),
+        Ok(seconds) if seconds < 0 => (None, Some(format!("{name} is negative, ignoring"))),
+        Ok(seconds) => (Some(Duration::from_secs(seconds as u64)), None),
+        Err(_) => (None, Some(format!("{name} not a valid integer, ignoring"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_from_the_environment() {
+        let read = |value: &str| timeout_from_env("X_TMOUT", Some(OsString::from(value)));
+        assert_eq!(read("30"), (Some(Duration::from_secs(30)), None));
+        assert_eq!(read(""), (None, None));
+        assert_eq!(read("0"), (None, None));
+        assert_eq!(
+            read("-5"),
+            (None, Some("X_TMOUT is negative, ignoring".to_owned()))
+        );
+        assert_eq!(
+            read("soon"),
+            (
+                None,
+                Some("X_TMOUT not a valid integer, ignoring".to_owned())
+            )
+        );
+        assert_eq!(timeout_from_env("X_TMOUT", None), (None, None));
+    }
+}

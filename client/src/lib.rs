@@ -1,2 +1,6 @@
-//! Client side of mosh-daemon: `mosh-client` and the `mosh` launcher. Built up
-//! by the client issue.
+//! Client side of mosh-daemon: the `mosh` launcher (and `mosh-client`).
+//!
+//! * [`launcher`]: `mosh`'s command line, the ssh bootstrap and the hand-off
+//!   to `mosh-client`.
+
+pub mod launcher;

@@ -5,6 +5,7 @@
 //!   and roams, for tests and benchmarks over loopback.
 //! * [`stock`]: the stock mosh 1.4 binaries from Debian.
 //! * [`server`]: a running `mosh-server`, stock or ours.
+//! * [`sshd`]: a real OpenSSH server on loopback and a created user.
 //! * [`tmux`]: a detached tmux session on a private socket, for programs
 //!   that need a terminal.
 //! * [`peer`]: a UDP socket driven by a `mosh_proto::Transport`.
@@ -15,6 +16,7 @@ pub mod impair;
 pub mod peer;
 pub mod process;
 pub mod server;
+pub mod sshd;
 pub mod states;
 pub mod stock;
 pub mod tmux;

@@ -138,7 +138,7 @@ impl Report {
             self.connect = Some((port, key));
             return Ok(true);
         }
-        if line.contains("command not found") || line.contains("No such file or directory") {
+        if line.contains("not found") || line.contains("No such file or directory") {
             self.server_missing = true;
         }
         Ok(false)

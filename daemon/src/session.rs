@@ -259,7 +259,17 @@ impl Session {
 
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         match self.transport.handle_datagram(now.into_std(), from, bytes) {
-            Ok(Delivery::NewState(_)) | Ok(Delivery::Earlier(_)) => self.handle_user_input(now),
+            Ok(Delivery::NewState(_)) => {
+                // Heartbeats are new states too: any of them shows the
+                // client is alive.
+                self.last_client_state = Some(now);
+                self.handle_user_input(now);
+                if self.shell.is_none() && !self.pty_closed {
+                    self.start_shell();
+                    self.publish_screen();
+                }
+            }
+            Ok(Delivery::Earlier(_)) => self.handle_user_input(now),
             Ok(_) => {}
             Err(error) => self.log(|| format!("Dropped datagram from {from}: {error}")),
         }
@@ -294,7 +304,6 @@ impl Session {
         let Ok(message) = UserMessage::decode(diff.as_slice()) else {
             return;
         };
-        self.last_client_state = Some(now);
         let mut resize = None;
         let mut had_event = false;
         for instruction in &message.instruction {
@@ -321,9 +330,6 @@ impl Session {
         if had_event {
             let num = self.transport.latest_remote_state_num();
             self.echo_records.push_back((num, now));
-        }
-        if self.shell.is_none() && !self.pty_closed {
-            self.start_shell();
         }
         self.publish_screen();
     }

@@ -244,3 +244,24 @@ fn server_exits_after_the_network_timeout_without_a_client() {
         "server outlived MOSH_SERVER_NETWORK_TMOUT=2 by far"
     );
 }
+
+#[test]
+fn an_idle_connected_client_outlives_the_network_timeout() {
+    let server = MoshServer::start_with(
+        Implementation::Ours,
+        &["-p", "0"],
+        &SHELL,
+        &[("MOSH_SERVER_NETWORK_TMOUT", "5")],
+    )
+    .unwrap();
+    let client = stock::client_in_tmux(server.addr(), server.key(), 80, 24).unwrap();
+    client.wait_for("mosh$", QUICK).unwrap();
+    // Heartbeats come every 3 s: well inside the 5 s timeout.
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(
+        server.is_running(),
+        "the heartbeats of an idle client must count as contact"
+    );
+    type_line(&client, "echo idle-$((3*3))");
+    client.wait_for("idle-9", QUICK).unwrap();
+}

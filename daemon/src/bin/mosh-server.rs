@@ -142,6 +142,17 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
 /// Forks: the parent reports the child's pid and exits; the child leaves
 /// the caller's session and, unless verbose, its terminal.
 fn detach(verbose: u32) -> Result<(), String> {
+    // An ssh hangup may reach the child before it leaves the caller's
+    // session; it must not kill it. The session installs its own handler
+    // later, once nothing from the old session can reach it.
+    // SAFETY: installing SIG_IGN runs no code in signal context.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGHUP,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    }
+    .map_err(|e| format!("ignoring SIGHUP: {e}"))?;
     // SAFETY: no other thread exists yet (the runtime starts after this), so
     // the child may run arbitrary code after fork.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {

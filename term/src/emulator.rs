@@ -4,7 +4,15 @@
 //!
 //! Semantics follow xterm/tmux for what applications send, and stock mosh
 //! 1.4 for everything the display differ emits, so that hostbytes replayed
-//! by either emulator give the same screen.
+//! by either emulator give the same screen. Beyond stock mosh we implement
+//! the alternate screen (47, 1047, 1048, 1049), faint (SGR 2), colon-form
+//! SGR colours, REP, `CSI s`/`CSI u`, CNL/CPL, keypad mode and DECRQM.
+//! Where tmux 3.3a and xterm disagree (CHT, DECSTR, 1048, the cursor after a
+//! write to the last column, invalid UTF-8, split wide characters) we follow
+//! xterm and stock mosh; IL/DL keep the cursor column and REP stops at the
+//! margin as in tmux. C1 controls arriving as UTF-8 code points (U+0080 to
+//! U+009F) are ignored, as xterm and tmux do in UTF-8 mode; stock mosh
+//! executes them.
 
 use unicode_width::UnicodeWidthChar;
 
@@ -217,7 +225,14 @@ impl Terminal {
     }
 
     fn print_char(&mut self, c: char) {
-        let Some(cw) = c.width() else { return };
+        let cw = if (' '..='~').contains(&c) {
+            1
+        } else {
+            match c.width() {
+                Some(w) => w,
+                None => return,
+            }
+        };
         if cw == 0 {
             self.combine(c);
             return;

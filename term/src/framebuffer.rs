@@ -108,7 +108,7 @@ impl Renditions {
 /// which is marked as a spacer. A "fallback" cell (combining marks with no
 /// base character) holds U+00A0 followed by the marks, which is also how the
 /// display differ prints it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Cell {
     text: [u8; CELL_BYTES],
     len: u8,
@@ -119,6 +119,17 @@ pub struct Cell {
     /// The cell is the right half of the wide character to its left.
     pub spacer: bool,
 }
+
+impl PartialEq for Cell {
+    fn eq(&self, other: &Cell) -> bool {
+        self.rend == other.rend
+            && self.wide == other.wide
+            && self.spacer == other.spacer
+            && self.text[..usize::from(self.len)] == other.text[..usize::from(other.len)]
+    }
+}
+
+impl Eq for Cell {}
 
 impl Cell {
     /// A blank cell with the given rendition.
@@ -214,13 +225,23 @@ impl Row {
         if start >= end {
             return;
         }
-        for cell in &mut self.cells[start..end] {
-            *cell = Cell::blank(rend);
-        }
+        self.cells[start..end].fill(Cell::blank(rend));
         if end == self.width() {
             self.wrap = false;
         }
-        self.repair_wide();
+        if start > 0 && self.cells[start - 1].wide {
+            self.cells[start - 1] = Cell::blank(self.cells[start - 1].rend);
+        }
+        if end < self.width() && self.cells[end].spacer {
+            self.cells[end] = Cell::blank(self.cells[end].rend);
+        }
+    }
+
+    /// Turns this row into a fresh blank one (new generation) in place.
+    fn reset(&mut self, rend: Renditions) {
+        self.cells.fill(Cell::blank(rend));
+        self.generation = new_generation();
+        self.wrap = false;
     }
 
     /// Makes every wide cell be followed by its spacer and every spacer be
@@ -634,7 +655,10 @@ impl Framebuffer {
         let rend = self.ds.rend.erased();
         self.rows[top..=bottom].rotate_left(n);
         for row in &mut self.rows[bottom + 1 - n..=bottom] {
-            *row = Arc::new(Row::new(width, rend));
+            match Arc::get_mut(row) {
+                Some(r) => r.reset(rend),
+                None => *row = Arc::new(Row::new(width, rend)),
+            }
         }
     }
 
@@ -700,16 +724,17 @@ impl Framebuffer {
         let w = r.width();
         let span = if wide { 2 } else { 1 };
         for x in col..col + span {
-            let old = r.cells[x];
-            if old.spacer && x > 0 {
+            let (spacer, was_wide) = (r.cells[x].spacer, r.cells[x].wide);
+            if spacer && x > 0 {
                 r.cells[x - 1] = Cell::blank(r.cells[x - 1].rend);
             }
-            if old.wide && x + 1 < w {
+            if was_wide && x + 1 < w {
                 r.cells[x + 1] = Cell::blank(r.cells[x + 1].rend);
             }
         }
         let cell = &mut r.cells[col];
-        *cell = Cell::blank(rend);
+        cell.rend = rend;
+        cell.spacer = false;
         cell.set_char(c);
         cell.wide = wide;
         if wide {

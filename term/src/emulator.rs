@@ -54,6 +54,8 @@ impl Emulator {
                 fb,
                 replies: Vec::new(),
                 last_char: None,
+                run: [0; RUN_CAPACITY],
+                run_len: 0,
             },
         }
     }
@@ -61,6 +63,7 @@ impl Emulator {
     /// Interprets bytes written by the application.
     pub fn feed(&mut self, bytes: &[u8]) {
         self.parser.advance(&mut self.term, bytes);
+        self.term.flush_run();
     }
 
     /// The screen.
@@ -95,14 +98,63 @@ impl Emulator {
     }
 }
 
+/// Printable ASCII collected before being written as one run.
+const RUN_CAPACITY: usize = 256;
+
 #[derive(Debug, Clone)]
 struct Terminal {
     fb: Framebuffer,
     replies: Vec<u8>,
     last_char: Option<char>,
+    run: [u8; RUN_CAPACITY],
+    run_len: usize,
 }
 
 impl Terminal {
+    /// Writes the collected run of printable ASCII: one row access per row
+    /// touched instead of one per character.
+    fn flush_run(&mut self) {
+        let len = std::mem::take(&mut self.run_len);
+        if len == 0 {
+            return;
+        }
+        let run = self.run;
+        self.last_char = Some(char::from(run[len - 1]));
+        let mut i = 0;
+        while i < len {
+            if self.fb.ds.insert_mode {
+                for &b in &run[i..len] {
+                    self.print_char(char::from(b));
+                }
+                return;
+            }
+            self.wrap_if_pending();
+            let (row, col, width) = (self.fb.ds.cursor_row, self.fb.ds.cursor_col, self.width());
+            let n = (width - col).min(len - i);
+            self.fb.put_ascii(row, col, &run[i..i + n]);
+            i += n;
+            if col + n >= width {
+                self.fb.ds.cursor_col = width - 1;
+                self.fb.ds.pending_wrap = true;
+            } else {
+                self.fb.ds.cursor_col = col + n;
+                self.fb.ds.pending_wrap = false;
+            }
+        }
+    }
+
+    /// Performs a deferred autowrap, if one is pending and autowrap is on.
+    fn wrap_if_pending(&mut self) {
+        if self.fb.ds.pending_wrap && self.fb.ds.autowrap {
+            let row = self.fb.ds.cursor_row;
+            if row == self.fb.ds.scroll_bottom || row + 1 < self.height() {
+                self.fb.row_mut(row).wrap = true;
+            }
+            self.fb.ds.cursor_col = 0;
+            self.index();
+        }
+    }
+
     fn reply(&mut self, bytes: &[u8]) {
         if self.replies.len() + bytes.len() <= MAX_REPLY_BYTES {
             self.replies.extend_from_slice(bytes);
@@ -250,14 +302,7 @@ impl Terminal {
     fn place(&mut self, wide: bool, write: impl FnOnce(&mut Framebuffer, usize, usize)) {
         let span = if wide { 2 } else { 1 };
         let width = self.width();
-        if self.fb.ds.pending_wrap && self.fb.ds.autowrap {
-            let row = self.fb.ds.cursor_row;
-            if row == self.fb.ds.scroll_bottom || row + 1 < self.height() {
-                self.fb.row_mut(row).wrap = true;
-            }
-            self.fb.ds.cursor_col = 0;
-            self.index();
-        }
+        self.wrap_if_pending();
         if wide && self.fb.ds.cursor_col + 2 > width {
             if !self.fb.ds.autowrap {
                 return;
@@ -747,10 +792,20 @@ fn colon_color(rest: &[u16]) -> Option<Color> {
 
 impl vte::Perform for Terminal {
     fn print(&mut self, c: char) {
-        self.print_char(c);
+        if (' '..='~').contains(&c) {
+            if self.run_len == RUN_CAPACITY {
+                self.flush_run();
+            }
+            self.run[self.run_len] = c as u8;
+            self.run_len += 1;
+        } else {
+            self.flush_run();
+            self.print_char(c);
+        }
     }
 
     fn execute(&mut self, byte: u8) {
+        self.flush_run();
         match byte {
             0x07 => self.fb.ring_bell(),
             0x08 => {
@@ -778,12 +833,14 @@ impl vte::Perform for Terminal {
         ignore: bool,
         action: char,
     ) {
+        self.flush_run();
         if !ignore {
             self.csi(params, intermediates, action);
         }
     }
 
     fn esc_dispatch(&mut self, intermediates: &[u8], ignore: bool, byte: u8) {
+        self.flush_run();
         if ignore {
             return;
         }
@@ -818,6 +875,7 @@ impl vte::Perform for Terminal {
     }
 
     fn osc_dispatch(&mut self, params: &[&[u8]], _bell_terminated: bool) {
+        self.flush_run();
         self.osc(params);
     }
 }

@@ -237,6 +237,59 @@ impl Row {
         }
     }
 
+    /// Writes a character of width 1 or 2 at `col`, which must fit, blanking
+    /// the other half of any wide character it overwrites.
+    #[inline]
+    fn put(&mut self, col: usize, c: char, wide: bool, rend: Renditions) {
+        let w = self.width();
+        let span = if wide { 2 } else { 1 };
+        for x in col..col + span {
+            let (spacer, was_wide) = (self.cells[x].spacer, self.cells[x].wide);
+            if spacer && x > 0 {
+                self.cells[x - 1] = Cell::blank(self.cells[x - 1].rend);
+            }
+            if was_wide && x + 1 < w {
+                self.cells[x + 1] = Cell::blank(self.cells[x + 1].rend);
+            }
+        }
+        let cell = &mut self.cells[col];
+        cell.rend = rend;
+        cell.spacer = false;
+        cell.set_char(c);
+        cell.wide = wide;
+        if wide {
+            self.cells[col + 1] = Cell {
+                spacer: true,
+                ..Cell::blank(rend)
+            };
+        }
+        if col + span == w {
+            self.wrap = false;
+        }
+    }
+
+    /// Writes narrow printable ASCII from `col` on, which must fit.
+    fn put_ascii(&mut self, col: usize, text: &[u8], rend: Renditions) {
+        let w = self.width();
+        let end = col + text.len();
+        if col > 0 && self.cells[col].spacer {
+            self.cells[col - 1] = Cell::blank(self.cells[col - 1].rend);
+        }
+        if end < w && self.cells[end].spacer {
+            self.cells[end] = Cell::blank(self.cells[end].rend);
+        }
+        for (cell, &b) in self.cells[col..end].iter_mut().zip(text) {
+            cell.text[0] = b;
+            cell.len = u8::from(b != b' ');
+            cell.rend = rend;
+            cell.wide = false;
+            cell.spacer = false;
+        }
+        if end == w {
+            self.wrap = false;
+        }
+    }
+
     /// Turns this row into a fresh blank one (new generation) in place.
     fn reset(&mut self, rend: Renditions) {
         self.cells.fill(Cell::blank(rend));
@@ -720,32 +773,13 @@ impl Framebuffer {
     /// Writes a character of width 1 or 2 at (row, col), which must fit.
     pub(crate) fn put_char(&mut self, row: usize, col: usize, c: char, wide: bool) {
         let rend = self.ds.rend;
-        let r = self.row_mut(row);
-        let w = r.width();
-        let span = if wide { 2 } else { 1 };
-        for x in col..col + span {
-            let (spacer, was_wide) = (r.cells[x].spacer, r.cells[x].wide);
-            if spacer && x > 0 {
-                r.cells[x - 1] = Cell::blank(r.cells[x - 1].rend);
-            }
-            if was_wide && x + 1 < w {
-                r.cells[x + 1] = Cell::blank(r.cells[x + 1].rend);
-            }
-        }
-        let cell = &mut r.cells[col];
-        cell.rend = rend;
-        cell.spacer = false;
-        cell.set_char(c);
-        cell.wide = wide;
-        if wide {
-            r.cells[col + 1] = Cell {
-                spacer: true,
-                ..Cell::blank(rend)
-            };
-        }
-        if col + span == w {
-            r.wrap = false;
-        }
+        self.row_mut(row).put(col, c, wide, rend);
+    }
+
+    /// Writes narrow printable ASCII from `col` on; it must fit in the row.
+    pub(crate) fn put_ascii(&mut self, row: usize, col: usize, text: &[u8]) {
+        let rend = self.ds.rend;
+        self.row_mut(row).put_ascii(col, text, rend);
     }
 
     /// Adds a combining character to a non-blank cell.

@@ -620,6 +620,17 @@ impl Framebuffer {
         fb
     }
 
+    /// Overwrites one cell (e.g. to draw an overlay on a copy of a screen).
+    /// Writing a wide cell, or over one half of a wide cell, is the caller's
+    /// business: the next cell must be a spacer after a wide cell.
+    pub fn set_cell(&mut self, row: usize, col: usize, cell: Cell) {
+        let r = self.row_mut(row);
+        r.cells[col] = cell;
+        if col + 1 == r.cells.len() {
+            r.wrap = false;
+        }
+    }
+
     pub(crate) fn row_mut(&mut self, row: usize) -> &mut Row {
         Arc::make_mut(&mut self.rows[row])
     }
@@ -628,18 +639,21 @@ impl Framebuffer {
         self.bell_count = self.bell_count.wrapping_add(1);
     }
 
-    pub(crate) fn set_title(&mut self, title: &str) {
+    /// Sets the window title (bounded to [`MAX_TITLE_CHARS`]), as OSC 2 does.
+    pub fn set_title(&mut self, title: &str) {
         self.title = title.chars().take(MAX_TITLE_CHARS).collect();
         self.title_initialized = true;
     }
 
-    pub(crate) fn set_icon_name(&mut self, name: &str) {
+    /// Sets the icon name (bounded to [`MAX_TITLE_CHARS`]), as OSC 1 does.
+    pub fn set_icon_name(&mut self, name: &str) {
         self.icon_name = name.chars().take(MAX_TITLE_CHARS).collect();
         self.title_initialized = true;
     }
 
-    /// Keeps the printable ASCII of `data` (base64 text), bounded.
-    pub(crate) fn set_clipboard(&mut self, data: &[u8]) {
+    /// Sets the clipboard, keeping the printable ASCII of `data` (base64
+    /// text), bounded to [`MAX_CLIPBOARD_BYTES`].
+    pub fn set_clipboard(&mut self, data: &[u8]) {
         self.clipboard = data
             .iter()
             .copied()

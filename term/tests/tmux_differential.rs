@@ -1,9 +1,9 @@
 //! Differential test against tmux: every file under `tests/corpus/` is fed to
 //! our emulator and to a real tmux (3.3a here) pane of the same size; text,
 //! colours, attributes, cursor position and modes must match, at 80×24 and at
-//! 53×17. A second test replays the display differ's output for a sample of
-//! the corpus (a full repaint, then one diff per write) into tmux, which must
-//! end up showing the server's screen. tmux must be installed: a missing tmux
+//! 53×17. Two more tests replay the display differ's output into tmux, which
+//! must end up showing the server's screen: for a sample of the corpus (a
+//! full repaint, then one diff per write) and for random screen pairs. tmux must be installed: a missing tmux
 //! fails the test.
 //!
 //! Deliberate deviations from tmux (the comparison tolerates exactly these):
@@ -332,6 +332,91 @@ fn differ_output_matches_tmux() {
             std::fs::write(&path, &stream).expect("write frames");
             jobs.push((path, w, h));
         }
+    }
+    run_jobs(jobs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Random screens A and B (from a fixed-seed generator): a repaint of A
+/// followed by `new_frame(A, B)`, replayed through tmux, shows B.
+#[test]
+fn random_frames_through_tmux() {
+    const SNIPPETS: &[&str] = &[
+        "abc",
+        "hello world ",
+        "漢字",
+        "e\u{301}",
+        "😀",
+        " ",
+        "\r\n",
+        "\n",
+        "\x08",
+        "\x1b[2;5H",
+        "\x1b[7;1H",
+        "\x1b[1;31m",
+        "\x1b[0m",
+        "\x1b[44m",
+        "\x1b[38;5;200m",
+        "\x1b[48;2;9;8;7m",
+        "\x1b[4;7m",
+        "\x1b[K",
+        "\x1b[1K",
+        "\x1b[3X",
+        "\x1b[2J",
+        "\x1b[J",
+        "\x1b[2P",
+        "\x1b[2@",
+        "\x1b[L",
+        "\x1b[M",
+        "\x1b[S",
+        "\x1b[T",
+        "\x1b[3;6r",
+        "\x1b[r",
+        "\x1bM",
+        "\x1b[?25l",
+        "\x1b[?25h",
+        "\x1b[?2004h",
+        "\x1b[?1002h",
+        "\x1b[?1006h",
+        "\x1b]0;t1\x07",
+        "\x1b[9;20H",
+        "0123456789012345678901234567890123",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let dir = std::env::temp_dir().join(format!("mosh-term-random-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut jobs = Vec::new();
+    for case in 0..24 {
+        let (w, h) = (20 + (next() % 20) as usize, 5 + (next() % 8) as usize);
+        let mut server = Emulator::new(w, h);
+        let mut write = |emu: &mut Emulator, n: usize| {
+            for _ in 0..n {
+                let s = SNIPPETS[(next() % SNIPPETS.len() as u64) as usize];
+                emu.feed(s.as_bytes());
+            }
+        };
+        write(&mut server, 40);
+        let a = server.framebuffer().clone();
+        write(&mut server, 25);
+        let b = server.framebuffer().clone();
+        let blank = Framebuffer::new(w, h);
+        let mut stream = Display::server().new_frame(false, &blank, &a);
+        stream.extend(Display::server().new_frame(true, &a, &b));
+        let mut replay = Emulator::new(w, h);
+        replay.feed(&stream);
+        assert!(
+            replay.framebuffer().same_picture(&b),
+            "case {case}: replay differs"
+        );
+        let path = dir.join(format!("random{case}.frames"));
+        std::fs::write(&path, &stream).expect("write frames");
+        jobs.push((path, w, h));
     }
     run_jobs(jobs);
     let _ = std::fs::remove_dir_all(&dir);

@@ -7,9 +7,9 @@
 //! by either emulator give the same screen. Beyond stock mosh we implement
 //! the alternate screen (47, 1047, 1048, 1049), faint (SGR 2), colon-form
 //! SGR colours, REP, `CSI s`/`CSI u`, CNL/CPL, keypad mode and DECRQM.
-//! Where tmux 3.3a and xterm disagree (CHT, DECSTR, 1048, the cursor after a
+//! Where tmux 3.3a and xterm disagree (CHT, DECSTR, 1048, BS and CUB after a
 //! write to the last column, invalid UTF-8, split wide characters) we follow
-//! xterm and stock mosh; IL/DL keep the cursor column and REP stops at the
+//! xterm and stock mosh (a client must replay stock hostbytes exactly); IL/DL keep the cursor column and REP stops at the
 //! margin as in tmux. C1 controls arriving as UTF-8 code points (U+0080 to
 //! U+009F) are ignored, as xterm and tmux do in UTF-8 mode; stock mosh
 //! executes them.
@@ -810,11 +810,8 @@ impl vte::Perform for Terminal {
             0x07 => self.fb.ring_bell(),
             0x08 => {
                 let ds = &mut self.fb.ds;
-                if ds.pending_wrap {
-                    ds.pending_wrap = false;
-                } else {
-                    ds.cursor_col = ds.cursor_col.saturating_sub(1);
-                }
+                ds.pending_wrap = false;
+                ds.cursor_col = ds.cursor_col.saturating_sub(1);
             }
             0x09 => self.tab_forward(1),
             0x0a..=0x0c => self.index(),

@@ -47,10 +47,14 @@ fn prints_and_wraps_deferred() {
 }
 
 #[test]
-fn cub_after_last_column_follows_xterm() {
+fn cub_and_bs_after_last_column_follow_xterm() {
     // tmux 3.3a puts the cursor past the margin, so CUB 1 lands on the last
     // column there; xterm and stock mosh land one further left.
     let e = emu(5, 2, b"abcde\x1b[Dx");
+    assert_eq!(row_text(e.framebuffer(), 0), "abcxe");
+    // The same for BS (stock mosh's emulator moves left from the last
+    // column; its hostbytes must replay the same here).
+    let e = emu(5, 2, b"abcde\x08x");
     assert_eq!(row_text(e.framebuffer(), 0), "abcxe");
 }
 

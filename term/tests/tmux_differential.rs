@@ -24,8 +24,8 @@
 //! Behaviour where tmux 3.3a differs from xterm and stock mosh, and where we
 //! follow them, is kept out of the corpus and pinned down by unit tests in
 //! `tests/emulator.rs` instead: CHT (`CSI I`, ignored by tmux), DECSTR
-//! (`CSI ! p`, ignored by tmux), mode 1048 (ignored by tmux), CUB right after
-//! a write to the last column (tmux's cursor sits past the margin), invalid
+//! (`CSI ! p`, ignored by tmux), mode 1048 (ignored by tmux), CUB and BS right
+//! after a write to the last column (tmux's cursor sits past the margin), invalid
 //! UTF-8 (tmux drops it, we show U+FFFD as stock does), parameters too large
 //! for 16 bits (tmux drops the sequence, we saturate), and partly
 //! overwritten, erased, inserted or deleted halves of wide characters (tmux

@@ -11,8 +11,9 @@
 //! write to the last column, invalid UTF-8, split wide characters) we follow
 //! xterm and stock mosh (a client must replay stock hostbytes exactly); IL/DL keep the cursor column and REP stops at the
 //! margin as in tmux. C1 controls arriving as UTF-8 code points (U+0080 to
-//! U+009F) are ignored, as xterm and tmux do in UTF-8 mode; stock mosh
-//! executes them.
+//! U+009F), and stray bytes 0x80 to 0x9F (which `vte` reports the same way),
+//! are ignored, as xterm and tmux do in UTF-8 mode; stock mosh executes the
+//! former and shows U+FFFD for the latter. Other invalid UTF-8 shows U+FFFD.
 
 use unicode_width::UnicodeWidthChar;
 
@@ -819,6 +820,7 @@ impl vte::Perform for Terminal {
                 self.fb.ds.cursor_col = 0;
                 self.fb.ds.pending_wrap = false;
             }
+            0x80.. => {}
             _ => self.fb.ds.pending_wrap = false,
         }
     }

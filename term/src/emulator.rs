@@ -14,6 +14,12 @@
 //! U+009F), and stray bytes 0x80 to 0x9F (which `vte` reports the same way),
 //! are ignored, as xterm and tmux do in UTF-8 mode; stock mosh executes the
 //! former and shows U+FFFD for the latter. Other invalid UTF-8 shows U+FFFD.
+//!
+//! Character widths come from `unicode-width` 0.2 (widths other than 0 and
+//! 2 count as 1). Stock mosh uses the C library's `wcwidth`; glibc 2.36's
+//! differs for 224 assigned code points (mostly symbols made wide in recent
+//! Unicode versions, such as U+2630 to U+2637, and spacing combining marks
+//! that glibc gives width 1), so text using them can shift on stock peers.
 
 use unicode_width::UnicodeWidthChar;
 

@@ -354,9 +354,34 @@ impl Terminal {
         }
     }
 
+    /// The column erase and insert/delete functions start at: as in tmux, a
+    /// cursor waiting to wrap counts as being past the last column.
+    fn edit_col(&self) -> usize {
+        let ds = &self.fb.ds;
+        if ds.pending_wrap {
+            ds.width
+        } else {
+            ds.cursor_col
+        }
+    }
+
+    /// ED, EL, ECH, ICH and DCH. They leave a pending wrap in place.
+    fn edit_in_line(&mut self, action: char, mode: u16, n: usize) {
+        let (row, col) = (self.fb.ds.cursor_row, self.edit_col());
+        let width = self.width();
+        match action {
+            'J' => self.erase_display(mode),
+            'K' => self.erase_line(mode),
+            'X' => self.fb.erase_cells(row, col, col.saturating_add(n)),
+            '@' if col < width => self.fb.insert_cells(row, col, n),
+            'P' if col < width => self.fb.delete_cells(row, col, n),
+            _ => {}
+        }
+    }
+
     fn erase_display(&mut self, mode: u16) {
         let ds = &self.fb.ds;
-        let (row, col, height, width) = (ds.cursor_row, ds.cursor_col, ds.height, ds.width);
+        let (row, col, height, width) = (ds.cursor_row, self.edit_col(), ds.height, ds.width);
         match mode {
             0 => {
                 if col == 0 {
@@ -385,7 +410,7 @@ impl Terminal {
 
     fn erase_line(&mut self, mode: u16) {
         let ds = &self.fb.ds;
-        let (row, col, width) = (ds.cursor_row, ds.cursor_col, ds.width);
+        let (row, col, width) = (ds.cursor_row, self.edit_col(), ds.width);
         match mode {
             0 => self.fb.erase_cells(row, col, width),
             1 => self.fb.erase_cells(row, 0, col + 1),
@@ -657,19 +682,9 @@ impl Terminal {
                 let col = self.fb.ds.cursor_col;
                 self.goto(n - 1, col);
             }
-            ([], 'J') => self.erase_display(p.raw(0)),
-            ([], 'K') => self.erase_line(p.raw(0)),
-            ([], 'X') => {
-                let (row, col) = (self.fb.ds.cursor_row, self.fb.ds.cursor_col);
-                self.fb.erase_cells(row, col, col.saturating_add(n));
-            }
-            ([], '@') => {
-                let (row, col) = (self.fb.ds.cursor_row, self.fb.ds.cursor_col);
-                self.fb.insert_cells(row, col, n);
-            }
-            ([], 'P') => {
-                let (row, col) = (self.fb.ds.cursor_row, self.fb.ds.cursor_col);
-                self.fb.delete_cells(row, col, n);
+            ([], 'J' | 'K' | 'X' | '@' | 'P') => {
+                self.edit_in_line(action, p.raw(0), n);
+                return;
             }
             ([], 'L') => self.insert_lines(n, true),
             ([], 'M') => self.insert_lines(n, false),

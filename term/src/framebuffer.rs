@@ -680,13 +680,13 @@ impl Framebuffer {
             while rows.len() < height {
                 rows.push(Arc::new(Row::new(width, Renditions::default())));
             }
+            if rows[height - 1].wrap {
+                Arc::make_mut(&mut rows[height - 1]).wrap = false;
+            }
         };
         resize_rows(&mut self.rows);
         if let Some(saved) = &mut self.alternate {
             resize_rows(&mut saved.rows);
-        }
-        if self.rows[height - 1].wrap {
-            self.row_mut(height - 1).wrap = false;
         }
         let old_width = self.ds.tabs.len();
         self.ds.tabs.truncate(width);

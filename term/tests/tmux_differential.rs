@@ -3,8 +3,8 @@
 //! colours, attributes, cursor position and modes must match, at 80×24 and at
 //! 53×17. Two more tests replay the display differ's output into tmux, which
 //! must end up showing the server's screen: for a sample of the corpus (a
-//! full repaint, then one diff per write) and for random screen pairs. tmux must be installed: a missing tmux
-//! fails the test.
+//! full repaint, then one diff per write) and for random screen pairs. tmux
+//! must be installed: a missing tmux fails the test.
 //!
 //! Deliberate deviations from tmux (the comparison tolerates exactly these):
 //! * Reverse video (DECSCNM, `CSI ? 5 h`): tmux ignores it; we track it
@@ -33,12 +33,16 @@
 //! Behaviour where tmux 3.3a differs from xterm and stock mosh, and where we
 //! follow them, is kept out of the corpus and pinned down by unit tests in
 //! `tests/emulator.rs` instead: CHT (`CSI I`, ignored by tmux), DECSTR
-//! (`CSI ! p`, ignored by tmux), mode 1048 (ignored by tmux), CUB and BS right
-//! after a write to the last column (tmux's cursor sits past the margin), invalid
-//! UTF-8 (tmux drops it, we show U+FFFD as stock does), parameters too large
-//! for 16 bits (tmux drops the sequence, we saturate), and partly
-//! overwritten, erased, inserted or deleted halves of wide characters (tmux
-//! leaves orphaned halves, we blank both halves as xterm does).
+//! (`CSI ! p`, ignored by tmux), mode 1048 (ignored by tmux), CUB and BS
+//! right after a write to the last column (tmux's cursor sits past the
+//! margin), invalid UTF-8 (tmux drops it, we show U+FFFD as stock does),
+//! parameters too large for 16 bits (tmux drops the sequence, we saturate),
+//! and partly overwritten, erased, inserted or deleted halves of wide
+//! characters (tmux leaves orphaned halves, we blank both halves as xterm
+//! does). Where stock mosh's spec differs from tmux but the differ never
+//! sends the sequence (IL/DL keep the cursor column, REP stops at the right
+//! margin, erasing with a pending wrap acts past the last column, unknown
+//! sequences keep a pending wrap), we follow tmux and the corpus covers it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

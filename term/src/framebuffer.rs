@@ -493,17 +493,17 @@ struct SavedScreen {
     rows: Vec<Arc<Row>>,
 }
 
-/// A whole terminal screen and its state. Cloning is cheap: rows are shared
-/// until written.
+/// A whole terminal screen and its state. Cloning is cheap: rows, title and
+/// clipboard are shared until written.
 #[derive(Debug, Clone)]
 pub struct Framebuffer {
     rows: Vec<Arc<Row>>,
     /// Cursor, modes and drawing state.
     pub ds: DrawState,
-    title: String,
-    icon_name: String,
+    title: Arc<str>,
+    icon_name: Arc<str>,
     title_initialized: bool,
-    clipboard: Vec<u8>,
+    clipboard: Arc<[u8]>,
     bell_count: u64,
     alternate: Option<SavedScreen>,
 }
@@ -523,10 +523,10 @@ impl Framebuffer {
                 .map(|_| Arc::new(Row::new(width, Renditions::default())))
                 .collect(),
             ds: DrawState::new(width, height),
-            title: String::new(),
-            icon_name: String::new(),
+            title: Arc::from(""),
+            icon_name: Arc::from(""),
             title_initialized: false,
-            clipboard: Vec::new(),
+            clipboard: Arc::from(&[][..]),
             bell_count: 0,
             alternate: None,
         }
@@ -641,13 +641,21 @@ impl Framebuffer {
 
     /// Sets the window title (bounded to [`MAX_TITLE_CHARS`]), as OSC 2 does.
     pub fn set_title(&mut self, title: &str) {
-        self.title = title.chars().take(MAX_TITLE_CHARS).collect();
+        self.title = title
+            .chars()
+            .take(MAX_TITLE_CHARS)
+            .collect::<String>()
+            .into();
         self.title_initialized = true;
     }
 
     /// Sets the icon name (bounded to [`MAX_TITLE_CHARS`]), as OSC 1 does.
     pub fn set_icon_name(&mut self, name: &str) {
-        self.icon_name = name.chars().take(MAX_TITLE_CHARS).collect();
+        self.icon_name = name
+            .chars()
+            .take(MAX_TITLE_CHARS)
+            .collect::<String>()
+            .into();
         self.title_initialized = true;
     }
 
@@ -659,7 +667,8 @@ impl Framebuffer {
             .copied()
             .filter(|b| (0x20..0x7f).contains(b))
             .take(MAX_CLIPBOARD_BYTES)
-            .collect();
+            .collect::<Vec<u8>>()
+            .into();
     }
 
     /// Changes the size, keeping the top-left content, tab stops and modes;

@@ -60,6 +60,9 @@ const SIZES: [(usize, usize); 2] = [(80, 24), (53, 17)];
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// Window name the pane script sets once the replayed bytes are written.
+const DONE_MARKER: &str = "mosh-term-replayed";
+
 /// A private tmux server, killed on drop (also when the test panics).
 struct Tmux {
     socket: String,
@@ -76,7 +79,8 @@ impl Tmux {
         let go = tmux.dir.join("go");
         let done = tmux.dir.join("done");
         let script = format!(
-            "while [ ! -e '{go}' ]; do sleep 0.01; done; stty raw -echo; cat '{file}'; touch '{done}'; exec sleep 1000",
+            "while [ ! -e '{go}' ]; do sleep 0.01; done; stty raw -echo; cat '{file}'; \
+             printf '\\033k{DONE_MARKER}\\033\\\\'; touch '{done}'; exec sleep 1000",
             go = go.display(),
             file = file.display(),
             done = done.display()
@@ -96,6 +100,11 @@ impl Tmux {
             "-g",
             "status",
             "off",
+            ";",
+            "set",
+            "-g",
+            "allow-rename",
+            "on",
         ]);
         let size = tmux.run(&["display", "-p", "-t", "t", "#{pane_width}x#{pane_height}"]);
         assert_eq!(size.trim(), format!("{width}x{height}"), "tmux pane size");
@@ -137,25 +146,30 @@ impl Tmux {
         String::from_utf8(out.stdout).expect("tmux output is UTF-8")
     }
 
-    /// Capture once the pane has stopped changing.
+    /// Capture once tmux has processed everything: the pane script renames
+    /// the window (`ESC k … ESC \`) after the replayed bytes, and tmux
+    /// handles a pane's output in order.
     fn capture(&self) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self
+            .run(&["display", "-p", "-t", "t", "#{window_name}"])
+            .trim()
+            != DONE_MARKER
+        {
+            assert!(
+                Instant::now() < deadline,
+                "tmux never processed the replayed bytes"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let fmt = "#{cursor_x} #{cursor_y} #{cursor_flag} #{insert_flag} #{keypad_cursor_flag} \
                    #{keypad_flag} #{wrap_flag} #{origin_flag} #{alternate_on} \
                    #{scroll_region_upper} #{scroll_region_lower} #{mouse_standard_flag} \
                    #{mouse_button_flag} #{mouse_all_flag} #{mouse_sgr_flag} #{mouse_utf8_flag}|#{pane_title}";
-        let mut last = (String::new(), String::new());
-        for _ in 0..100 {
-            std::thread::sleep(Duration::from_millis(60));
-            let now = (
-                self.run(&["capture-pane", "-p", "-e", "-N", "-t", "t"]),
-                self.run(&["display", "-p", "-t", "t", fmt]),
-            );
-            if now == last {
-                return now;
-            }
-            last = now;
-        }
-        panic!("tmux pane never settled");
+        (
+            self.run(&["capture-pane", "-p", "-e", "-N", "-t", "t"]),
+            self.run(&["display", "-p", "-t", "t", fmt]),
+        )
     }
 }
 

@@ -119,7 +119,7 @@ impl Emulator {
 /// Printable ASCII collected before being written as one run.
 const RUN_CAPACITY: usize = 256;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Terminal {
     fb: Framebuffer,
     replies: Vec<u8>,

@@ -547,12 +547,12 @@ impl Framebuffer {
         &self.rows
     }
 
-    /// One row.
+    /// One row. Panics if `row` is out of range.
     pub fn row(&self, row: usize) -> &Row {
         &self.rows[row]
     }
 
-    /// One cell.
+    /// One cell. Panics if the position is out of range.
     pub fn cell(&self, row: usize, col: usize) -> &Cell {
         &self.rows[row].cells[col]
     }
@@ -622,7 +622,8 @@ impl Framebuffer {
 
     /// Overwrites one cell (e.g. to draw an overlay on a copy of a screen).
     /// Writing a wide cell, or over one half of a wide cell, is the caller's
-    /// business: the next cell must be a spacer after a wide cell.
+    /// business: the next cell must be a spacer after a wide cell. Panics if
+    /// the position is out of range.
     pub fn set_cell(&mut self, row: usize, col: usize, cell: Cell) {
         let r = self.row_mut(row);
         r.cells[col] = cell;

@@ -1,6 +1,7 @@
 //! Benchmarks: emulator throughput on plain, colour-heavy and cursor-heavy
 //! input; `new_frame` cost for a one-cell and a full-screen change; and the
-//! size of `new_frame` output for typical updates (printed once).
+//! size of `new_frame` output for typical updates (printed once); the cost
+//! of the framebuffer snapshot SSP keeps per state.
 
 use std::hint::black_box;
 
@@ -98,6 +99,7 @@ fn frames(c: &mut Criterion) {
     group.bench_function("full_screen", |b| {
         b.iter(|| black_box(display.new_frame(true, black_box(&a), black_box(&full_change))))
     });
+    group.bench_function("snapshot_clone", |b| b.iter(|| black_box(a.clone())));
     group.bench_function("unchanged", |b| {
         b.iter(|| black_box(display.new_frame(true, black_box(&a), black_box(&a))))
     });

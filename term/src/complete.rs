@@ -85,16 +85,20 @@ impl Complete {
         msg
     }
 
-    /// Applies a decoded host message. Answers the emulator would give to
-    /// status requests in the hostbytes are discarded (a correct server
+    /// Applies a decoded host message. A resize to a non-positive size is an
+    /// error and leaves the state untouched. Answers the emulator would give
+    /// to status requests in the hostbytes are discarded (a correct server
     /// never sends such requests).
     pub fn apply_message(&mut self, msg: &HostMessage) -> Result<(), StateError> {
+        for resize in msg.instruction.iter().filter_map(|i| i.resize.as_ref()) {
+            let (w, h) = (resize.width.unwrap_or(0), resize.height.unwrap_or(0));
+            if w <= 0 || h <= 0 {
+                return Err(StateError(format!("bad resize {w}x{h}")));
+            }
+        }
         for inst in &msg.instruction {
             if let Some(resize) = &inst.resize {
                 let (w, h) = (resize.width.unwrap_or(0), resize.height.unwrap_or(0));
-                if w <= 0 || h <= 0 {
-                    return Err(StateError(format!("bad resize {w}x{h}")));
-                }
                 let (w, h) = clamp_size(w.into(), h.into());
                 self.fb.resize(w, h);
             }

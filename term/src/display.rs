@@ -2,6 +2,13 @@
 //! framebuffer into one showing another (spec §12.3). Only constructs stock
 //! mosh's emulator understands are emitted: BEL, OSC 0/1/2/52, CR, LF, BS,
 //! CUP, DECSTBM, EL, ED, ECH, full-reset SGR and a few DEC private modes.
+//! The one addition is faint, sent as `;2` inside the SGR: stock mosh's
+//! emulator ignores that parameter, so a stock client shows such text at
+//! normal intensity and nothing else changes.
+//!
+//! The differ assumes the receiving emulator has the modes its own output
+//! leaves (full scroll region, autowrap on, insert and origin modes off), as
+//! a client's replica always has; see [`Framebuffer::replica`].
 
 use std::io::Write;
 use std::sync::Arc;

@@ -108,7 +108,7 @@ impl Renditions {
 /// which is marked as a spacer. A "fallback" cell (combining marks with no
 /// base character) holds U+00A0 followed by the marks, which is also how the
 /// display differ prints it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Cell {
     text: [u8; CELL_BYTES],
     len: u8,
@@ -119,6 +119,17 @@ pub struct Cell {
     /// The cell is the right half of the wide character to its left.
     pub spacer: bool,
 }
+
+impl PartialEq for Cell {
+    fn eq(&self, other: &Cell) -> bool {
+        self.rend == other.rend
+            && self.wide == other.wide
+            && self.spacer == other.spacer
+            && self.text[..usize::from(self.len)] == other.text[..usize::from(other.len)]
+    }
+}
+
+impl Eq for Cell {}
 
 impl Cell {
     /// A blank cell with the given rendition.
@@ -214,13 +225,76 @@ impl Row {
         if start >= end {
             return;
         }
-        for cell in &mut self.cells[start..end] {
-            *cell = Cell::blank(rend);
-        }
+        self.cells[start..end].fill(Cell::blank(rend));
         if end == self.width() {
             self.wrap = false;
         }
-        self.repair_wide();
+        if start > 0 && self.cells[start - 1].wide {
+            self.cells[start - 1] = Cell::blank(self.cells[start - 1].rend);
+        }
+        if end < self.width() && self.cells[end].spacer {
+            self.cells[end] = Cell::blank(self.cells[end].rend);
+        }
+    }
+
+    /// Writes a character of width 1 or 2 at `col`, which must fit, blanking
+    /// the other half of any wide character it overwrites.
+    #[inline]
+    fn put(&mut self, col: usize, c: char, wide: bool, rend: Renditions) {
+        let w = self.width();
+        let span = if wide { 2 } else { 1 };
+        for x in col..col + span {
+            let (spacer, was_wide) = (self.cells[x].spacer, self.cells[x].wide);
+            if spacer && x > 0 {
+                self.cells[x - 1] = Cell::blank(self.cells[x - 1].rend);
+            }
+            if was_wide && x + 1 < w {
+                self.cells[x + 1] = Cell::blank(self.cells[x + 1].rend);
+            }
+        }
+        let cell = &mut self.cells[col];
+        cell.rend = rend;
+        cell.spacer = false;
+        cell.set_char(c);
+        cell.wide = wide;
+        if wide {
+            self.cells[col + 1] = Cell {
+                spacer: true,
+                ..Cell::blank(rend)
+            };
+        }
+        if col + span == w {
+            self.wrap = false;
+        }
+    }
+
+    /// Writes narrow printable ASCII from `col` on, which must fit.
+    fn put_ascii(&mut self, col: usize, text: &[u8], rend: Renditions) {
+        let w = self.width();
+        let end = col + text.len();
+        if col > 0 && self.cells[col].spacer {
+            self.cells[col - 1] = Cell::blank(self.cells[col - 1].rend);
+        }
+        if end < w && self.cells[end].spacer {
+            self.cells[end] = Cell::blank(self.cells[end].rend);
+        }
+        for (cell, &b) in self.cells[col..end].iter_mut().zip(text) {
+            cell.text[0] = b;
+            cell.len = u8::from(b != b' ');
+            cell.rend = rend;
+            cell.wide = false;
+            cell.spacer = false;
+        }
+        if end == w {
+            self.wrap = false;
+        }
+    }
+
+    /// Turns this row into a fresh blank one (new generation) in place.
+    fn reset(&mut self, rend: Renditions) {
+        self.cells.fill(Cell::blank(rend));
+        self.generation = new_generation();
+        self.wrap = false;
     }
 
     /// Makes every wide cell be followed by its spacer and every spacer be
@@ -419,17 +493,17 @@ struct SavedScreen {
     rows: Vec<Arc<Row>>,
 }
 
-/// A whole terminal screen and its state. Cloning is cheap: rows are shared
-/// until written.
+/// A whole terminal screen and its state. Cloning is cheap: rows, title and
+/// clipboard are shared until written.
 #[derive(Debug, Clone)]
 pub struct Framebuffer {
     rows: Vec<Arc<Row>>,
     /// Cursor, modes and drawing state.
     pub ds: DrawState,
-    title: String,
-    icon_name: String,
+    title: Arc<str>,
+    icon_name: Arc<str>,
     title_initialized: bool,
-    clipboard: Vec<u8>,
+    clipboard: Arc<[u8]>,
     bell_count: u64,
     alternate: Option<SavedScreen>,
 }
@@ -449,10 +523,10 @@ impl Framebuffer {
                 .map(|_| Arc::new(Row::new(width, Renditions::default())))
                 .collect(),
             ds: DrawState::new(width, height),
-            title: String::new(),
-            icon_name: String::new(),
+            title: Arc::from(""),
+            icon_name: Arc::from(""),
             title_initialized: false,
-            clipboard: Vec::new(),
+            clipboard: Arc::from(&[][..]),
             bell_count: 0,
             alternate: None,
         }
@@ -473,12 +547,12 @@ impl Framebuffer {
         &self.rows
     }
 
-    /// One row.
+    /// One row. Panics if `row` is out of range.
     pub fn row(&self, row: usize) -> &Row {
         &self.rows[row]
     }
 
-    /// One cell.
+    /// One cell. Panics if the position is out of range.
     pub fn cell(&self, row: usize, col: usize) -> &Cell {
         &self.rows[row].cells[col]
     }
@@ -546,6 +620,18 @@ impl Framebuffer {
         fb
     }
 
+    /// Overwrites one cell (e.g. to draw an overlay on a copy of a screen).
+    /// Writing a wide cell, or over one half of a wide cell, is the caller's
+    /// business: the next cell must be a spacer after a wide cell. Panics if
+    /// the position is out of range.
+    pub fn set_cell(&mut self, row: usize, col: usize, cell: Cell) {
+        let r = self.row_mut(row);
+        r.cells[col] = cell;
+        if col + 1 == r.cells.len() {
+            r.wrap = false;
+        }
+    }
+
     pub(crate) fn row_mut(&mut self, row: usize) -> &mut Row {
         Arc::make_mut(&mut self.rows[row])
     }
@@ -554,24 +640,36 @@ impl Framebuffer {
         self.bell_count = self.bell_count.wrapping_add(1);
     }
 
-    pub(crate) fn set_title(&mut self, title: &str) {
-        self.title = title.chars().take(MAX_TITLE_CHARS).collect();
+    /// Sets the window title (bounded to [`MAX_TITLE_CHARS`]), as OSC 2 does.
+    pub fn set_title(&mut self, title: &str) {
+        self.title = title
+            .chars()
+            .take(MAX_TITLE_CHARS)
+            .collect::<String>()
+            .into();
         self.title_initialized = true;
     }
 
-    pub(crate) fn set_icon_name(&mut self, name: &str) {
-        self.icon_name = name.chars().take(MAX_TITLE_CHARS).collect();
+    /// Sets the icon name (bounded to [`MAX_TITLE_CHARS`]), as OSC 1 does.
+    pub fn set_icon_name(&mut self, name: &str) {
+        self.icon_name = name
+            .chars()
+            .take(MAX_TITLE_CHARS)
+            .collect::<String>()
+            .into();
         self.title_initialized = true;
     }
 
-    /// Keeps the printable ASCII of `data` (base64 text), bounded.
-    pub(crate) fn set_clipboard(&mut self, data: &[u8]) {
+    /// Sets the clipboard, keeping the printable ASCII of `data` (base64
+    /// text), bounded to [`MAX_CLIPBOARD_BYTES`].
+    pub fn set_clipboard(&mut self, data: &[u8]) {
         self.clipboard = data
             .iter()
             .copied()
             .filter(|b| (0x20..0x7f).contains(b))
             .take(MAX_CLIPBOARD_BYTES)
-            .collect();
+            .collect::<Vec<u8>>()
+            .into();
     }
 
     /// Changes the size, keeping the top-left content, tab stops and modes;
@@ -592,13 +690,13 @@ impl Framebuffer {
             while rows.len() < height {
                 rows.push(Arc::new(Row::new(width, Renditions::default())));
             }
+            if rows[height - 1].wrap {
+                Arc::make_mut(&mut rows[height - 1]).wrap = false;
+            }
         };
         resize_rows(&mut self.rows);
         if let Some(saved) = &mut self.alternate {
             resize_rows(&mut saved.rows);
-        }
-        if self.rows[height - 1].wrap {
-            self.row_mut(height - 1).wrap = false;
         }
         let old_width = self.ds.tabs.len();
         self.ds.tabs.truncate(width);
@@ -634,7 +732,10 @@ impl Framebuffer {
         let rend = self.ds.rend.erased();
         self.rows[top..=bottom].rotate_left(n);
         for row in &mut self.rows[bottom + 1 - n..=bottom] {
-            *row = Arc::new(Row::new(width, rend));
+            match Arc::get_mut(row) {
+                Some(r) => r.reset(rend),
+                None => *row = Arc::new(Row::new(width, rend)),
+            }
         }
     }
 
@@ -696,31 +797,13 @@ impl Framebuffer {
     /// Writes a character of width 1 or 2 at (row, col), which must fit.
     pub(crate) fn put_char(&mut self, row: usize, col: usize, c: char, wide: bool) {
         let rend = self.ds.rend;
-        let r = self.row_mut(row);
-        let w = r.width();
-        let span = if wide { 2 } else { 1 };
-        for x in col..col + span {
-            let old = r.cells[x];
-            if old.spacer && x > 0 {
-                r.cells[x - 1] = Cell::blank(r.cells[x - 1].rend);
-            }
-            if old.wide && x + 1 < w {
-                r.cells[x + 1] = Cell::blank(r.cells[x + 1].rend);
-            }
-        }
-        let cell = &mut r.cells[col];
-        *cell = Cell::blank(rend);
-        cell.set_char(c);
-        cell.wide = wide;
-        if wide {
-            r.cells[col + 1] = Cell {
-                spacer: true,
-                ..Cell::blank(rend)
-            };
-        }
-        if col + span == w {
-            r.wrap = false;
-        }
+        self.row_mut(row).put(col, c, wide, rend);
+    }
+
+    /// Writes narrow printable ASCII from `col` on; it must fit in the row.
+    pub(crate) fn put_ascii(&mut self, row: usize, col: usize, text: &[u8]) {
+        let rend = self.ds.rend;
+        self.row_mut(row).put_ascii(col, text, rend);
     }
 
     /// Adds a combining character to a non-blank cell.

@@ -9,6 +9,27 @@
 //! * [`complete`]: [`Complete`], the server→client SSP state.
 //! * [`input`]: [`UserStream`], the client→server SSP state, and the
 //!   server's [`KeyTranslator`].
+//!
+//! ```
+//! use mosh_term::{Display, Emulator};
+//!
+//! let mut server = Emulator::new(80, 24);
+//! server.feed(b"# ");
+//! let before = server.framebuffer().clone();
+//! server.feed(b"echo hi");
+//! let bytes = Display::server().new_frame(true, &before, server.framebuffer());
+//! assert_eq!(bytes, b"echo hi");
+//!
+//! // A client replaying the bytes on its copy of `before` shows the same.
+//! let mut client = Emulator::from_framebuffer(before.replica());
+//! client.feed(&bytes);
+//! assert!(client.framebuffer().same_picture(server.framebuffer()));
+//! ```
+//!
+//! Bounds: sizes are clamped to 1..=1000 in each dimension, a cell holds at
+//! most 32 bytes of UTF-8, titles 256 characters, the clipboard 64 KiB, OSC
+//! strings are cut at 64 KiB, and unread replies at 4 KiB; so memory is
+//! bounded by the screen size whatever the input.
 #![forbid(unsafe_code)]
 
 pub mod complete;

@@ -101,3 +101,97 @@ fn title_bell_clipboard_and_modes() {
         "\x1b]1;i\x07\x1b]2;t\x07\x1b[?1002l\x1b[?1003h\x1b[?1015l\x1b[?1006l\x1b[?1005l"
     );
 }
+
+/// Records anything in a byte stream that stock mosh's emulator would not
+/// understand or would answer.
+#[derive(Default)]
+struct ConstructCheck {
+    problems: Vec<String>,
+}
+
+impl vte::Perform for ConstructCheck {
+    fn execute(&mut self, byte: u8) {
+        if ![0x07, 0x08, 0x0a, 0x0d].contains(&byte) {
+            self.problems.push(format!("control {byte:#04x}"));
+        }
+    }
+
+    fn csi_dispatch(
+        &mut self,
+        params: &vte::Params,
+        intermediates: &[u8],
+        _ignore: bool,
+        action: char,
+    ) {
+        let p: Vec<u16> = params.iter().map(|p| p[0]).collect();
+        let ok = match (intermediates, action) {
+            ([], 'H' | 'm' | 'r') => true,
+            ([], 'K') => p.is_empty() || p == [0],
+            ([], 'X') => p.len() == 1 && p[0] > 4,
+            ([], 'J') => p == [2],
+            ([b'?'], 'h' | 'l') => {
+                p.len() == 1
+                    && [
+                        5, 25, 2004, 9, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1015,
+                    ]
+                    .contains(&p[0])
+            }
+            _ => false,
+        };
+        if !ok {
+            self.problems
+                .push(format!("CSI {intermediates:?} {p:?} {action}"));
+        }
+    }
+
+    fn esc_dispatch(&mut self, intermediates: &[u8], _ignore: bool, byte: u8) {
+        self.problems
+            .push(format!("ESC {intermediates:?} {}", byte as char));
+    }
+
+    fn osc_dispatch(&mut self, params: &[&[u8]], bell_terminated: bool) {
+        let ok = bell_terminated && matches!(params.first(), Some(&(b"0" | b"1" | b"2" | b"52")));
+        if !ok {
+            self.problems.push(format!("OSC {:?}", params.first()));
+        }
+    }
+
+    fn hook(&mut self, _params: &vte::Params, _intermediates: &[u8], _ignore: bool, _action: char) {
+        self.problems.push("DCS".into());
+    }
+}
+
+/// Over whole sessions of the corpus, the differ emits only what spec §12.3
+/// lists (plus faint inside SGR).
+#[test]
+fn differ_emits_only_stock_constructs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("corpus directory")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+        .collect();
+    files.sort();
+    for file in files {
+        let bytes = std::fs::read(&file).expect("read corpus file");
+        for (w, h) in [(80, 24), (31, 9)] {
+            let mut server = Emulator::new(w, h);
+            let mut shown = server.framebuffer().clone();
+            let mut stream = Display::server().new_frame(false, &shown, &shown);
+            for piece in bytes.chunks(61) {
+                server.feed(piece);
+                let now = server.framebuffer().clone();
+                stream.extend(Display::server().new_frame(true, &shown, &now));
+                shown = now;
+            }
+            let mut check = ConstructCheck::default();
+            vte::Parser::<65536>::default().advance(&mut check, &stream);
+            assert!(
+                check.problems.is_empty(),
+                "{} at {w}x{h}: {:?}",
+                file.display(),
+                check.problems
+            );
+        }
+    }
+}

@@ -47,10 +47,14 @@ fn prints_and_wraps_deferred() {
 }
 
 #[test]
-fn cub_after_last_column_follows_xterm() {
+fn cub_and_bs_after_last_column_follow_xterm() {
     // tmux 3.3a puts the cursor past the margin, so CUB 1 lands on the last
     // column there; xterm and stock mosh land one further left.
     let e = emu(5, 2, b"abcde\x1b[Dx");
+    assert_eq!(row_text(e.framebuffer(), 0), "abcxe");
+    // The same for BS (stock mosh's emulator moves left from the last
+    // column; its hostbytes must replay the same here).
+    let e = emu(5, 2, b"abcde\x08x");
     assert_eq!(row_text(e.framebuffer(), 0), "abcxe");
 }
 
@@ -330,4 +334,21 @@ fn reset_keeps_bell_count() {
     assert_eq!(fb.bell_count(), 1);
     assert_eq!(row_text(fb, 0), "");
     assert_eq!(fb.title(), "");
+}
+
+#[test]
+fn widths_that_differ_from_tmux() {
+    // unicode-width 0.2 makes these zero-width (tmux 3.3a: 1, 2, 2, 2, 1);
+    // they combine with the previous cell.
+    for c in ['\u{ad}', '\u{302e}', '\u{302f}', '\u{3164}', '\u{ffa0}'] {
+        let e = emu(10, 2, format!("a{c}b").as_bytes());
+        let fb = e.framebuffer();
+        assert_eq!(fb.cell(0, 0).contents(), format!("a{c}"));
+        assert_eq!(fb.cell(0, 1).contents(), "b");
+    }
+    // A ZWJ sequence is not joined: each emoji keeps its own wide cell.
+    let e = emu(10, 2, "\u{1f468}\u{200d}\u{1f469}".as_bytes());
+    let fb = e.framebuffer();
+    assert_eq!(fb.cell(0, 0).contents(), "\u{1f468}\u{200d}");
+    assert_eq!(fb.cell(0, 2).contents(), "\u{1f469}");
 }

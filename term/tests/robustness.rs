@@ -43,8 +43,16 @@ fn check_invariants(fb: &Framebuffer) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Number of cases: `PROPTEST_CASES` if set (for long runs), else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(400), .. ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_input_is_safe(

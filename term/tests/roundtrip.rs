@@ -110,8 +110,16 @@ fn check_replay(a: &Framebuffer, b: &Framebuffer, initialized: bool) -> Result<(
     Ok(())
 }
 
+/// Number of cases: `PROPTEST_CASES` if set (for long runs), else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(512), .. ProptestConfig::default() })]
 
     #[test]
     fn new_frame_round_trip(w in 1usize..14, h in 1usize..9, first in ops(), second in ops()) {

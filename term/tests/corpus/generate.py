@@ -53,8 +53,11 @@ write("scroll_su_sd.bin", lines(24, "line {i}\r\n")[:-2] + CSI + "10;1H" + CSI +
 write("autowrap.bin", "".join("E" * 80 + "\r\n" for _ in range(25)))
 write("autowrap_deferred.bin",
       "A" * 80 + "B" + CSI + "3;1H" + "C" * 80 + "\r" + "x" + CSI + "5;1H" + "D" * 80
-      + "\r\nnext" + CSI + "7;1H" + "F" * 80 + "\b" + "y" + CSI + "9;1H" + CSI + "?7l"
+      + "\r\nnext" + CSI + "9;1H" + CSI + "?7l"
       + "G" * 90 + CSI + "?7h" + CSI + "11;1H" + "H" * 160 + "I" * 5)
+write("pending_wrap_edits.bin",
+      "".join(("a" * 80 + CSI + seq + "x" + "\r\n") for seq in ["K", "1K", "2K", "X", "3X", "@", "P", "C", "A", "Z"])
+      + "b" * 80 + CSI + "1J" + "y" + CSI + "12;1H" + "c" * 80 + CSI + "J" + "z")
 write("origin_mode.bin",
       CSI + "5;10r" + CSI + "?6h" + CSI + "1;1Horigin" + CSI + "99;1Hbottom" + CSI + "3A up"
       + CSI + "?6l" + CSI + "1;1Habsolute" + CSI + "r")

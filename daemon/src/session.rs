@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use mosh_proto::messages::UserMessage;
 use mosh_proto::{Base64Key, Delivery, Transport, TransportConfig};
@@ -58,6 +58,19 @@ pub struct SessionConfig {
     pub signal_timeout: Option<Duration>,
     /// Bytes to show on the screen before the shell starts (the motd).
     pub banner: Vec<u8>,
+    /// Where to publish the session's [`SessionStatus`], if anywhere.
+    pub status: Option<tokio::sync::watch::Sender<SessionStatus>>,
+}
+
+/// What a running session tells about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionStatus {
+    /// The client's address, once one was heard from.
+    pub client: Option<SocketAddr>,
+    /// When the client last sent a new state.
+    pub last_contact: Option<SystemTime>,
+    /// Whether the session is shutting down.
+    pub closing: bool,
 }
 
 /// Why a session ended.
@@ -138,6 +151,12 @@ impl Session {
             attached_to: None,
             pty_closed: false,
         })
+    }
+
+    fn publish_status(&self, change: impl FnOnce(&mut SessionStatus)) {
+        if let Some(status) = &self.config.status {
+            status.send_modify(change);
+        }
     }
 
     fn log(&self, message: impl FnOnce() -> String) {
@@ -266,6 +285,7 @@ impl Session {
         let remote = self.transport.remote_addr();
         if remote != self.attached_to {
             self.attached_to = remote;
+            self.publish_status(|status| status.client = remote);
             match remote {
                 Some(addr) => self.log(|| format!("Server now attached to client at {addr}")),
                 None => self.log(|| "Server now detached from client.".to_owned()),
@@ -295,6 +315,7 @@ impl Session {
             return;
         };
         self.last_client_state = Some(now);
+        self.publish_status(|status| status.last_contact = Some(SystemTime::now()));
         let mut resize = None;
         let mut had_event = false;
         for instruction in &message.instruction {
@@ -390,6 +411,7 @@ impl Session {
     /// Starts the shutdown handshake, or ends at once with no client.
     fn stop(&mut self, now: Instant, why: &str) {
         self.log(|| why.to_owned());
+        self.publish_status(|status| status.closing = true);
         self.transport.start_shutdown(now.into_std());
     }
 

@@ -26,12 +26,16 @@ impl Notifier {
             Some(abstract_name) => SocketAddr::from_abstract_name(abstract_name)?,
             None => SocketAddr::from_pathname(OsStr::from_bytes(&name))?,
         };
+        let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
         Ok(Self {
-            target: Some((UnixDatagram::unbound()?, address)),
+            target: Some((socket, address)),
         })
     }
 
-    /// Sends `state` (lines of `KEY=VALUE`).
+    /// Sends `state` (lines of `KEY=VALUE`). Never blocks: a manager that
+    /// does not read its socket misses notifications rather than stalling
+    /// the daemon.
     pub fn notify(&self, state: &str) -> io::Result<()> {
         match &self.target {
             Some((socket, address)) => socket.send_to_addr(state.as_bytes(), address).map(drop),

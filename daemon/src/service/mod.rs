@@ -101,8 +101,12 @@ impl Shared {
     }
 
     fn send_notification(&self, state: &str) {
-        if let Err(error) = self.notifier.notify(state) {
-            tracing::warn!("sd_notify {state:?}: {error}");
+        match self.notifier.notify(state) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                tracing::debug!("sd_notify {state:?}: the manager's queue is full");
+            }
+            Err(error) => tracing::warn!("sd_notify {state:?}: {error}"),
         }
     }
 }

@@ -120,14 +120,20 @@ pub fn run() -> Result<(), WorkerError> {
         .read_to_end(&mut text)
         .map_err(|e| WorkerError::Setup(e.to_string()))?;
     drop(pipe);
-    let setup: WorkerSetup =
-        serde_json::from_slice(&text).map_err(|e| WorkerError::Setup(e.to_string()))?;
+    let setup: WorkerSetup = serde_json::from_slice(&text).map_err(|e| {
+        WorkerError::Setup(format!(
+            "malformed at line {} column {} (contents not shown: they hold the key)",
+            e.line(),
+            e.column()
+        ))
+    })?;
     text.fill(0);
     let _ = nix::unistd::setsid();
     name_process(c"mosh-server");
     drop_privileges(&setup)?;
     prepare_environment(&setup);
-    let key = Base64Key::parse(&setup.key).map_err(|e| WorkerError::Setup(e.to_string()))?;
+    let key =
+        Base64Key::parse(&setup.key).map_err(|_| WorkerError::Setup("bad session key".into()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

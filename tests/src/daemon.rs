@@ -206,12 +206,22 @@ pub struct TestDaemon {
     child: Option<Child>,
     notify: UnixDatagram,
     ports: (u16, u16),
+    env: Vec<(String, String)>,
 }
 
 impl TestDaemon {
     /// Starts a daemon whose pool is `ports`, with `extra_config` lines
     /// added to its configuration, and waits for `READY=1`.
     pub fn start(ports: (u16, u16), extra_config: &str) -> io::Result<Self> {
+        Self::start_with_env(ports, extra_config, &[])
+    }
+
+    /// [`TestDaemon::start`] with `env` added to the daemon's environment.
+    pub fn start_with_env(
+        ports: (u16, u16),
+        extra_config: &str,
+        env: &[(&str, &str)],
+    ) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(unique("mosh-e2e-daemon-"));
         std::fs::create_dir_all(&dir)?;
         std::fs::write(
@@ -225,6 +235,10 @@ impl TestDaemon {
             child: None,
             notify,
             ports,
+            env: env
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
         };
         daemon.launch()?;
         let ready = daemon.wait_notification("READY=1", START_TIMEOUT)?;
@@ -249,6 +263,7 @@ impl TestDaemon {
             .arg(self.runtime_dir())
             .env("NOTIFY_SOCKET", self.dir.join("notify.sock"))
             .env_remove("JOURNAL_STREAM")
+            .envs(self.env.iter().map(|(n, v)| (n, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -401,13 +416,26 @@ impl TestDaemon {
             .collect()
     }
 
+    /// Replaces the configuration file (the pool line is not added).
+    pub fn write_config(&self, text: &str) -> io::Result<()> {
+        std::fs::write(self.config_path(), text)
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`...) to the daemon.
+    pub fn signal(&self, signal: &str) {
+        if self.child.is_none() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status();
+    }
+
     /// Sends `signal` to the daemon and waits for it to exit; returns its
     /// exit code.
     pub fn stop_with(&mut self, signal: &str) -> Option<i32> {
+        self.signal(signal);
         let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-s", signal, &child.id().to_string()])
-            .status();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -422,10 +450,17 @@ impl TestDaemon {
         }
     }
 
-    /// Stops the daemon with SIGTERM (sessions keep running) and starts a
-    /// new one on the same directory; waits for it to be ready.
-    pub fn restart(&mut self) -> io::Result<()> {
-        self.stop_with("TERM");
+    /// Stops the daemon with SIGTERM (sessions keep running), runs
+    /// `meanwhile`, and starts a new daemon on the same directory; waits for
+    /// it to be ready.
+    pub fn restart(&mut self, meanwhile: impl FnOnce()) -> io::Result<()> {
+        if self.stop_with("TERM") != Some(0) {
+            return Err(io::Error::other(format!(
+                "mosh-daemon did not stop cleanly on SIGTERM; log:\n{}",
+                self.log()
+            )));
+        }
+        meanwhile();
         self.launch()?;
         if self.wait_notification("READY=1", START_TIMEOUT)? {
             Ok(())

@@ -284,3 +284,40 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         output.status
     );
 }
+
+#[test]
+fn the_watchdog_is_fed_when_systemd_asks() {
+    let daemon =
+        TestDaemon::start_with_env(free_port_range(2), "", &[("WATCHDOG_USEC", "300000")]).unwrap();
+    for _ in 0..3 {
+        assert!(daemon.wait_notification("WATCHDOG=1", QUICK).unwrap());
+    }
+}
+
+#[test]
+fn sighup_reloads_the_configuration_and_keeps_it_when_the_new_one_is_bad() {
+    let first = free_port_range(3);
+    let daemon = TestDaemon::start(first, "").unwrap();
+    let user = TestUser::create().unwrap();
+    assert_eq!(daemon.new_session(As::User(&user), &IDLE).port, first.0);
+
+    let second = free_port_range(3);
+    daemon
+        .write_config(&format!("port_range = \"{}:{}\"\n", second.0, second.1))
+        .unwrap();
+    daemon.signal("HUP");
+    assert!(daemon.wait_notification("RELOADING=1", QUICK).unwrap());
+    assert!(daemon.wait_notification("READY=1", QUICK).unwrap());
+    assert_eq!(daemon.new_session(As::User(&user), &IDLE).port, second.0);
+
+    daemon.write_config("port_range = \"nonsense\"\n").unwrap();
+    daemon.signal("HUP");
+    assert!(daemon.wait_notification("READY=1", QUICK).unwrap());
+    assert!(daemon.log().contains("keeping the old configuration"));
+    assert!(daemon.log().contains("key `port_range`"));
+    assert_eq!(
+        daemon.new_session(As::User(&user), &IDLE).port,
+        second.0 + 1
+    );
+    assert_eq!(daemon.list(As::Root).len(), 3);
+}

@@ -95,6 +95,16 @@ fn moshctl_shows_and_kills_only_what_the_caller_may() {
     let id = owners_view[0].0.clone();
     let roots_view = daemon.list(As::Root);
     assert_eq!(roots_view.len(), 2, "{roots_view:?}");
+    let json = text(&daemon.moshctl(As::User(&owner), &["list", "--json"]).stdout);
+    assert!(
+        json.contains(&format!("\"user\": \"{}\"", owner.name())),
+        "{json}"
+    );
+    assert!(json.contains(&format!("\"port\": {}", mine.port)), "{json}");
+    assert!(!json.contains(other.name()), "{json}");
+    let idle_kill = daemon.moshctl(As::User(&other), &["kill", "--idle", "1h"]);
+    assert!(idle_kill.status.success());
+    assert_eq!(text(&idle_kill.stdout), "no sessions to kill\n");
 
     let refused = daemon.moshctl(As::User(&other), &["kill", &id]);
     assert_eq!(refused.status.code(), Some(1));
@@ -149,7 +159,12 @@ fn sessions_survive_a_daemon_restart() {
     client.wait_for("mosh$", QUICK).unwrap();
     let before = daemon.list(As::Root);
 
-    daemon.restart().unwrap();
+    daemon
+        .restart(|| {
+            type_line(&client, "echo between-$((6*7))");
+            client.wait_for("between-42", QUICK).unwrap();
+        })
+        .unwrap();
     type_line(&client, "echo still-$((40+2))");
     client.wait_for("still-42", QUICK).unwrap();
     assert_eq!(daemon.list(As::Root), before);

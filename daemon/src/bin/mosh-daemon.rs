@@ -6,7 +6,7 @@
 //! mosh-daemon worker        (internal: one session's process)
 //! ```
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::os::linux::fs::MetadataExt;
 use std::path::PathBuf;
@@ -28,7 +28,10 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("worker") {
         return match worker::run() {
             Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
+            Err(error) => {
+                let _ = writeln!(std::io::stderr(), "mosh-daemon worker: {error}");
+                ExitCode::FAILURE
+            }
         };
     }
     let mut options = Options {

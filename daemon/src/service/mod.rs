@@ -29,6 +29,9 @@ use tokio::task::JoinSet;
 use crate::config::{Config, ConfigError};
 use crate::notify::{Notifier, watchdog_interval};
 
+/// Most control connections served at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 512;
+
 /// The default runtime directory.
 pub const DEFAULT_RUNTIME_DIR: &str = "/run/mosh-daemon";
 
@@ -139,9 +142,10 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, _)) if connections.len() < MAX_CONNECTIONS => {
                     connections.spawn(requests::serve_connection(shared.clone(), stream));
                 }
+                Ok(_) => tracing::warn!("too many control connections; closing a new one"),
                 Err(error) => tracing::warn!("accepting a control connection: {error}"),
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

@@ -15,7 +15,7 @@ use crate::control::{
 };
 use crate::worker::unix_seconds;
 
-/// A client must send its request within this time.
+/// A client must send its request, and take the answer, within this time.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who is asking, as the kernel says.
@@ -55,8 +55,11 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
         }
         Err(_) => error_response("no request received in time".into()),
     };
-    let _ = write.write_all(&encode_line(&response)).await;
-    let _ = write.shutdown().await;
+    let reply = async {
+        write.write_all(&encode_line(&response)).await?;
+        write.shutdown().await
+    };
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, reply).await;
 }
 
 fn error_response(message: String) -> Response {

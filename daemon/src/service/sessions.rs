@@ -140,7 +140,7 @@ async fn launch(
         .env_clear()
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stderr(std::process::Stdio::inherit());
     // SAFETY: the closure runs in the forked child before exec and only
     // calls fcntl and dup2, which are async-signal-safe; it allocates
     // nothing and touches no lock.

@@ -155,21 +155,40 @@ fn sessions_survive_a_daemon_restart() {
     let mut daemon = TestDaemon::start(free_port_range(10), "").unwrap();
     let user = TestUser::create().unwrap();
     let session = daemon.new_session(As::User(&user), &SHELL);
+    let doomed = daemon.new_session(As::User(&user), &SHELL);
     let client = connect_client(&session);
     client.wait_for("mosh$", QUICK).unwrap();
     let before = daemon.list(As::Root);
+    assert_eq!(before.len(), 2);
 
     daemon
         .restart(|| {
             type_line(&client, "echo between-$((6*7))");
             client.wait_for("between-42", QUICK).unwrap();
+            let killed = std::process::Command::new("kill")
+                .args(["-s", "KILL", &doomed.pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            assert!(process::wait_for_exit(doomed.pid, "mosh-server", QUICK));
         })
         .unwrap();
     type_line(&client, "echo still-$((40+2))");
     client.wait_for("still-42", QUICK).unwrap();
-    assert_eq!(daemon.list(As::Root), before);
-    assert!(daemon.log().contains("re-adopted 1 running sessions"));
+    let after = daemon.list(As::Root);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(before.contains(&after[0]));
+    let log = daemon.log();
+    assert!(log.contains("re-adopted 1 running sessions"), "{log}");
+    let registered: Vec<_> = std::fs::read_dir(daemon.runtime_dir().join("sessions"))
+        .unwrap()
+        .collect();
+    assert_eq!(registered.len(), 1, "the dead session's socket is removed");
 
     let next = daemon.new_session(As::User(&user), &SHELL);
     assert_ne!(next.port, session.port, "the adopted port stays reserved");
+    assert_eq!(
+        next.port, doomed.port,
+        "the dead session's port is free again"
+    );
 }

@@ -128,14 +128,17 @@ impl Session {
     fn new(socket: UdpSocket, config: SessionConfig) -> Result<Self, SessionError> {
         let now = Instant::now();
         let (width, height) = INITIAL_SIZE;
+        let mut emulator = Emulator::new(width, height);
+        // The transport's initial (blank) state shares the emulator's rows
+        // until the emulator writes to them: an idle session holds one
+        // screen, not two.
         let transport = Transport::new(
             TransportConfig::server(),
             &config.key,
-            Complete::new(width, height),
+            Complete::from_framebuffer(emulator.framebuffer().clone()),
             UserStream::new(),
             now.into_std(),
         )?;
-        let mut emulator = Emulator::new(width, height);
         emulator.feed(&config.banner);
         Ok(Self {
             socket,

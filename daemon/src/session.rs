@@ -309,7 +309,11 @@ impl Session {
     }
 
     /// Applies the user events that arrived since the last call.
+    /// Every new client state counts as contact, including the empty ones
+    /// a quiet client sends every few seconds to show it is alive.
     fn handle_user_input(&mut self, now: Instant) {
+        self.last_client_state = Some(now);
+        self.publish_status(|status| status.last_contact = Some(SystemTime::now()));
         let diff = self.transport.take_remote_diff();
         if diff.is_empty() {
             return;
@@ -317,8 +321,6 @@ impl Session {
         let Ok(message) = UserMessage::decode(diff.as_slice()) else {
             return;
         };
-        self.last_client_state = Some(now);
-        self.publish_status(|status| status.last_contact = Some(SystemTime::now()));
         let mut resize = None;
         let mut had_event = false;
         for instruction in &message.instruction {

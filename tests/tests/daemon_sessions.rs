@@ -192,3 +192,46 @@ fn sessions_survive_a_daemon_restart() {
         "the dead session's port is free again"
     );
 }
+
+#[test]
+fn the_idle_timeout_ends_sessions_whose_client_is_gone_but_not_quiet_ones() {
+    let daemon = TestDaemon::start(free_port_range(5), "idle_timeout = 5").unwrap();
+    let user = TestUser::create().unwrap();
+    let session = daemon.new_session(As::User(&user), &SHELL);
+    let client = connect_client(&session);
+    client.wait_for("mosh$", QUICK).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(
+        process::is_running(session.pid, "mosh-server"),
+        "a connected client that types nothing keeps its session"
+    );
+    type_line(&client, "echo awake-$((1+1))");
+    client.wait_for("awake-2", QUICK).unwrap();
+    let wrapper = client
+        .run(["list-panes", "-F", "#{pane_pid}"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    let children =
+        std::fs::read_to_string(format!("/proc/{wrapper}/task/{wrapper}/children")).unwrap();
+    let mosh_client = children
+        .split_whitespace()
+        .next()
+        .expect("mosh-client runs");
+    let vanished = std::time::Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-s", "KILL", mosh_client])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(
+        process::wait_for_exit(session.pid, "mosh-server", Duration::from_secs(30)),
+        "the session outlived its idle timeout without a client"
+    );
+    assert!(
+        vanished.elapsed() >= Duration::from_secs(4),
+        "ended after {:?}, before its idle timeout",
+        vanished.elapsed()
+    );
+    wait_until(|| daemon.list(As::Root).is_empty());
+}

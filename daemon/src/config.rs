@@ -232,6 +232,12 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_spells_out_the_defaults() {
+        let example = include_str!("../../systemd/config.toml");
+        assert_eq!(parse(example).unwrap(), Config::default());
+    }
+
+    #[test]
     fn every_key() {
         let config = parse(
             "port_range = \"61000:61004\"\nmax_sessions = 7\nmax_sessions_per_user = 2\n\

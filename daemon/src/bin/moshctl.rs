@@ -250,3 +250,53 @@ fn describe(status: &DaemonStatus) -> String {
         status.port_range
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("5w"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn kill_needs_exactly_one_target() {
+        let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(kill_target(&args(&[])).is_err());
+        assert!(kill_target(&args(&["ab", "--user", "bob"])).is_err());
+        let target = kill_target(&args(&["ab", "cd"])).ok().unwrap();
+        assert_eq!(target.ids, ["ab", "cd"]);
+        let target = kill_target(&args(&["--idle", "1h"])).ok().unwrap();
+        assert_eq!(target.idle_secs, Some(3600));
+    }
+
+    #[test]
+    fn the_table_lines_up() {
+        let session = SessionReport {
+            id: "0123abcd".into(),
+            user: "alice".into(),
+            uid: 1000,
+            pid: 4242,
+            port: 60001,
+            client: Some("192.0.2.7:51234".into()),
+            started: 1000,
+            last_contact: Some(1990),
+            state: "connected".into(),
+        };
+        let text = table(&[session], 2000);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("ID        USER   PID   PORT   CLIENT"));
+        assert!(lines[1].starts_with("0123abcd  alice  4242  60001  192.0.2.7:51234"));
+        assert!(lines[1].contains("16m40s ago"));
+        assert!(lines[1].ends_with("10s ago       connected"));
+        assert_eq!(table(&[], 0).lines().last(), Some("(no sessions)"));
+    }
+}

@@ -31,17 +31,11 @@ pub enum Refusal {
     PoolExhausted(String),
 }
 
-/// A registered session.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    /// The latest report (a placeholder while the worker starts).
-    pub report: SessionReport,
-}
-
-/// All sessions, by id.
+/// All sessions, by id: the latest report of each (a placeholder while
+/// its worker starts).
 #[derive(Debug, Default)]
 pub struct Registry {
-    sessions: HashMap<String, Entry>,
+    sessions: HashMap<String, SessionReport>,
 }
 
 impl Registry {
@@ -57,22 +51,19 @@ impl Registry {
 
     /// How many sessions `uid` has.
     pub fn count_for(&self, uid: u32) -> usize {
-        self.sessions
-            .values()
-            .filter(|e| e.report.uid == uid)
-            .count()
+        self.sessions.values().filter(|e| e.uid == uid).count()
     }
 
     /// Whether some session holds `port`.
     pub fn port_taken(&self, port: u16) -> bool {
-        self.sessions.values().any(|e| e.report.port == port)
+        self.sessions.values().any(|e| e.port == port)
     }
 
     /// How many ports of `pool` sessions hold.
     pub fn ports_used(&self, pool: PortPool) -> usize {
         self.sessions
             .values()
-            .filter(|e| pool.contains(e.report.port))
+            .filter(|e| pool.contains(e.port))
             .count()
     }
 
@@ -113,19 +104,19 @@ impl Registry {
 
     /// Adds or replaces a session.
     pub fn insert(&mut self, report: SessionReport) {
-        self.sessions.insert(report.id.clone(), Entry { report });
+        self.sessions.insert(report.id.clone(), report);
     }
 
     /// Updates what a worker reported, keeping what the daemon knows for
     /// itself (id, user, uid, port) when the session is known.
     pub fn update(&mut self, report: SessionReport) {
         match self.sessions.get_mut(&report.id) {
-            Some(entry) => {
-                entry.report.pid = report.pid;
-                entry.report.client = report.client;
-                entry.report.last_contact = report.last_contact;
-                entry.report.started = report.started;
-                entry.report.state = report.state;
+            Some(known) => {
+                known.pid = report.pid;
+                known.client = report.client;
+                known.last_contact = report.last_contact;
+                known.started = report.started;
+                known.state = report.state;
             }
             None => self.insert(report),
         }
@@ -136,14 +127,9 @@ impl Registry {
         self.sessions.remove(id).is_some()
     }
 
-    /// A session by id.
-    pub fn get(&self, id: &str) -> Option<&Entry> {
-        self.sessions.get(id)
-    }
-
     /// Every session, oldest first.
     pub fn all(&self) -> Vec<SessionReport> {
-        let mut reports: Vec<_> = self.sessions.values().map(|e| e.report.clone()).collect();
+        let mut reports: Vec<_> = self.sessions.values().cloned().collect();
         reports.sort_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)));
         reports
     }

@@ -223,13 +223,29 @@ async fn watch(
     }
 }
 
-/// Asks a session's worker to shut the session down.
+/// Asks a session's worker to shut the session down, after checking that
+/// the process is still one of the session's user.
 pub fn kill(session: &SessionReport) -> Result<(), String> {
     let pid = i32::try_from(session.pid)
         .ok()
         .filter(|&pid| pid > 1)
         .ok_or_else(|| "it is still starting".to_owned())?;
+    if process_uid(session.pid) != Some(session.uid) {
+        return Err(format!("process {pid} is not its worker"));
+    }
     nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM).map_err(|e| e.to_string())
+}
+
+/// The real uid of process `pid`, from `/proc`.
+fn process_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Finds the workers of a previous daemon under `sessions/`, registers the

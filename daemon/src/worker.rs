@@ -1,7 +1,7 @@
 //! The per-session worker process.
 //!
 //! The daemon (root) binds the session's UDP socket and a registration
-//! socket under `sessions/`, then starts `mosh-daemon worker` with them as
+//! socket under `sessions/`, then starts `mosh-daemon-worker` with them as
 //! descriptors [`UDP_FD`] and [`REGISTRATION_FD`], and writes a
 //! [`WorkerSetup`] (user, command, key) into a pipe at [`SETUP_FD`]: the key
 //! never appears in an argument list, an environment or a file.
@@ -99,7 +99,7 @@ pub enum WorkerError {
     Session(#[from] session::SessionError),
 }
 
-/// Runs a worker: the whole life of `mosh-daemon worker`. Must be called
+/// Runs a worker: the whole life of `mosh-daemon-worker`. Must be called
 /// before any other thread exists.
 pub fn run() -> Result<(), WorkerError> {
     // SAFETY: close_range only closes descriptors; those above SETUP_FD are

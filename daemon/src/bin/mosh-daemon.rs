@@ -3,10 +3,11 @@
 //!
 //! ```text
 //! mosh-daemon [--config FILE] [--runtime-dir DIR] [-v]
-//! mosh-daemon worker        (internal: one session's process)
 //! ```
+//!
+//! Sessions run in `mosh-daemon-worker`, found next to this program.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::os::linux::fs::MetadataExt;
 use std::path::PathBuf;
@@ -14,9 +15,11 @@ use std::process::ExitCode;
 
 use mosh_daemon::config::{DEFAULT_PATH, EX_CONFIG};
 use mosh_daemon::service::{self, DEFAULT_RUNTIME_DIR, Options, ServiceError};
-use mosh_daemon::worker;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
+
+/// The session worker's program name, installed next to the daemon.
+const WORKER: &str = "mosh-daemon-worker";
 
 const USAGE: &str = "Usage: mosh-daemon [--config FILE] [--runtime-dir DIR] [-v]";
 
@@ -25,21 +28,12 @@ const EX_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("worker") {
-        return match worker::run() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                let _ = writeln!(std::io::stderr(), "mosh-daemon worker: {error}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     let mut options = Options {
         config_path: PathBuf::from(DEFAULT_PATH),
         config_optional: true,
         runtime_dir: PathBuf::from(DEFAULT_RUNTIME_DIR),
         worker_program: match std::env::current_exe() {
-            Ok(path) => path,
+            Ok(path) => path.with_file_name(WORKER),
             Err(error) => {
                 eprintln!("mosh-daemon: cannot find my own program: {error}");
                 return ExitCode::FAILURE;
@@ -78,6 +72,10 @@ fn main() -> ExitCode {
         }
     }
     init_logging(verbose);
+    if !options.worker_program.is_file() {
+        tracing::error!("{} is missing", options.worker_program.display());
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

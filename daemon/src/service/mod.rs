@@ -44,7 +44,7 @@ pub struct Options {
     pub config_optional: bool,
     /// The runtime directory.
     pub runtime_dir: PathBuf,
-    /// The worker program (this executable).
+    /// The session worker program (`mosh-daemon-worker`).
     pub worker_program: PathBuf,
 }
 

@@ -136,7 +136,6 @@ async fn launch(
     ];
     let mut command = tokio::process::Command::new(&shared.worker_program);
     command
-        .arg("worker")
         .env_clear()
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

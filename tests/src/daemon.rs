@@ -23,6 +23,9 @@ use crate::{UTF8_LOCALE, our_program, process, require_program};
 /// How long the daemon may take to start or stop.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How often `useradd` and `userdel` are tried (100 ms apart).
+const USERADD_ATTEMPTS: u32 = 50;
+
 /// Distinguishes the daemons and users of one test process.
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
@@ -72,11 +75,25 @@ impl TestUser {
     pub fn create() -> io::Result<Self> {
         let useradd = require_program("useradd")?;
         let name = unique("md");
-        let status = Command::new(useradd)
-            .args(["-m", "-s", "/bin/sh", &name])
-            .status()?;
-        if !status.success() {
-            return Err(io::Error::other(format!("useradd {name}: {status}")));
+        // Tests running at once contend for the lock on /etc/passwd, which
+        // useradd reports as a failure: try again for a while.
+        let mut attempts = 0;
+        loop {
+            let output = Command::new(&useradd)
+                .args(["-m", "-s", "/bin/sh", &name])
+                .output()?;
+            if output.status.success() {
+                break;
+            }
+            attempts += 1;
+            if attempts == USERADD_ATTEMPTS {
+                return Err(io::Error::other(format!(
+                    "useradd {name}: {}: {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr)
+                )));
+            }
+            thread::sleep(Duration::from_millis(100));
         }
         let id = |flag: &str| -> io::Result<u32> {
             let output = Command::new("id").args([flag, &name]).output()?;
@@ -107,11 +124,23 @@ impl TestUser {
 
 impl Drop for TestUser {
     fn drop(&mut self) {
-        let _ = Command::new("userdel")
-            .args(["-r", "-f", &self.name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        for _ in 0..USERADD_ATTEMPTS {
+            let deleted = Command::new("userdel")
+                .args(["-r", "-f", &self.name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let gone = Command::new("id")
+                .arg(&self.name)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| !status.success());
+            if deleted.is_err() || gone {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

@@ -113,7 +113,9 @@ struct Session {
     socket: UdpSocket,
     config: SessionConfig,
     transport: Transport<Complete, UserStream>,
-    emulator: Emulator,
+    /// Made when the first client state arrives: a session nobody
+    /// connected to holds no parser and only the transport's blank screen.
+    emulator: Option<Emulator>,
     translator: KeyTranslator,
     shell: Option<ShellChild>,
     pending_input: Vec<u8>,
@@ -128,23 +130,18 @@ impl Session {
     fn new(socket: UdpSocket, config: SessionConfig) -> Result<Self, SessionError> {
         let now = Instant::now();
         let (width, height) = INITIAL_SIZE;
-        let mut emulator = Emulator::new(width, height);
-        // The transport's initial (blank) state shares the emulator's rows
-        // until the emulator writes to them: an idle session holds one
-        // screen, not two.
         let transport = Transport::new(
             TransportConfig::server(),
             &config.key,
-            Complete::from_framebuffer(emulator.framebuffer().clone()),
+            Complete::new(width, height),
             UserStream::new(),
             now.into_std(),
         )?;
-        emulator.feed(&config.banner);
         Ok(Self {
             socket,
             config,
             transport,
-            emulator,
+            emulator: None,
             translator: KeyTranslator::new(),
             shell: None,
             pending_input: Vec::new(),
@@ -153,6 +150,17 @@ impl Session {
             last_client_state: None,
             attached_to: None,
             pty_closed: false,
+        })
+    }
+
+    /// The emulator, made on first use from the transport's screen (whose
+    /// rows it shares until it writes to them) with the banner shown.
+    fn emulator(&mut self) -> &mut Emulator {
+        self.emulator.get_or_insert_with(|| {
+            let screen = self.transport.current_state().framebuffer().clone();
+            let mut emulator = Emulator::from_framebuffer(screen);
+            emulator.feed(&self.config.banner);
+            emulator
         })
     }
 
@@ -326,7 +334,7 @@ impl Session {
         for instruction in &message.instruction {
             if let Some(keys) = instruction.keystroke.as_ref().and_then(|k| k.keys.as_ref()) {
                 self.apply_resize(resize.take());
-                let application_keys = self.emulator.framebuffer().ds.application_cursor_keys;
+                let application_keys = self.emulator().framebuffer().ds.application_cursor_keys;
                 let mut translated = Vec::with_capacity(keys.len());
                 for &byte in keys {
                     self.translator
@@ -338,7 +346,7 @@ impl Session {
             if let Some(size) = &instruction.resize {
                 let width = size.width.unwrap_or(0).max(1) as usize;
                 let height = size.height.unwrap_or(0).max(1) as usize;
-                self.emulator.resize(width, height);
+                self.emulator().resize(width, height);
                 resize = Some((width, height));
                 had_event = true;
             }
@@ -369,27 +377,28 @@ impl Session {
     }
 
     fn start_shell(&mut self) {
-        let fb = self.emulator.framebuffer();
+        let fb = self.emulator().framebuffer();
         let (width, height) = (fb.width(), fb.height());
         match ShellChild::spawn(&self.config.command, width, height) {
             Ok(shell) => self.shell = Some(shell),
             Err(error) => {
                 let message = format!("\r\nmosh-server: cannot start the shell: {error}\r\n");
-                self.emulator.feed(message.as_bytes());
+                self.emulator().feed(message.as_bytes());
                 self.pty_gone(Instant::now());
             }
         }
     }
 
     fn handle_output(&mut self, bytes: &[u8]) {
-        self.emulator.feed(bytes);
-        let replies = self.emulator.take_replies();
+        let emulator = self.emulator();
+        emulator.feed(bytes);
+        let replies = emulator.take_replies();
         self.queue_input(&replies);
         self.publish_screen();
     }
 
     fn publish_screen(&mut self) {
-        let screen = self.emulator.framebuffer().clone();
+        let screen = self.emulator().framebuffer().clone();
         self.transport.current_state_mut().set_framebuffer(screen);
     }
 

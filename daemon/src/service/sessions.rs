@@ -305,6 +305,12 @@ async fn adopt(shared: &Arc<Shared>, id: &str, path: &Path) -> std::io::Result<(
             report.id
         )));
     }
+    if process_uid(report.pid) != Some(report.uid) {
+        return Err(std::io::Error::other(format!(
+            "its process {} does not run as uid {}",
+            report.pid, report.uid
+        )));
+    }
     tracing::info!(
         "re-adopted session {id} of {} on port {}, worker {}",
         report.user,

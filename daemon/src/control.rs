@@ -103,8 +103,9 @@ pub enum Response {
     },
 }
 
-/// A new session: what the helper prints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A new session: what the helper prints. Its `Debug` form leaves the key
+/// out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Started {
     /// The session id.
     pub id: String,
@@ -114,6 +115,17 @@ pub struct Started {
     pub key: String,
     /// The worker's pid.
     pub pid: u32,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("id", &self.id)
+            .field("port", &self.port)
+            .field("key", &"<secret>")
+            .field("pid", &self.pid)
+            .finish()
+    }
 }
 
 /// `moshctl status`.
@@ -266,6 +278,19 @@ pub fn call(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_keeps_the_key_secret() {
+        let started = Response::Started(Started {
+            id: "ab12".into(),
+            port: 60001,
+            key: "SpQ+QcR4Ww8kzZWK8c9hpw".into(),
+            pid: 7,
+        });
+        let text = format!("{started:?}");
+        assert!(!text.contains("SpQ+"), "{text}");
+        assert!(text.contains("60001"), "{text}");
+    }
 
     async fn read(input: &[u8]) -> Result<Request, LineError> {
         let mut reader = tokio::io::BufReader::new(input);

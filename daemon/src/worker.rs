@@ -46,8 +46,9 @@ const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/games";
 /// `PATH` for root's sessions.
 const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Everything a worker needs, sent by the daemon over the setup pipe.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Everything a worker needs, sent by the daemon over the setup pipe. Its
+/// `Debug` form leaves the key out.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct WorkerSetup {
     /// The session id.
     pub id: String,
@@ -75,6 +76,26 @@ pub struct WorkerSetup {
     pub port: u16,
     /// End the session after this many seconds without its client (0: never).
     pub idle_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for WorkerSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerSetup")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .field("uid", &self.uid)
+            .field("gid", &self.gid)
+            .field("home", &self.home)
+            .field("shell", &self.shell)
+            .field("command", &self.command)
+            .field("colors", &self.colors)
+            .field("locale", &self.locale)
+            .field("ssh_connection", &self.ssh_connection)
+            .field("key", &"<secret>")
+            .field("port", &self.port)
+            .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .finish()
+    }
 }
 
 /// The worker could not start its session.
@@ -335,6 +356,28 @@ pub fn unix_seconds(time: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_keeps_the_key_secret() {
+        let setup = WorkerSetup {
+            id: "ab12".into(),
+            user: "alice".into(),
+            uid: 1000,
+            gid: 1000,
+            home: "/home/alice".into(),
+            shell: "/bin/sh".into(),
+            command: None,
+            colors: 256,
+            locale: vec!["LANG=C.UTF-8".into()],
+            ssh_connection: None,
+            key: "SpQ+QcR4Ww8kzZWK8c9hpw".into(),
+            port: 60001,
+            idle_timeout_secs: 0,
+        };
+        let text = format!("{setup:?}");
+        assert!(!text.contains("SpQ+"), "{text}");
+        assert!(text.contains("alice"), "{text}");
+    }
 
     #[test]
     fn locale_variables() {

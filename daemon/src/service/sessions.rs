@@ -149,10 +149,30 @@ async fn launch(
     let mut child = command.spawn()?;
     drop((udp, listener_fd, setup_read));
     let pid = child.id().unwrap_or_default();
+    let handed_over = hand_over(shared, id, &path, setup_write, &setup).await;
+    if handed_over.is_err() {
+        let _ = child.start_kill();
+    }
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
-    let text = serde_json::to_vec(&setup).map_err(std::io::Error::other)?;
+    let worker_pid = handed_over?;
+    if worker_pid != pid {
+        tracing::warn!("worker {pid} reported pid {worker_pid}");
+    }
+    Ok(pid)
+}
+
+/// Sends the setup to a started worker, waits for its first report and
+/// follows the ones after; returns the pid it reports.
+async fn hand_over(
+    shared: &Arc<Shared>,
+    id: &str,
+    path: &Path,
+    setup_write: OwnedFd,
+    setup: &WorkerSetup,
+) -> std::io::Result<u32> {
+    let text = serde_json::to_vec(setup).map_err(std::io::Error::other)?;
     tokio::task::spawn_blocking(move || {
         let mut pipe = std::fs::File::from(setup_write);
         let written = pipe.write_all(&text);
@@ -162,7 +182,7 @@ async fn launch(
     })
     .await
     .map_err(std::io::Error::other)??;
-    let stream = UnixStream::connect(&path).await?;
+    let stream = UnixStream::connect(path).await?;
     let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let first = tokio::time::timeout(START_TIMEOUT, read_message::<_, SessionReport>(&mut reader))
@@ -172,10 +192,7 @@ async fn launch(
     let worker_pid = first.pid;
     shared.registry().update(first);
     tokio::spawn(watch(shared.clone(), id.to_owned(), reader, write));
-    if worker_pid != pid {
-        tracing::warn!("worker {pid} reported pid {worker_pid}");
-    }
-    Ok(pid)
+    Ok(worker_pid)
 }
 
 /// In the forked child: moves `sources` to descriptors 3, 4 and 5 (first

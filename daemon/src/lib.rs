@@ -1,10 +1,20 @@
-//! Server side of mosh-daemon: the standalone `mosh-server` (and later the
-//! `mosh-daemon` system service and `moshctl`).
+//! Server side of mosh-daemon: the standalone `mosh-server`, the
+//! `mosh-daemon` system service and `moshctl`.
 //!
 //! * [`server`]: `mosh-server`'s command line, port binding and locale.
 //! * [`session`]: one session: UDP socket, SSP transport, PTY and emulator.
 //! * [`pty`]: starting the session's command on a pseudo-terminal.
+//! * [`config`]: the daemon's configuration file.
+//! * [`control`]: the JSON-lines control protocol.
+//! * [`service`]: the daemon: control socket, registry, port pool.
+//! * [`worker`]: the per-session process the daemon starts.
+//! * [`notify`]: systemd's readiness protocol.
 
+pub mod config;
+pub mod control;
+pub mod notify;
 pub mod pty;
 pub mod server;
+pub mod service;
 pub mod session;
+pub mod worker;

@@ -136,3 +136,24 @@ fn login_shell() -> PathBuf {
         .filter(|shell| !shell.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("/bin/sh"))
 }
+
+/// The message of the day, as a login would show it, unless `~/.hushlogin`
+/// exists: `/run/motd.dynamic` (or `/var/run/motd.dynamic`), then
+/// `/etc/motd`. Line ends become CR LF, as the terminal would show them.
+pub fn motd() -> Vec<u8> {
+    if home_directory().is_some_and(|home| home.join(".hushlogin").exists()) {
+        return Vec::new();
+    }
+    let dynamic = std::fs::read("/run/motd.dynamic")
+        .or_else(|_| std::fs::read("/var/run/motd.dynamic"))
+        .unwrap_or_default();
+    let fixed = std::fs::read("/etc/motd").unwrap_or_default();
+    let mut text = Vec::with_capacity(dynamic.len() + fixed.len());
+    for byte in dynamic.into_iter().chain(fixed) {
+        if byte == b'\n' {
+            text.push(b'\r');
+        }
+        text.push(byte);
+    }
+    text
+}

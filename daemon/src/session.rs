@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use mosh_proto::messages::UserMessage;
 use mosh_proto::{Base64Key, Delivery, Transport, TransportConfig};
@@ -58,6 +58,19 @@ pub struct SessionConfig {
     pub signal_timeout: Option<Duration>,
     /// Bytes to show on the screen before the shell starts (the motd).
     pub banner: Vec<u8>,
+    /// Where to publish the session's [`SessionStatus`], if anywhere.
+    pub status: Option<tokio::sync::watch::Sender<SessionStatus>>,
+}
+
+/// What a running session tells about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionStatus {
+    /// The client's address, once one was heard from.
+    pub client: Option<SocketAddr>,
+    /// When the client last sent a new state.
+    pub last_contact: Option<SystemTime>,
+    /// Whether the session is shutting down.
+    pub closing: bool,
 }
 
 /// Why a session ended.
@@ -100,7 +113,9 @@ struct Session {
     socket: UdpSocket,
     config: SessionConfig,
     transport: Transport<Complete, UserStream>,
-    emulator: Emulator,
+    /// Made when the first client state arrives: a session nobody
+    /// connected to holds no parser and only the transport's blank screen.
+    emulator: Option<Emulator>,
     translator: KeyTranslator,
     shell: Option<ShellChild>,
     pending_input: Vec<u8>,
@@ -122,13 +137,11 @@ impl Session {
             UserStream::new(),
             now.into_std(),
         )?;
-        let mut emulator = Emulator::new(width, height);
-        emulator.feed(&config.banner);
         Ok(Self {
             socket,
             config,
             transport,
-            emulator,
+            emulator: None,
             translator: KeyTranslator::new(),
             shell: None,
             pending_input: Vec::new(),
@@ -138,6 +151,23 @@ impl Session {
             attached_to: None,
             pty_closed: false,
         })
+    }
+
+    /// The emulator, made on first use from the transport's screen (whose
+    /// rows it shares until it writes to them) with the banner shown.
+    fn emulator(&mut self) -> &mut Emulator {
+        self.emulator.get_or_insert_with(|| {
+            let screen = self.transport.current_state().framebuffer().clone();
+            let mut emulator = Emulator::from_framebuffer(screen);
+            emulator.feed(&self.config.banner);
+            emulator
+        })
+    }
+
+    fn publish_status(&self, change: impl FnOnce(&mut SessionStatus)) {
+        if let Some(status) = &self.config.status {
+            status.send_modify(change);
+        }
     }
 
     fn log(&self, message: impl FnOnce() -> String) {
@@ -276,6 +306,7 @@ impl Session {
         let remote = self.transport.remote_addr();
         if remote != self.attached_to {
             self.attached_to = remote;
+            self.publish_status(|status| status.client = remote);
             match remote {
                 Some(addr) => self.log(|| format!("Server now attached to client at {addr}")),
                 None => self.log(|| "Server now detached from client.".to_owned()),
@@ -296,7 +327,11 @@ impl Session {
     }
 
     /// Applies the user events that arrived since the last call.
+    /// Every new client state counts as contact, including the empty ones
+    /// a quiet client sends every few seconds to show it is alive.
     fn handle_user_input(&mut self, now: Instant) {
+        self.last_client_state = Some(now);
+        self.publish_status(|status| status.last_contact = Some(SystemTime::now()));
         let diff = self.transport.take_remote_diff();
         if diff.is_empty() {
             return;
@@ -309,7 +344,7 @@ impl Session {
         for instruction in &message.instruction {
             if let Some(keys) = instruction.keystroke.as_ref().and_then(|k| k.keys.as_ref()) {
                 self.apply_resize(resize.take());
-                let application_keys = self.emulator.framebuffer().ds.application_cursor_keys;
+                let application_keys = self.emulator().framebuffer().ds.application_cursor_keys;
                 let mut translated = Vec::with_capacity(keys.len());
                 for &byte in keys {
                     self.translator
@@ -321,7 +356,7 @@ impl Session {
             if let Some(size) = &instruction.resize {
                 let width = size.width.unwrap_or(0).max(1) as usize;
                 let height = size.height.unwrap_or(0).max(1) as usize;
-                self.emulator.resize(width, height);
+                self.emulator().resize(width, height);
                 resize = Some((width, height));
                 had_event = true;
             }
@@ -349,27 +384,28 @@ impl Session {
     }
 
     fn start_shell(&mut self) {
-        let fb = self.emulator.framebuffer();
+        let fb = self.emulator().framebuffer();
         let (width, height) = (fb.width(), fb.height());
         match ShellChild::spawn(&self.config.command, width, height) {
             Ok(shell) => self.shell = Some(shell),
             Err(error) => {
                 let message = format!("\r\nmosh-server: cannot start the shell: {error}\r\n");
-                self.emulator.feed(message.as_bytes());
+                self.emulator().feed(message.as_bytes());
                 self.pty_gone(Instant::now());
             }
         }
     }
 
     fn handle_output(&mut self, bytes: &[u8]) {
-        self.emulator.feed(bytes);
-        let replies = self.emulator.take_replies();
+        let emulator = self.emulator();
+        emulator.feed(bytes);
+        let replies = emulator.take_replies();
         self.queue_input(&replies);
         self.publish_screen();
     }
 
     fn publish_screen(&mut self) {
-        let screen = self.emulator.framebuffer().clone();
+        let screen = self.emulator().framebuffer().clone();
         self.transport.current_state_mut().set_framebuffer(screen);
     }
 
@@ -396,6 +432,7 @@ impl Session {
     /// Starts the shutdown handshake, or ends at once with no client.
     fn stop(&mut self, now: Instant, why: &str) {
         self.log(|| why.to_owned());
+        self.publish_status(|status| status.closing = true);
         self.transport.start_shutdown(now.into_std());
     }
 

@@ -1,6 +1,8 @@
 //! Test harness shared by the end-to-end tests: finding and running stock
 //! mosh, tmux sessions, the UDP impairment proxy, and small protocol helpers.
 //!
+//! * [`daemon`]: a foreground `mosh-daemon` in a private directory, and
+//!   throw-away users to run `mosh-server new` and `moshctl` as.
 //! * [`impair`]: a UDP relay that delays, drops, duplicates, blacks out
 //!   and roams, for tests and benchmarks over loopback.
 //! * [`stock`]: the stock mosh 1.4 binaries from Debian.
@@ -12,6 +14,7 @@
 //! * [`process`]: detached processes, awaited and ended by pid.
 //! * [`states`]: small `mosh_proto::State` implementations for tests.
 
+pub mod daemon;
 pub mod impair;
 pub mod peer;
 pub mod process;

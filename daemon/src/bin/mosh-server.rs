@@ -5,11 +5,18 @@ use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use mosh_daemon::pty::{ChildCommand, home_directory};
-use mosh_daemon::server::args::{self, Invocation, ServerOptions};
+use std::time::Duration;
+
+use mosh_daemon::control::{self, NewSession, Request, Response, Started};
+use mosh_daemon::pty::{ChildCommand, motd};
+use mosh_daemon::server::args::{self, BindAddress, Invocation, PortRange, ServerOptions};
 use mosh_daemon::server::{bind, locale};
 use mosh_daemon::session::{self, SessionConfig, SessionEnd, timeout_from_env};
+use mosh_daemon::worker::is_locale_variable;
 use mosh_proto::Base64Key;
+
+/// How long to wait for the daemon to start a session.
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Set to run the session in the foreground (tests, debugging).
 const FOREGROUND_VARIABLE: &str = "MOSH_SERVER_FOREGROUND";
@@ -79,6 +86,26 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
     for warning in [network_warning, signal_warning].into_iter().flatten() {
         eprintln!("{warning}");
     }
+    match through_daemon(options) {
+        Ok(started) => {
+            print_connect_line(started.port, &started.key)?;
+            eprint!(
+                "\n{}\n[mosh-server detached, pid = {}]\n",
+                version_block(),
+                started.pid
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(DaemonFailure::Refused(message)) => {
+            eprintln!("mosh-server: {message}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(DaemonFailure::Unavailable(why)) => {
+            if options.verbose > 0 {
+                eprintln!("mosh-server: {why}; running standalone");
+            }
+        }
+    }
     let bound = bind::bind(&options.bind, options.ports).map_err(|e| e.to_string())?;
     for warning in &bound.warnings {
         eprintln!("{warning}");
@@ -101,15 +128,9 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         verbose: options.verbose,
         network_timeout,
         signal_timeout,
+        status: None,
     };
-    let mut stdout = std::io::stdout().lock();
-    if std::io::stdin().is_terminal() {
-        let _ = write!(stdout, "\r\n\n");
-    }
-    writeln!(stdout, "MOSH CONNECT {port} {}", key.printable())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| format!("writing the connect line: {e}"))?;
-    drop(stdout);
+    print_connect_line(port, &key.printable())?;
     if std::env::var_os(FOREGROUND_VARIABLE).is_none() {
         detach(options.verbose)?;
     }
@@ -136,6 +157,57 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
             | SessionEnd::NoClient,
         ) => Ok(ExitCode::SUCCESS),
         Err(error) => Err(format!("mosh-server: {error}")),
+    }
+}
+
+/// Prints `MOSH CONNECT <port> <key>` as mosh expects it.
+fn print_connect_line(port: u16, key: &str) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    if std::io::stdin().is_terminal() {
+        let _ = write!(stdout, "\r\n\n");
+    }
+    writeln!(stdout, "MOSH CONNECT {port} {key}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("writing the connect line: {e}"))
+}
+
+/// Why the daemon did not start the session.
+enum DaemonFailure {
+    /// No daemon answered: serve the session ourselves.
+    Unavailable(String),
+    /// The daemon said no: tell the user.
+    Refused(String),
+}
+
+/// Asks `mosh-daemon` for the session, if one listens.
+fn through_daemon(options: &ServerOptions) -> Result<Started, DaemonFailure> {
+    let locale = std::env::vars()
+        .filter(|(name, _)| is_locale_variable(name))
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    let request = Request::New(NewSession {
+        command: options.command.as_ref().map(|argv| {
+            argv.iter()
+                .map(|arg| arg.to_string_lossy().into_owned())
+                .collect()
+        }),
+        colors: options.colors,
+        bind: match &options.bind {
+            BindAddress::Any => None,
+            BindAddress::Preferred(address) => Some(address.clone()),
+        },
+        ports: (options.ports != PortRange::DEFAULT)
+            .then_some((options.ports.low, options.ports.high)),
+        locale,
+        ssh_connection: std::env::var("SSH_CONNECTION").ok(),
+    });
+    match control::call(&control::socket_path(), &request, DAEMON_TIMEOUT) {
+        Ok(Response::Started(started)) => Ok(started),
+        Ok(Response::Error { message }) => Err(DaemonFailure::Refused(message)),
+        Ok(other) => Err(DaemonFailure::Refused(format!(
+            "unexpected answer from mosh-daemon: {other:?}"
+        ))),
+        Err(error) => Err(DaemonFailure::Unavailable(error.to_string())),
     }
 }
 
@@ -188,25 +260,4 @@ fn redirect_stdio_to_null() -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The message of the day, as a login would show it, unless `~/.hushlogin`
-/// exists: `/run/motd.dynamic` (or `/var/run/motd.dynamic`), then
-/// `/etc/motd`. Line ends become CR LF, as the terminal would show them.
-fn motd() -> Vec<u8> {
-    if home_directory().is_some_and(|home| home.join(".hushlogin").exists()) {
-        return Vec::new();
-    }
-    let dynamic = std::fs::read("/run/motd.dynamic")
-        .or_else(|_| std::fs::read("/var/run/motd.dynamic"))
-        .unwrap_or_default();
-    let fixed = std::fs::read("/etc/motd").unwrap_or_default();
-    let mut text = Vec::with_capacity(dynamic.len() + fixed.len());
-    for byte in dynamic.into_iter().chain(fixed) {
-        if byte == b'\n' {
-            text.push(b'\r');
-        }
-        text.push(byte);
-    }
-    text
 }

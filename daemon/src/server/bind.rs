@@ -78,7 +78,7 @@ fn bind_range(ip: IpAddr, ports: PortRange) -> Result<UdpSocket, (SocketAddr, io
     let mut last = None;
     for port in ports.low..=ports.high {
         let address = SocketAddr::new(ip, port);
-        match bind_one(address) {
+        match bind_port(address) {
             Ok(socket) => return Ok(socket),
             Err(error) => last = Some((address, error)),
         }
@@ -86,7 +86,8 @@ fn bind_range(ip: IpAddr, ports: PortRange) -> Result<UdpSocket, (SocketAddr, io
     Err(last.expect("a port range is never empty"))
 }
 
-fn bind_one(address: SocketAddr) -> io::Result<UdpSocket> {
+/// Binds one UDP address, ECN-capable, dual-stack for the IPv6 wildcard.
+pub fn bind_port(address: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::DGRAM,

@@ -1,0 +1,141 @@
+//! `mosh-daemon`: the system service that owns mosh sessions and their
+//! ports. Runs in the foreground (systemd `Type=notify`).
+//!
+//! ```text
+//! mosh-daemon [--config FILE] [--runtime-dir DIR] [-v]
+//! ```
+//!
+//! Sessions run in `mosh-daemon-worker`, found next to this program.
+
+use std::io::IsTerminal;
+use std::os::fd::AsFd;
+use std::os::linux::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use mosh_daemon::config::{DEFAULT_PATH, EX_CONFIG};
+use mosh_daemon::service::{self, DEFAULT_RUNTIME_DIR, Options, ServiceError};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
+
+/// The session worker's program name, installed next to the daemon.
+const WORKER: &str = "mosh-daemon-worker";
+
+const USAGE: &str = "Usage: mosh-daemon [--config FILE] [--runtime-dir DIR] [-v]";
+
+/// sysexits.h `EX_USAGE`.
+const EX_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut options = Options {
+        config_path: PathBuf::from(DEFAULT_PATH),
+        config_optional: true,
+        runtime_dir: PathBuf::from(DEFAULT_RUNTIME_DIR),
+        worker_program: match std::env::current_exe() {
+            Ok(path) => path.with_file_name(WORKER),
+            Err(error) => {
+                eprintln!("mosh-daemon: cannot find my own program: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let mut verbose = false;
+    let mut rest = args.into_iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--config" | "--runtime-dir" => {
+                let Some(value) = rest.next() else {
+                    eprintln!("mosh-daemon: {arg} needs a value\n{USAGE}");
+                    return ExitCode::from(EX_USAGE);
+                };
+                if arg == "--config" {
+                    options.config_path = value.into();
+                    options.config_optional = false;
+                } else {
+                    options.runtime_dir = value.into();
+                }
+            }
+            "-v" | "--verbose" => verbose = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "--version" => {
+                println!("mosh-daemon {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                eprintln!("mosh-daemon: unknown argument {arg:?}\n{USAGE}");
+                return ExitCode::from(EX_USAGE);
+            }
+        }
+    }
+    init_logging(verbose);
+    if !options.worker_program.is_file() {
+        tracing::error!("{} is missing", options.worker_program.display());
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("starting the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(service::run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ ServiceError::Config(_)) => {
+            tracing::error!("{error}");
+            ExitCode::from(EX_CONFIG)
+        }
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to the journal when stderr is connected to it (as systemd says in
+/// `JOURNAL_STREAM`), else to stderr.
+fn init_logging(verbose: bool) {
+    let default = if verbose { "debug" } else { "info" };
+    let filter =
+        EnvFilter::try_from_env("MOSH_DAEMON_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    if stderr_is_journal()
+        && let Ok(journald) = tracing_journald::layer()
+    {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(journald)
+            .init();
+        return;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Whether `JOURNAL_STREAM` names stderr's device and inode.
+fn stderr_is_journal() -> bool {
+    let Ok(stream) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((device, inode)) = stream.split_once(':') else {
+        return false;
+    };
+    let stderr = std::io::stderr();
+    let Ok(owned) = stderr.as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(metadata) = std::fs::File::from(owned).metadata() else {
+        return false;
+    };
+    device.parse() == Ok(metadata.st_dev()) && inode.parse() == Ok(metadata.st_ino())
+}

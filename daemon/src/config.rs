@@ -1,0 +1,305 @@
+//! The daemon's configuration, `/etc/mosh-daemon/config.toml`.
+//!
+//! ```toml
+//! port_range = "60000:61000"    # the UDP port pool, LOW:HIGH inclusive
+//! max_sessions = 1000           # in all
+//! max_sessions_per_user = 50
+//! idle_timeout = 0              # seconds a session may go without its client; 0 = forever
+//! allowed_users = []            # with allowed_groups: both empty lets everyone in
+//! allowed_groups = []
+//! firewall = "none"             # nftables | ufw | iptables | firewalld | none
+//! ```
+//!
+//! Every key is optional. Unknown keys and bad values are refused with an
+//! error naming the file, the line and the key; the daemon then exits with
+//! [`EX_CONFIG`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// sysexits.h `EX_CONFIG`: the exit code for a configuration error.
+pub const EX_CONFIG: u8 = 78;
+
+/// Where the configuration lives unless told otherwise.
+pub const DEFAULT_PATH: &str = "/etc/mosh-daemon/config.toml";
+
+/// An inclusive range of UDP ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortPool {
+    /// First port.
+    pub low: u16,
+    /// Last port.
+    pub high: u16,
+}
+
+impl PortPool {
+    /// The default pool, 60000 to 61000.
+    pub const DEFAULT: PortPool = PortPool {
+        low: 60000,
+        high: 61000,
+    };
+
+    /// How many ports the pool holds.
+    pub fn size(&self) -> usize {
+        usize::from(self.high - self.low) + 1
+    }
+
+    /// Whether `port` is in the pool.
+    pub fn contains(&self, port: u16) -> bool {
+        (self.low..=self.high).contains(&port)
+    }
+}
+
+impl fmt::Display for PortPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.low, self.high)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortPool {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let bad = || {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a port range LOW:HIGH with 1 <= LOW <= HIGH <= 65535"
+            ))
+        };
+        let (low, high) = text.split_once(':').ok_or_else(bad)?;
+        let low: u16 = low.trim().parse().map_err(|_| bad())?;
+        let high: u16 = high.trim().parse().map_err(|_| bad())?;
+        if low == 0 || low > high {
+            return Err(bad());
+        }
+        Ok(PortPool { low, high })
+    }
+}
+
+/// Which firewall the daemon drives (used by the firewall issue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirewallBackend {
+    /// nftables: a set of open ports in table `inet mosh_daemon`.
+    Nftables,
+    /// ufw: a rule for the whole range.
+    Ufw,
+    /// iptables: a rule for the whole range.
+    Iptables,
+    /// firewalld: a rule for the whole range.
+    Firewalld,
+    /// Leave the firewall alone.
+    #[default]
+    None,
+}
+
+/// The daemon's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// UDP ports handed to sessions.
+    pub port_range: PortPool,
+    /// Most sessions in all.
+    #[serde(deserialize_with = "positive")]
+    pub max_sessions: usize,
+    /// Most sessions of one user.
+    #[serde(deserialize_with = "positive")]
+    pub max_sessions_per_user: usize,
+    /// Seconds a session may go without hearing from its client before it
+    /// ends; 0 keeps it forever.
+    pub idle_timeout: u64,
+    /// Users who may start sessions (with `allowed_groups`; both empty
+    /// allows everyone).
+    pub allowed_users: Vec<String>,
+    /// Groups whose members may start sessions.
+    pub allowed_groups: Vec<String>,
+    /// The firewall backend.
+    pub firewall: FirewallBackend,
+}
+
+fn positive<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    let value = i64::deserialize(deserializer)?;
+    usize::try_from(value)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| serde::de::Error::custom(format!("{value} is not a positive number")))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            port_range: PortPool::DEFAULT,
+            max_sessions: 1000,
+            max_sessions_per_user: 50,
+            idle_timeout: 0,
+            allowed_users: Vec::new(),
+            allowed_groups: Vec::new(),
+            firewall: FirewallBackend::None,
+        }
+    }
+}
+
+impl Config {
+    /// The idle timeout, if any.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout))
+    }
+
+    /// Parses configuration text; `path` only names the file in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|error| {
+            let (line, key) = match error.span() {
+                Some(span) => locate(text, span.start),
+                None => (None, None),
+            };
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                key,
+                message: error.message().to_owned(),
+            }
+        })
+    }
+
+    /// Reads `path`. A missing file gives the defaults only when
+    /// `missing_ok` (the default path); a file named explicitly must exist.
+    pub fn load(path: &Path, missing_ok: bool) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(path, &text),
+            Err(error) if missing_ok && error.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Self::default())
+            }
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+}
+
+/// The 1-based line of byte `offset` and the key defined on that line.
+fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
+    let offset = offset.min(text.len());
+    let line = text[..offset].matches('\n').count() + 1;
+    let key = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|content| content.split_once('='))
+        .map(|(key, _)| key.trim().trim_matches('"').to_owned())
+        .filter(|key| !key.is_empty());
+    (Some(line), key)
+}
+
+/// The configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid configuration.
+    #[error("{}{}{}: {message}", path.display(),
+        line.map(|l| format!(":{l}")).unwrap_or_default(),
+        key.as_ref().map(|k| format!(": key `{k}`")).unwrap_or_default())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The line of the offending key or value.
+        line: Option<usize>,
+        /// The offending key.
+        key: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("/etc/mosh-daemon/config.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_shipped_example_spells_out_the_defaults() {
+        let example = include_str!("../../systemd/config.toml");
+        assert_eq!(parse(example).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn every_key() {
+        let config = parse(
+            "port_range = \"61000:61004\"\nmax_sessions = 7\nmax_sessions_per_user = 2\n\
+             idle_timeout = 3600\nallowed_users = [\"alice\"]\nallowed_groups = [\"mosh\"]\n\
+             firewall = \"nftables\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.port_range,
+            PortPool {
+                low: 61000,
+                high: 61004
+            }
+        );
+        assert_eq!(config.port_range.size(), 5);
+        assert_eq!(config.max_sessions, 7);
+        assert_eq!(config.max_sessions_per_user, 2);
+        assert_eq!(config.idle_timeout(), Some(Duration::from_secs(3600)));
+        assert_eq!(config.allowed_users, ["alice"]);
+        assert_eq!(config.allowed_groups, ["mosh"]);
+        assert_eq!(config.firewall, FirewallBackend::Nftables);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let error = parse("max_sessions = 3\n\nport_rnage = \"1:2\"\n").unwrap_err();
+        assert!(
+            error.starts_with("/etc/mosh-daemon/config.toml:3: key `port_rnage`: unknown field"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_key() {
+        for (text, line, key) in [
+            ("port_range = \"9:2\"", 1, "port_range"),
+            ("\nport_range = \"0:2\"", 2, "port_range"),
+            ("max_sessions = 0", 1, "max_sessions"),
+            ("max_sessions_per_user = -1", 1, "max_sessions_per_user"),
+            ("idle_timeout = \"long\"", 1, "idle_timeout"),
+            ("firewall = \"pf\"", 1, "firewall"),
+            ("allowed_users = \"bob\"", 1, "allowed_users"),
+        ] {
+            let error = parse(text).unwrap_err();
+            let prefix = format!("/etc/mosh-daemon/config.toml:{line}: key `{key}`: ");
+            assert!(error.starts_with(&prefix), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let error = parse("max_sessions = 3\nthis is not toml\n").unwrap_err();
+        assert!(
+            error.starts_with("/etc/mosh-daemon/config.toml:2"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn missing_default_file_is_the_defaults_but_a_named_one_is_an_error() {
+        let path = Path::new("/nonexistent/mosh-daemon.toml");
+        assert_eq!(Config::load(path, true).unwrap(), Config::default());
+        assert!(Config::load(path, false).is_err());
+    }
+}

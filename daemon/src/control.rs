@@ -1,0 +1,351 @@
+//! The control protocol between `mosh-server new` (the helper), `moshctl`
+//! and the daemon: one JSON request line per connection on
+//! `/run/mosh-daemon/control.sock`, answered by one JSON response line.
+//!
+//! The caller's identity is never part of a request: the daemon takes it
+//! from the socket (`SO_PEERCRED`). Lines are bounded by [`MAX_LINE`]; a
+//! longer one is refused without being buffered.
+//!
+//! The same framing carries [`SessionReport`]s from workers to the daemon.
+
+use std::io;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+/// Where the daemon listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/mosh-daemon/control.sock";
+
+/// Environment variable naming the control socket (tests, unusual setups).
+pub const SOCKET_VARIABLE: &str = "MOSH_DAEMON_SOCKET";
+
+/// Longest request or response line, newline included.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The control socket clients use: `$MOSH_DAEMON_SOCKET`, else the default.
+pub fn socket_path() -> std::path::PathBuf {
+    std::env::var_os(SOCKET_VARIABLE)
+        .filter(|path| !path.is_empty())
+        .map(Into::into)
+        .unwrap_or_else(|| DEFAULT_SOCKET.into())
+}
+
+/// A request to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Start a session for the caller (`mosh-server new`).
+    New(NewSession),
+    /// The caller's sessions (all of them for root).
+    List {},
+    /// End sessions.
+    Kill(KillTarget),
+    /// The daemon's state.
+    Status {},
+}
+
+/// What `mosh-server new` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSession {
+    /// The command after `--`, or `None` for the login shell.
+    pub command: Option<Vec<String>>,
+    /// `-c`: the client's colour count.
+    pub colors: i32,
+    /// `-i`/`-s`: the address to bind, if not any.
+    pub bind: Option<String>,
+    /// `-p`: the ports the client accepts (`[0, 0]` for any).
+    pub ports: Option<(u16, u16)>,
+    /// The locale for the session (`NAME=VALUE`).
+    pub locale: Vec<String>,
+    /// The helper's `SSH_CONNECTION`.
+    pub ssh_connection: Option<String>,
+}
+
+/// Which sessions to end. Exactly one of the fields is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillTarget {
+    /// These sessions.
+    #[serde(default)]
+    pub ids: Vec<String>,
+    /// Every session of this user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Every session whose client was last heard from this many seconds
+    /// ago or longer (never heard from: since it started).
+    #[serde(default)]
+    pub idle_secs: Option<u64>,
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    /// A session was started.
+    Started(Started),
+    /// The visible sessions.
+    Sessions {
+        /// One report each.
+        sessions: Vec<SessionReport>,
+    },
+    /// Sessions were told to end.
+    Killed {
+        /// Their ids.
+        ids: Vec<String>,
+    },
+    /// The daemon's state.
+    Status(DaemonStatus),
+    /// The request was refused or failed.
+    Error {
+        /// One line for the user.
+        message: String,
+    },
+}
+
+/// A new session: what the helper prints. Its `Debug` form leaves the key
+/// out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// The session id.
+    pub id: String,
+    /// Its UDP port.
+    pub port: u16,
+    /// Its key, printable.
+    pub key: String,
+    /// The worker's pid.
+    pub pid: u32,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("id", &self.id)
+            .field("port", &self.port)
+            .field("key", &"<secret>")
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+/// `moshctl status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// The daemon's version.
+    pub version: String,
+    /// Seconds since it started.
+    pub uptime_secs: u64,
+    /// Sessions visible to the caller.
+    pub sessions: usize,
+    /// Ports in use.
+    pub ports_used: usize,
+    /// Ports in the pool.
+    pub ports_total: usize,
+    /// The pool, `LOW:HIGH`.
+    pub port_range: String,
+}
+
+/// What a worker says about its session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionReport {
+    /// The session id.
+    pub id: String,
+    /// The user's name.
+    pub user: String,
+    /// The user's uid.
+    pub uid: u32,
+    /// The worker's pid.
+    pub pid: u32,
+    /// The UDP port.
+    pub port: u16,
+    /// The client's address, once known.
+    pub client: Option<String>,
+    /// When the session started (seconds since the epoch).
+    pub started: u64,
+    /// When the client was last heard from (seconds since the epoch).
+    pub last_contact: Option<u64>,
+    /// `waiting`, `connected` or `closing`.
+    pub state: String,
+}
+
+/// Why a line could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// The peer closed the connection before a whole line.
+    #[error("connection closed")]
+    Closed,
+    /// The line exceeds [`MAX_LINE`].
+    #[error("line longer than {MAX_LINE} bytes")]
+    TooLong,
+    /// The line is not the expected JSON.
+    #[error("bad request: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// The socket failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// Reads one newline-terminated line of at most [`MAX_LINE`] bytes into
+/// `line` (cleared first), without ever buffering more than that.
+pub async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+) -> Result<(), LineError> {
+    line.clear();
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Err(LineError::Closed);
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(end) => (&available[..end], true),
+            None => (available, false),
+        };
+        if line.len() + chunk.len() >= MAX_LINE {
+            return Err(LineError::TooLong);
+        }
+        line.extend_from_slice(chunk);
+        let consumed = chunk.len() + usize::from(done);
+        reader.consume(consumed);
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// Reads one line and parses it as JSON.
+pub async fn read_message<R, T>(reader: &mut R) -> Result<T, LineError>
+where
+    R: AsyncBufRead + Unpin,
+    T: for<'de> Deserialize<'de>,
+{
+    let mut line = Vec::new();
+    read_line(reader, &mut line).await?;
+    Ok(serde_json::from_slice(&line)?)
+}
+
+/// A value as one JSON line.
+pub fn encode_line<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut line = serde_json::to_vec(value).expect("protocol types always serialize");
+    line.push(b'\n');
+    line
+}
+
+/// Why [`call`] got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Nothing listens on the socket (no daemon).
+    #[error("no daemon at {path}: {source}")]
+    NoDaemon {
+        /// The socket.
+        path: String,
+        /// Why connecting failed.
+        source: io::Error,
+    },
+    /// The daemon did not answer properly.
+    #[error("the daemon did not answer: {0}")]
+    NoAnswer(String),
+}
+
+/// Sends one request to the daemon at `path` and reads its answer,
+/// waiting at most `timeout` for each step.
+pub fn call(
+    path: &std::path::Path,
+    request: &Request,
+    timeout: std::time::Duration,
+) -> Result<Response, CallError> {
+    use std::io::{BufRead, Read, Write};
+    let stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(|source| CallError::NoDaemon {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let failed = |e: io::Error| CallError::NoAnswer(e.to_string());
+    stream.set_read_timeout(Some(timeout)).map_err(failed)?;
+    stream.set_write_timeout(Some(timeout)).map_err(failed)?;
+    (&stream).write_all(&encode_line(request)).map_err(failed)?;
+    let mut line = Vec::new();
+    io::BufReader::new(&stream)
+        .take(MAX_LINE as u64 * 64)
+        .read_until(b'\n', &mut line)
+        .map_err(failed)?;
+    if !line.ends_with(b"\n") {
+        return Err(CallError::NoAnswer("connection closed".into()));
+    }
+    serde_json::from_slice(&line).map_err(|e| CallError::NoAnswer(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_keeps_the_key_secret() {
+        let started = Response::Started(Started {
+            id: "ab12".into(),
+            port: 60001,
+            key: "SpQ+QcR4Ww8kzZWK8c9hpw".into(),
+            pid: 7,
+        });
+        let text = format!("{started:?}");
+        assert!(!text.contains("SpQ+"), "{text}");
+        assert!(text.contains("60001"), "{text}");
+    }
+
+    async fn read(input: &[u8]) -> Result<Request, LineError> {
+        let mut reader = tokio::io::BufReader::new(input);
+        read_message(&mut reader).await
+    }
+
+    #[tokio::test]
+    async fn requests_round_trip() {
+        for request in [
+            Request::List {},
+            Request::Status {},
+            Request::Kill(KillTarget {
+                ids: vec!["ab12".into()],
+                ..KillTarget::default()
+            }),
+            Request::New(NewSession {
+                command: Some(vec!["/bin/sh".into()]),
+                colors: 256,
+                locale: vec!["LANG=C.UTF-8".into()],
+                ..NewSession::default()
+            }),
+        ] {
+            let line = encode_line(&request);
+            assert_eq!(read(&line).await.unwrap(), request);
+        }
+        assert_eq!(
+            read(b"{\"request\":\"list\"}\n").await.unwrap(),
+            Request::List {}
+        );
+    }
+
+    #[tokio::test]
+    async fn garbage_wrong_types_and_unknown_fields_are_malformed() {
+        for input in [
+            &b"garbage\n"[..],
+            b"{\"request\":\"list\",\"uid\":0}\n",
+            b"{\"request\":\"kill\",\"ids\":7}\n",
+            b"{\"request\":\"new\",\"colors\":\"many\"}\n",
+            b"[1,2,3]\n",
+            b"\xff\xfe\n",
+        ] {
+            assert!(
+                matches!(read(input).await, Err(LineError::Malformed(_))),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn long_lines_and_early_ends_are_refused() {
+        let long = vec![b'x'; MAX_LINE + 10];
+        assert!(matches!(read(&long).await, Err(LineError::TooLong)));
+        assert!(matches!(
+            read(b"{\"request\":\"list\"}").await,
+            Err(LineError::Closed)
+        ));
+    }
+}

@@ -1,0 +1,213 @@
+//! The `mosh-daemon` system service: the control socket, the session
+//! registry and port pool, one worker process per session, and systemd
+//! integration.
+//!
+//! Layout of the runtime directory (`/run/mosh-daemon` by default):
+//!
+//! * `control.sock`: the control socket, open to every local user; one
+//!   JSON request per connection, identity from `SO_PEERCRED`.
+//! * `sessions/ID.sock`: one registration socket per worker (root only).
+//!   The daemon keeps a connection to each and learns the session's state
+//!   from it; a restarted daemon finds its sessions there again.
+
+mod registry;
+mod requests;
+mod sessions;
+
+pub use registry::{Allocation, Refusal, Registry};
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinSet;
+
+use crate::config::{Config, ConfigError};
+use crate::notify::{Notifier, watchdog_interval};
+
+/// Most control connections served at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 512;
+
+/// The default runtime directory.
+pub const DEFAULT_RUNTIME_DIR: &str = "/run/mosh-daemon";
+
+/// How the daemon was started.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration file.
+    pub config_path: PathBuf,
+    /// Whether the configuration file may be missing (the default path).
+    pub config_optional: bool,
+    /// The runtime directory.
+    pub runtime_dir: PathBuf,
+    /// The session worker program (`mosh-daemon-worker`).
+    pub worker_program: PathBuf,
+}
+
+/// The daemon failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Setting up the runtime directory or a socket failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: io::Error,
+    },
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> ServiceError {
+    let what = what.into();
+    move |source| ServiceError::Io { what, source }
+}
+
+/// State shared by every task of the daemon.
+#[derive(Debug)]
+pub struct Shared {
+    /// The current configuration (replaced on SIGHUP).
+    pub config: RwLock<Config>,
+    /// The sessions.
+    pub registry: Mutex<Registry>,
+    /// When the daemon started.
+    pub started: Instant,
+    /// Where `sessions/` lives.
+    pub sessions_dir: PathBuf,
+    /// The worker program.
+    pub worker_program: PathBuf,
+    notifier: Notifier,
+}
+
+impl Shared {
+    /// A copy of the configuration.
+    pub fn config(&self) -> Config {
+        self.config.read().expect("config lock").clone()
+    }
+
+    /// The registry, locked.
+    pub fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().expect("registry lock")
+    }
+
+    /// Tells the service manager how many sessions there are.
+    pub fn sessions_changed(&self) {
+        let count = self.registry().len();
+        let noun = if count == 1 { "session" } else { "sessions" };
+        self.send_notification(&format!("STATUS={count} {noun}"));
+    }
+
+    fn send_notification(&self, state: &str) {
+        match self.notifier.notify(state) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                tracing::debug!("sd_notify {state:?}: the manager's queue is full");
+            }
+            Err(error) => tracing::warn!("sd_notify {state:?}: {error}"),
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Sessions outlive it.
+pub async fn run(options: Options) -> Result<(), ServiceError> {
+    let config = Config::load(&options.config_path, options.config_optional)?;
+    let sessions_dir = prepare_runtime_dir(&options.runtime_dir)?;
+    let shared = Arc::new(Shared {
+        config: RwLock::new(config),
+        registry: Mutex::new(Registry::default()),
+        started: Instant::now(),
+        sessions_dir,
+        worker_program: options.worker_program.clone(),
+        notifier: Notifier::from_env().map_err(io_error("NOTIFY_SOCKET"))?,
+    });
+    let adopted = sessions::adopt_all(&shared).await;
+    tracing::info!("re-adopted {adopted} running sessions");
+    let socket_path = options.runtime_dir.join("control.sock");
+    let listener = bind_control_socket(&socket_path)?;
+    tracing::info!("listening on {}", socket_path.display());
+    shared.send_notification("READY=1");
+    shared.sessions_changed();
+
+    let mut terminate = signal(SignalKind::terminate()).map_err(io_error("signals"))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(io_error("signals"))?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(io_error("signals"))?;
+    let mut watchdog = watchdog_interval().map(tokio::time::interval);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) if connections.len() < MAX_CONNECTIONS => {
+                    connections.spawn(requests::serve_connection(shared.clone(), stream));
+                }
+                Ok(_) => tracing::warn!("too many control connections; closing a new one"),
+                Err(error) => tracing::warn!("accepting a control connection: {error}"),
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = tick(&mut watchdog) => shared.send_notification("WATCHDOG=1"),
+            _ = hangup.recv() => reload(&shared, &options),
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    tracing::info!("stopping; sessions keep running");
+    shared.send_notification("STOPPING=1");
+    let _ = std::fs::remove_file(&socket_path);
+    connections.shutdown().await;
+    Ok(())
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads the configuration again; a bad one is logged and the old one kept.
+fn reload(shared: &Shared, options: &Options) {
+    shared.send_notification("RELOADING=1");
+    match Config::load(&options.config_path, options.config_optional) {
+        Ok(config) => {
+            *shared.config.write().expect("config lock") = config;
+            tracing::info!("configuration reloaded");
+        }
+        Err(error) => tracing::error!("keeping the old configuration: {error}"),
+    }
+    shared.send_notification("READY=1");
+}
+
+/// Creates the runtime directory (world-searchable, for the control
+/// socket) and its root-only `sessions/`.
+fn prepare_runtime_dir(dir: &Path) -> Result<PathBuf, ServiceError> {
+    std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(io_error(format!("chmod {}", dir.display())))?;
+    let sessions = dir.join("sessions");
+    std::fs::create_dir_all(&sessions)
+        .map_err(io_error(format!("creating {}", sessions.display())))?;
+    std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o700))
+        .map_err(io_error(format!("chmod {}", sessions.display())))?;
+    Ok(sessions)
+}
+
+/// Binds the control socket, replacing a stale one, open to every user.
+fn bind_control_socket(path: &Path) -> Result<UnixListener, ServiceError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(io_error(format!("removing {}", path.display()))(error)),
+    }
+    let listener =
+        UnixListener::bind(path).map_err(io_error(format!("binding {}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .map_err(io_error(format!("chmod {}", path.display())))?;
+    Ok(listener)
+}

@@ -1,0 +1,391 @@
+//! The per-session worker process.
+//!
+//! The daemon (root) binds the session's UDP socket and a registration
+//! socket under `sessions/`, then starts `mosh-daemon-worker` with them as
+//! descriptors [`UDP_FD`] and [`REGISTRATION_FD`], and writes a
+//! [`WorkerSetup`] (user, command, key) into a pipe at [`SETUP_FD`]: the key
+//! never appears in an argument list, an environment or a file.
+//!
+//! The worker reads the setup, leaves the daemon's session (so it outlives
+//! the daemon), drops to the user (initgroups, setgid, setuid, checked)
+//! before it reads a single network byte, sets up the user's environment
+//! and home directory, and runs the session. Whoever connects to the
+//! registration socket (only root can) gets a [`SessionReport`] line now and
+//! whenever the session's state changes.
+
+use std::ffi::CString;
+use std::io::{self, Read};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mosh_proto::Base64Key;
+use nix::unistd::{Gid, Uid};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+
+use crate::control::{SessionReport, encode_line};
+use crate::pty::{ChildCommand, motd};
+use crate::session::{self, SessionConfig, SessionStatus};
+
+/// The session's UDP socket, bound by the daemon.
+pub const UDP_FD: i32 = 3;
+/// The listening registration socket.
+pub const REGISTRATION_FD: i32 = 4;
+/// The read end of the pipe carrying the [`WorkerSetup`].
+pub const SETUP_FD: i32 = 5;
+
+/// Largest setup message read from the pipe.
+const MAX_SETUP: u64 = 256 * 1024;
+/// Reports are sent at most this often.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// `PATH` for user sessions.
+const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/games";
+/// `PATH` for root's sessions.
+const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything a worker needs, sent by the daemon over the setup pipe. Its
+/// `Debug` form leaves the key out.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct WorkerSetup {
+    /// The session id.
+    pub id: String,
+    /// The user's name.
+    pub user: String,
+    /// The user's uid.
+    pub uid: u32,
+    /// The user's primary gid.
+    pub gid: u32,
+    /// The user's home directory.
+    pub home: PathBuf,
+    /// The user's login shell.
+    pub shell: PathBuf,
+    /// The command, or `None` for the login shell.
+    pub command: Option<Vec<String>>,
+    /// The client's colour count.
+    pub colors: i32,
+    /// Locale settings, `NAME=VALUE`.
+    pub locale: Vec<String>,
+    /// The helper's `SSH_CONNECTION`.
+    pub ssh_connection: Option<String>,
+    /// The session key, printable.
+    pub key: String,
+    /// The UDP port (for reports).
+    pub port: u16,
+    /// End the session after this many seconds without its client (0: never).
+    pub idle_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for WorkerSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerSetup")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .field("uid", &self.uid)
+            .field("gid", &self.gid)
+            .field("home", &self.home)
+            .field("shell", &self.shell)
+            .field("command", &self.command)
+            .field("colors", &self.colors)
+            .field("locale", &self.locale)
+            .field("ssh_connection", &self.ssh_connection)
+            .field("key", &"<secret>")
+            .field("port", &self.port)
+            .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .finish()
+    }
+}
+
+/// The worker could not start its session.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The setup message was unreadable.
+    #[error("reading the setup: {0}")]
+    Setup(String),
+    /// Dropping privileges failed.
+    #[error("dropping privileges to {user}: {reason}")]
+    Privileges {
+        /// The user.
+        user: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The runtime or a socket failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The session failed.
+    #[error("session: {0}")]
+    Session(#[from] session::SessionError),
+}
+
+/// Runs a worker: the whole life of `mosh-daemon-worker`. Must be called
+/// before any other thread exists.
+pub fn run() -> Result<(), WorkerError> {
+    // SAFETY: close_range only closes descriptors; those above SETUP_FD are
+    // strays inherited by accident, which this process does not use.
+    unsafe { libc::close_range(SETUP_FD as u32 + 1, u32::MAX, 0) };
+    for fd in [UDP_FD, REGISTRATION_FD, SETUP_FD] {
+        // SAFETY: F_SETFD on a descriptor number only changes its flags; an
+        // unused number fails harmlessly. The session's command must not
+        // inherit these.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    // SAFETY: the daemon passes the setup pipe's read end as this
+    // descriptor; nothing else in this process owns it.
+    let mut pipe = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(SETUP_FD) });
+    let mut text = Vec::new();
+    pipe.by_ref()
+        .take(MAX_SETUP)
+        .read_to_end(&mut text)
+        .map_err(|e| WorkerError::Setup(e.to_string()))?;
+    drop(pipe);
+    let setup: WorkerSetup = serde_json::from_slice(&text).map_err(|e| {
+        WorkerError::Setup(format!(
+            "malformed at line {} column {} (contents not shown: they hold the key)",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    text.fill(0);
+    let _ = nix::unistd::setsid();
+    name_process(c"mosh-server");
+    drop_privileges(&setup)?;
+    prepare_environment(&setup);
+    let key =
+        Base64Key::parse(&setup.key).map_err(|_| WorkerError::Setup("bad session key".into()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(setup, key))
+}
+
+/// Sets the name `ps` and `/proc/PID/comm` show.
+fn name_process(name: &std::ffi::CStr) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes
+    // from a valid pointer; `name` is one.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+}
+
+/// Becomes the user: supplementary groups, then gid, then uid (real,
+/// effective and saved), and checks that root cannot be regained.
+fn drop_privileges(setup: &WorkerSetup) -> Result<(), WorkerError> {
+    let fail = |reason: String| WorkerError::Privileges {
+        user: setup.user.clone(),
+        reason,
+    };
+    let (uid, gid) = (Uid::from_raw(setup.uid), Gid::from_raw(setup.gid));
+    let name = CString::new(setup.user.as_str()).map_err(|e| fail(e.to_string()))?;
+    if nix::unistd::geteuid().is_root() {
+        nix::unistd::initgroups(&name, gid).map_err(|e| fail(format!("initgroups: {e}")))?;
+    }
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| fail(format!("setgid: {e}")))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| fail(format!("setuid: {e}")))?;
+    let ids = nix::unistd::getresuid().map_err(|e| fail(e.to_string()))?;
+    let gids = nix::unistd::getresgid().map_err(|e| fail(e.to_string()))?;
+    if [ids.real, ids.effective, ids.saved] != [uid; 3]
+        || [gids.real, gids.effective, gids.saved] != [gid; 3]
+    {
+        return Err(fail("ids did not change".into()));
+    }
+    if !uid.is_root() && nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+        return Err(fail("root could be regained".into()));
+    }
+    Ok(())
+}
+
+/// The user's environment, and their home as working directory.
+fn prepare_environment(setup: &WorkerSetup) {
+    let path = if setup.uid == 0 { ROOT_PATH } else { USER_PATH };
+    let mut variables: Vec<(String, String)> = vec![
+        ("USER".into(), setup.user.clone()),
+        ("LOGNAME".into(), setup.user.clone()),
+        ("HOME".into(), setup.home.to_string_lossy().into_owned()),
+        ("SHELL".into(), setup.shell.to_string_lossy().into_owned()),
+        ("PATH".into(), path.into()),
+    ];
+    for setting in &setup.locale {
+        if let Some((name, value)) = setting.split_once('=')
+            && is_locale_variable(name)
+        {
+            variables.push((name.into(), value.into()));
+        }
+    }
+    if let Some(connection) = &setup.ssh_connection {
+        variables.push(("SSH_CONNECTION".into(), connection.clone()));
+    }
+    let inherited: Vec<_> = std::env::vars_os().map(|(name, _)| name).collect();
+    for name in inherited {
+        // SAFETY: called from `run`, before the runtime or any other thread
+        // exists, so nothing reads the environment concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
+    for (name, value) in variables {
+        // SAFETY: as above, single-threaded start-up.
+        unsafe { std::env::set_var(name, value) };
+    }
+    if std::env::set_current_dir(&setup.home).is_err() {
+        let _ = std::env::set_current_dir("/");
+    }
+}
+
+/// Whether `name` is a locale variable a client may set.
+pub fn is_locale_variable(name: &str) -> bool {
+    name == "LANG"
+        || name == "LANGUAGE"
+        || name
+            .strip_prefix("LC_")
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase()))
+}
+
+async fn serve(setup: WorkerSetup, key: Base64Key) -> Result<(), WorkerError> {
+    // SAFETY: the daemon passes the session's bound UDP socket as this
+    // descriptor; nothing else in this process owns it.
+    let udp = std::net::UdpSocket::from(unsafe { OwnedFd::from_raw_fd(UDP_FD) });
+    udp.set_nonblocking(true)?;
+    let socket = tokio::net::UdpSocket::from_std(udp)?;
+    // SAFETY: as above, for the listening registration socket.
+    let registration =
+        std::os::unix::net::UnixListener::from(unsafe { OwnedFd::from_raw_fd(REGISTRATION_FD) });
+    registration.set_nonblocking(true)?;
+    let registration = UnixListener::from_std(registration)?;
+    let (status_tx, status_rx) = watch::channel(SessionStatus::default());
+    let identity = Identity {
+        id: setup.id.clone(),
+        user: setup.user.clone(),
+        uid: setup.uid,
+        pid: std::process::id(),
+        port: setup.port,
+        started: unix_seconds(SystemTime::now()),
+    };
+    tokio::spawn(accept_registrations(registration, identity, status_rx));
+    let command = ChildCommand::new(
+        setup
+            .command
+            .map(|argv| argv.into_iter().map(Into::into).collect()),
+        setup.colors,
+    );
+    let config = SessionConfig {
+        banner: if command.is_login_shell() {
+            motd()
+        } else {
+            Vec::new()
+        },
+        key,
+        command,
+        verbose: 0,
+        network_timeout: (setup.idle_timeout_secs > 0)
+            .then(|| Duration::from_secs(setup.idle_timeout_secs)),
+        signal_timeout: None,
+        status: Some(status_tx),
+    };
+    session::run(socket, config).await?;
+    Ok(())
+}
+
+/// The fixed part of every report.
+#[derive(Debug, Clone)]
+struct Identity {
+    id: String,
+    user: String,
+    uid: u32,
+    pid: u32,
+    port: u16,
+    started: u64,
+}
+
+impl Identity {
+    fn report(&self, status: &SessionStatus) -> SessionReport {
+        let state = if status.closing {
+            "closing"
+        } else if status.client.is_some() {
+            "connected"
+        } else {
+            "waiting"
+        };
+        SessionReport {
+            id: self.id.clone(),
+            user: self.user.clone(),
+            uid: self.uid,
+            pid: self.pid,
+            port: self.port,
+            client: status.client.map(|addr| addr.to_string()),
+            started: self.started,
+            last_contact: status.last_contact.map(unix_seconds),
+            state: state.into(),
+        }
+    }
+}
+
+async fn accept_registrations(
+    listener: UnixListener,
+    identity: Identity,
+    status: watch::Receiver<SessionStatus>,
+) {
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::spawn(report_to(stream, identity.clone(), status.clone()));
+    }
+}
+
+/// Sends a report now and after every change, until the daemon hangs up.
+async fn report_to(
+    mut stream: UnixStream,
+    identity: Identity,
+    mut status: watch::Receiver<SessionStatus>,
+) {
+    loop {
+        let report = identity.report(&status.borrow_and_update());
+        if stream.write_all(&encode_line(&report)).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(REPORT_INTERVAL).await;
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_keeps_the_key_secret() {
+        let setup = WorkerSetup {
+            id: "ab12".into(),
+            user: "alice".into(),
+            uid: 1000,
+            gid: 1000,
+            home: "/home/alice".into(),
+            shell: "/bin/sh".into(),
+            command: None,
+            colors: 256,
+            locale: vec!["LANG=C.UTF-8".into()],
+            ssh_connection: None,
+            key: "SpQ+QcR4Ww8kzZWK8c9hpw".into(),
+            port: 60001,
+            idle_timeout_secs: 0,
+        };
+        let text = format!("{setup:?}");
+        assert!(!text.contains("SpQ+"), "{text}");
+        assert!(text.contains("alice"), "{text}");
+    }
+
+    #[test]
+    fn locale_variables() {
+        for name in ["LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE"] {
+            assert!(is_locale_variable(name), "{name}");
+        }
+        for name in ["LD_PRELOAD", "LC_", "LC_all", "PATH", "LC_X=Y"] {
+            assert!(!is_locale_variable(name), "{name}");
+        }
+    }
+}

@@ -290,9 +290,6 @@ impl Session {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         match self.transport.handle_datagram(now.into_std(), from, bytes) {
             Ok(Delivery::NewState(_)) => {
-                // Heartbeats are new states too: any of them shows the
-                // client is alive.
-                self.last_client_state = Some(now);
                 self.handle_user_input(now);
                 if self.shell.is_none() && !self.pty_closed {
                     self.start_shell();

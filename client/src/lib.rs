@@ -1,2 +1,23 @@
-//! Client side of mosh-daemon: `mosh-client` and the `mosh` launcher. Built up
-//! by the client issue.
+//! Client side of mosh-daemon: `mosh-client`, a drop-in for stock mosh 1.4's
+//! client.
+//!
+//! Pure parts, driven by the caller with the time passed in:
+//! * [`escape`]: the escape key (`Ctrl-^ .` quits, `Ctrl-^ Ctrl-Z` suspends).
+//! * [`notify`]: the status bar ("Last contact N seconds ago.").
+//! * [`predict`]: the local-echo prediction overlay.
+//! * [`paint`]: writing overlay cells into a copy of a framebuffer.
+//!
+//! I/O:
+//! * [`terminal`]: raw mode, its restoration on every exit path, window size
+//!   and the init/exit sequences.
+//! * [`session`]: the tokio event loop tying the terminal, the UDP sockets and
+//!   the SSP transport together.
+//! * [`cli`]: the command line and environment of `mosh-client`.
+
+pub mod cli;
+pub mod escape;
+pub mod notify;
+pub mod paint;
+pub mod predict;
+pub mod session;
+pub mod terminal;

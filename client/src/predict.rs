@@ -627,3 +627,217 @@ impl Predictor {
         fb
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mosh_term::Emulator;
+
+    const SLOW: Duration = Duration::from_millis(300);
+    const FAST: Duration = Duration::from_millis(20);
+
+    fn screen(text: &[u8]) -> Framebuffer {
+        let mut emulator = Emulator::new(20, 5);
+        emulator.feed(text);
+        emulator.into_framebuffer()
+    }
+
+    fn row(fb: &Framebuffer, r: usize) -> String {
+        (0..fb.width())
+            .map(|c| match fb.cell(r, c).contents() {
+                "" => " ".to_owned(),
+                s => s.to_owned(),
+            })
+            .collect::<String>()
+            .trim_end()
+            .to_owned()
+    }
+
+    fn underlined(fb: &Framebuffer, r: usize, c: usize) -> bool {
+        fb.cell(r, c).rend.attrs.contains(Attrs::UNDERLINE)
+    }
+
+    /// An engine whose first epoch was confirmed by typing `e` at `$ `.
+    fn confirmed(mode: DisplayMode) -> (Predictor, Instant) {
+        let start = Instant::now();
+        let mut engine = Predictor::new(mode, false);
+        engine.set_network(SLOW, 0, 0);
+        let prompt = screen(b"$ ");
+        engine.input(b"e", &prompt, start);
+        assert_eq!(
+            row(&engine.overlay(prompt.clone()), 0),
+            "$",
+            "the first epoch is tentative"
+        );
+        engine.set_network(SLOW, 1, 1);
+        engine.cull(&screen(b"$ e"), start + SLOW);
+        assert!(
+            !engine.pending()
+                || engine
+                    .cells
+                    .values()
+                    .all(|p| p.replacement.is_none_or(|c| c.is_blank()))
+        );
+        (engine, start + SLOW)
+    }
+
+    #[test]
+    fn confirmed_epoch_shows_typing_underlined_with_the_cursor() {
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        let server = screen(b"$ e");
+        engine.input(b"ch", &server, now);
+        let shown = engine.overlay(server.clone());
+        assert_eq!(row(&shown, 0), "$ ech");
+        assert!(underlined(&shown, 0, 3) && underlined(&shown, 0, 4));
+        assert!(
+            !underlined(&shown, 0, 2),
+            "the server's own cell is untouched"
+        );
+        assert_eq!((shown.ds.cursor_row, shown.ds.cursor_col), (0, 5));
+    }
+
+    #[test]
+    fn echo_confirms_and_the_overlay_goes_away() {
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        engine.input(b"ch", &screen(b"$ e"), now);
+        engine.set_network(SLOW, 2, 2);
+        let echoed = screen(b"$ ech");
+        engine.cull(&echoed, now + SLOW);
+        let shown = engine.overlay(echoed.clone());
+        assert_eq!(row(&shown, 0), "$ ech");
+        assert!(!underlined(&shown, 0, 3) && !underlined(&shown, 0, 4));
+        assert_eq!(shown.ds.cursor_col, 5);
+    }
+
+    #[test]
+    fn unconfirmed_predictions_wait_for_the_echo_ack() {
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        engine.input(b"x", &screen(b"$ e"), now);
+        engine.set_network(SLOW, 2, 1);
+        engine.cull(&screen(b"$ e"), now + Duration::from_millis(10));
+        assert_eq!(
+            row(&engine.overlay(screen(b"$ e")), 0),
+            "$ ex",
+            "not acked yet"
+        );
+    }
+
+    #[test]
+    fn a_wrong_prediction_disappears_with_the_servers_frame() {
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        engine.input(b"x", &screen(b"$ e"), now);
+        engine.set_network(SLOW, 2, 2);
+        let server = screen(b"$ e\r\nbeep");
+        engine.cull(&server, now + SLOW);
+        let shown = engine.overlay(server.clone());
+        assert_eq!(row(&shown, 0), "$ e");
+        assert_eq!(shown.ds.cursor_col, server.ds.cursor_col);
+        assert!(!engine.pending());
+    }
+
+    #[test]
+    fn password_prompts_never_show_predictions() {
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        engine.input(b"\r", &screen(b"$ e"), now);
+        let prompt = screen(b"$ e\r\nPassword: ");
+        engine.set_network(SLOW, 2, 2);
+        engine.cull(&prompt, now + SLOW);
+        engine.input(b"secret", &prompt, now + SLOW);
+        assert_eq!(row(&engine.overlay(prompt.clone()), 1), "Password:");
+        engine.set_network(SLOW, 3, 3);
+        engine.cull(&prompt, now + SLOW * 2);
+        assert_eq!(row(&engine.overlay(prompt.clone()), 1), "Password:");
+        engine.input(b"more", &prompt, now + SLOW * 2);
+        assert_eq!(row(&engine.overlay(prompt), 1), "Password:");
+    }
+
+    #[test]
+    fn backspace_and_arrows_move_the_predicted_cursor() {
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        let server = screen(b"$ e");
+        engine.input(b"cho\x7f", &server, now);
+        let shown = engine.overlay(server.clone());
+        assert_eq!(row(&shown, 0), "$ ech");
+        assert_eq!(shown.ds.cursor_col, 5);
+        engine.input(b"\x1bOD\x1bOD", &server, now);
+        assert_eq!(engine.overlay(server.clone()).ds.cursor_col, 3);
+        engine.input(b"\x1b[C", &server, now);
+        assert_eq!(engine.overlay(server.clone()).ds.cursor_col, 4);
+        engine.input(b"X", &server, now);
+        assert_eq!(row(&engine.overlay(server), 0), "$ ecXh", "typing inserts");
+    }
+
+    #[test]
+    fn overwrite_mode_replaces() {
+        let start = Instant::now();
+        let mut engine = Predictor::new(DisplayMode::Always, true);
+        engine.set_network(SLOW, 0, 0);
+        let before = screen(b"$ xbc\x1b[1;3H");
+        engine.input(b"a", &before, start);
+        engine.set_network(SLOW, 1, 1);
+        let echoed = screen(b"$ abc\x1b[1;4H");
+        engine.cull(&echoed, start + SLOW);
+        engine.input(b"X", &echoed, start + SLOW);
+        assert_eq!(row(&engine.overlay(echoed), 0), "$ aXc");
+    }
+
+    #[test]
+    fn adaptive_shows_only_on_slow_links_and_flags_above_80_ms() {
+        let now = Instant::now();
+        let mut engine = Predictor::new(DisplayMode::Adaptive, false);
+        let server = screen(b"$ e");
+        engine.set_network(FAST, 0, 0);
+        engine.cull(&server, now);
+        assert!(!engine.showing(), "interval 20 ms: no display");
+        engine.set_network(Duration::from_millis(40), 0, 0);
+        engine.cull(&server, now);
+        assert!(engine.showing() && !engine.flagging());
+        engine.set_network(Duration::from_millis(100), 0, 0);
+        engine.cull(&server, now);
+        assert!(engine.flagging());
+        engine.set_network(Duration::from_millis(50), 0, 0);
+        engine.cull(&server, now);
+        assert!(!engine.flagging() && engine.showing());
+        engine.set_network(FAST, 0, 0);
+        engine.cull(&server, now);
+        assert!(!engine.showing(), "off again with nothing pending");
+    }
+
+    #[test]
+    fn glitches_turn_adaptive_display_on() {
+        let start = Instant::now();
+        let mut engine = Predictor::new(DisplayMode::Adaptive, false);
+        engine.set_network(FAST, 0, 0);
+        let server = screen(b"$ ");
+        engine.input(b"a", &server, start);
+        engine.cull(&server, start + Duration::from_millis(100));
+        assert!(!engine.showing());
+        engine.cull(&server, start + Duration::from_millis(300));
+        assert!(engine.showing(), "pending 250 ms is a glitch");
+        assert!(!engine.flagging());
+        engine.cull(&server, start + Duration::from_millis(5000));
+        assert!(engine.flagging(), "a big glitch underlines");
+    }
+
+    #[test]
+    fn never_predicts_nothing_and_resize_resets() {
+        let mut never = Predictor::new(DisplayMode::Never, false);
+        never.input(b"abc", &screen(b"$ "), Instant::now());
+        assert!(!never.pending());
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        engine.input(b"x", &screen(b"$ e"), now);
+        let mut emulator = Emulator::new(30, 5);
+        emulator.feed(b"$ e");
+        engine.cull(emulator.framebuffer(), now);
+        assert!(!engine.pending());
+    }
+
+    #[test]
+    fn carriage_return_at_the_bottom_predicts_a_blank_row() {
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        let bottom = screen(b"\x1b[5;1Hlast");
+        engine.input(b"\r", &bottom, now);
+        assert!(engine.cells.keys().all(|&(r, _)| r == 4));
+        assert_eq!(engine.cursors.last().map(|c| (c.row, c.col)), Some((4, 0)));
+    }
+}

@@ -4,6 +4,7 @@
 //! * [`impair`]: a UDP relay that delays, drops, duplicates, blacks out
 //!   and roams, for tests and benchmarks over loopback.
 //! * [`stock`]: the stock mosh 1.4 binaries from Debian.
+//! * [`ours`]: our `mosh-client` in tmux, and styled-capture helpers.
 //! * [`server`]: a running `mosh-server`, stock or ours.
 //! * [`tmux`]: a detached tmux session on a private socket, for programs
 //!   that need a terminal.
@@ -12,6 +13,7 @@
 //! * [`states`]: small `mosh_proto::State` implementations for tests.
 
 pub mod impair;
+pub mod ours;
 pub mod peer;
 pub mod process;
 pub mod server;

@@ -1,0 +1,258 @@
+//! Our `mosh-client` under tmux against stock mosh 1.4's `mosh-server` and
+//! against ours: commands and output, window resizes, the escape key, the
+//! terminal restored on exit, how sessions end, and the command line.
+
+use std::process::Command;
+use std::time::Duration;
+
+use mosh_e2e::server::{Implementation, MoshServer};
+use mosh_e2e::tmux::TmuxSession;
+use mosh_e2e::{UTF8_LOCALE, our_program, ours};
+
+/// Generous bound for anything that should take a moment on loopback.
+const QUICK: Duration = Duration::from_secs(10);
+
+/// A shell without rc files, with a prompt tests can wait for.
+const SHELL: [&str; 3] = ["/bin/sh", "-c", "PS1='mosh$ ' exec /bin/sh -i"];
+
+const BOTH: [Implementation; 2] = [Implementation::Stock, Implementation::Ours];
+
+fn start_session(implementation: Implementation) -> (MoshServer, TmuxSession) {
+    let server = MoshServer::start(implementation, &SHELL).expect("start mosh-server");
+    let client = ours::client_in_tmux(server.addr(), server.key(), 80, 24, &[])
+        .expect("start our mosh-client");
+    client
+        .wait_for("mosh$", QUICK)
+        .unwrap_or_else(|e| panic!("{implementation:?} server: {e}"));
+    (server, client)
+}
+
+/// The pane and its scrollback: tmux may scroll a dead pane's last lines
+/// away to show its "Pane is dead" line.
+fn with_history(pane: &TmuxSession) -> String {
+    pane.run(["capture-pane", "-p", "-S", "-100"]).unwrap()
+}
+
+fn type_line(client: &TmuxSession, line: &str) {
+    client.send_text(line).unwrap();
+    client.send_keys(&["Enter"]).unwrap();
+}
+
+#[test]
+fn commands_run_and_their_output_appears() {
+    for implementation in BOTH {
+        let (_server, client) = start_session(implementation);
+        type_line(&client, "echo answer-$((6*7))");
+        let screen = client
+            .wait_for("answer-42", QUICK)
+            .unwrap_or_else(|e| panic!("{implementation:?} server: {e}"));
+        assert!(screen.contains("mosh$ echo answer-$((6*7))"), "{screen}");
+        type_line(&client, "printf '\\033]0;my title\\007'; echo titled");
+        client.wait_for("\ntitled\n", QUICK).unwrap();
+        let title = client
+            .run(["display-message", "-p", "#{pane_title}"])
+            .unwrap();
+        assert_eq!(title.trim_end(), "[mosh] my title", "{implementation:?}");
+    }
+}
+
+#[test]
+fn window_resize_reaches_the_application() {
+    for implementation in BOTH {
+        let (_server, client) = start_session(implementation);
+        type_line(&client, "stty size");
+        client.wait_for("24 80", QUICK).unwrap();
+        client
+            .run(["resize-window", "-t", "0", "-x", "100", "-y", "30"])
+            .unwrap();
+        type_line(&client, "clear; stty size");
+        client
+            .wait_for("30 100", QUICK)
+            .unwrap_or_else(|e| panic!("{implementation:?} server: {e}"));
+        type_line(&client, "printf '%099d|\\n' 7");
+        let screen = client.wait_for("7|", QUICK).unwrap();
+        assert!(
+            screen
+                .lines()
+                .any(|line| line.len() == 100 && line.ends_with("7|")),
+            "the full width is drawn: {screen}"
+        );
+    }
+}
+
+#[test]
+fn escape_dot_quits_cleanly_and_restores_the_terminal() {
+    for implementation in BOTH {
+        let server = MoshServer::start(implementation, &SHELL).expect("start mosh-server");
+        let dir = std::env::temp_dir().join(format!(
+            "mosh-e2e-client-stty-{}-{implementation:?}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = dir.join("stty");
+        let program = our_program("mosh-client").unwrap();
+        let (ip, port) = (
+            server.addr().ip().to_string(),
+            server.addr().port().to_string(),
+        );
+        // The pause lets tmux read the pane's last output before the pty
+        // closes (a pane closing at once may lose it).
+        let script = r#"stty -g > "$0.before"; "$@"; status=$?; stty -g > "$0.after"; sleep 0.5; exit $status"#;
+        let client = ours::client_command_in_tmux(
+            &[
+                "/bin/sh",
+                "-c",
+                script,
+                base.to_str().unwrap(),
+                program.to_str().unwrap(),
+                &ip,
+                &port,
+            ],
+            server.key(),
+            80,
+            24,
+            &[],
+        )
+        .unwrap();
+        client.wait_for("mosh$", QUICK).unwrap();
+        client.send_keys(&["C-^"]).unwrap();
+        client
+            .wait_for(
+                "mosh: Commands: Ctrl-Z suspends, \".\" quits, \"^\" gives literal Ctrl-^",
+                QUICK,
+            )
+            .unwrap();
+        client.send_text(".").unwrap();
+        let status = client.wait_for_exit(QUICK).unwrap();
+        assert_eq!(
+            status,
+            0,
+            "{implementation:?}: {}",
+            client.capture().unwrap()
+        );
+        let screen = with_history(&client);
+        assert!(screen.contains("[mosh is exiting.]"), "{screen:?}");
+        let before = std::fs::read_to_string(dir.join("stty.before")).unwrap();
+        let after = std::fs::read_to_string(dir.join("stty.after")).unwrap();
+        assert_eq!(
+            before, after,
+            "{implementation:?}: terminal settings restored"
+        );
+        assert!(
+            server.wait_for_exit(QUICK),
+            "{implementation:?} server ends after the shutdown handshake"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn escape_caret_sends_a_literal_and_other_keys_pass_through() {
+    let (_server, client) = start_session(Implementation::Ours);
+    type_line(&client, "od -c | head -1");
+    client.send_keys(&["C-^", "^", "C-^", "x"]).unwrap();
+    client.send_keys(&["Enter", "C-d"]).unwrap();
+    let screen = client.wait_for("0000000", QUICK).unwrap();
+    assert!(screen.contains("036 036   x  \\n"), "{screen}");
+}
+
+#[test]
+fn the_command_exiting_ends_the_client_cleanly() {
+    for implementation in BOTH {
+        let (server, client) = start_session(implementation);
+        type_line(&client, "exit");
+        let status = client.wait_for_exit(QUICK).unwrap();
+        assert_eq!(
+            status,
+            0,
+            "{implementation:?}: {}",
+            client.capture().unwrap()
+        );
+        let screen = with_history(&client);
+        assert!(screen.contains("[mosh is exiting.]"), "{screen:?}");
+        assert!(server.wait_for_exit(QUICK));
+    }
+}
+
+#[test]
+fn no_server_shows_nothing_received_and_quits_on_request() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let key = mosh_proto::Base64Key::random().unwrap();
+    let client = ours::client_in_tmux(addr, &key, 80, 24, &[]).unwrap();
+    let expected = format!(
+        "mosh: Nothing received from server on UDP port {}. [To quit: Ctrl-^ .]",
+        addr.port()
+    );
+    client.wait_for(&expected, QUICK).unwrap();
+    client.send_keys(&["C-^", "."]).unwrap();
+    assert_eq!(client.wait_for_exit(QUICK).unwrap(), 1);
+    let screen = client.wait_for("mosh did not make a successful connection", QUICK);
+    assert!(screen.is_ok(), "{screen:?}");
+}
+
+#[test]
+fn sigterm_shuts_the_session_down() {
+    let (server, client) = start_session(Implementation::Ours);
+    let pid = client
+        .run(["display-message", "-p", "#{pane_pid}"])
+        .unwrap();
+    let status = Command::new("pkill")
+        .args(["-TERM", "-P", pid.trim(), "-x", "mosh-client"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "pkill found our client");
+    assert_eq!(client.wait_for_exit(QUICK).unwrap(), 0);
+    assert!(server.wait_for_exit(QUICK));
+}
+
+fn run_client(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = Command::new(our_program("mosh-client").unwrap())
+        .args(args)
+        .env_clear()
+        .env("LANG", UTF8_LOCALE)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn command_line_errors_use_stock_messages() {
+    let key = [("MOSH_KEY", "zs6ZmRqpU4W6cyNwF9UzTA")];
+    let (status, _, stderr) = run_client(&["127.0.0.1", "60001"], &[]);
+    assert_eq!(
+        (status, stderr.trim_end()),
+        (1, "mosh-client: MOSH_KEY environment variable not found.")
+    );
+    let (status, _, stderr) = run_client(&["127.0.0.1", "6x"], &key);
+    assert_eq!(
+        (status, stderr.trim_end()),
+        (1, "mosh-client: Bad UDP port (6x)")
+    );
+    let with_mode = [key[0], ("MOSH_PREDICTION_DISPLAY", "sometimes")];
+    let (status, _, stderr) = run_client(&["127.0.0.1", "1"], &with_mode);
+    assert_eq!(
+        (status, stderr.trim_end()),
+        (1, "mosh-client: Unknown prediction mode sometimes.")
+    );
+    let (status, _, stderr) = run_client(&["127.0.0.1"], &key);
+    assert_eq!(status, 1);
+    assert!(stderr.starts_with("Usage: mosh-client"), "{stderr}");
+    let (status, stdout, _) = run_client(&["--help"], &[]);
+    assert_eq!(status, 0);
+    assert!(stdout.contains("Usage: mosh-client"), "{stdout}");
+    let (status, stdout, _) = run_client(&["-c"], &[("TERM", "xterm-256color")]);
+    assert_eq!((status, stdout.trim_end()), (0, "256"));
+    let c_locale = [key[0], ("LANG", "C")];
+    let (status, _, stderr) = run_client(&["127.0.0.1", "1"], &c_locale);
+    assert_eq!(status, 1);
+    assert!(
+        stderr.starts_with("mosh-client needs a UTF-8 native locale to run."),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,213 @@
+//! Our `mosh-client` over an impaired network (the UDP impairment proxy):
+//! predictive local echo at 600 ms RTT, a password prompt that must not
+//! echo, and the status bar during a blackout.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mosh_e2e::impair::{Impairment, ImpairmentProxy};
+use mosh_e2e::ours;
+use mosh_e2e::server::{Implementation, MoshServer};
+use mosh_e2e::tmux::TmuxSession;
+
+/// Generous bound for anything that should take a few round trips.
+const PATIENT: Duration = Duration::from_secs(20);
+/// One-way delay of the proxy: a 600 ms round trip.
+const ONE_WAY: Duration = Duration::from_millis(300);
+
+const SHELL: [&str; 3] = ["/bin/sh", "-c", "PS1='mosh$ ' exec /bin/sh -i"];
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn proxied(
+    implementation: Implementation,
+    delay: Duration,
+    env: &[(&str, &str)],
+) -> (MoshServer, ImpairmentProxy, TmuxSession) {
+    let server = MoshServer::start(implementation, &SHELL).expect("start mosh-server");
+    let proxy =
+        ImpairmentProxy::start(SocketAddr::new(LOCALHOST, 0), server.addr(), LOCALHOST, 7).unwrap();
+    proxy.set_both(Impairment {
+        delay,
+        ..Impairment::default()
+    });
+    let client = ours::client_in_tmux(proxy.listen_addr(), server.key(), 80, 24, env).unwrap();
+    client.wait_for("mosh$", PATIENT).unwrap();
+    (server, proxy, client)
+}
+
+/// The pane with attributes, one line per row.
+fn styled(pane: &TmuxSession) -> String {
+    pane.run(["capture-pane", "-p", "-e"]).unwrap()
+}
+
+/// The styled line holding the prompt, and its plain text.
+fn prompt_line(pane: &TmuxSession) -> (String, String) {
+    let styled = styled(pane);
+    let line = styled
+        .lines()
+        .rev()
+        .find(|line| strip(line).starts_with("mosh$"))
+        .unwrap_or_default()
+        .to_owned();
+    let plain = strip(&line);
+    (line, plain)
+}
+
+/// Text without escape sequences.
+fn strip(styled: &str) -> String {
+    let mut out = String::new();
+    let mut chars = styled.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.trim_end().to_owned()
+}
+
+/// Polls the prompt line until `done` holds for (styled, plain); returns
+/// the time it took and the last line seen.
+fn poll_prompt(
+    pane: &TmuxSession,
+    timeout: Duration,
+    done: impl Fn(&str, &str) -> bool,
+) -> (Duration, String, String) {
+    let start = Instant::now();
+    loop {
+        let (line, plain) = prompt_line(pane);
+        if done(&line, &plain) {
+            return (start.elapsed(), line, plain);
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?}; prompt line {line:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// With `MOSH_PREDICTION_DISPLAY=always` at 600 ms RTT, typed characters
+/// appear at once, underlined, and lose the underline when the server's
+/// echo confirms them.
+///
+/// "At once" is checked against the round trip rather than as an absolute
+/// time: the characters must show within half the RTT of `send-keys`
+/// returning, which only a local prediction can achieve (the echo needs a
+/// full 600 ms); the measured times are printed.
+#[test]
+fn predictions_appear_at_once_underlined_and_are_confirmed() {
+    for implementation in [Implementation::Stock, Implementation::Ours] {
+        let (_server, _proxy, client) = proxied(
+            implementation,
+            ONE_WAY,
+            &[("MOSH_PREDICTION_DISPLAY", "always")],
+        );
+        // Predictions of an epoch are only shown once the server confirmed
+        // one of them: type one character, wait for its echo, then for the
+        // echo acknowledgement that follows it (at least 50 ms later, so
+        // another round trip is allowed for).
+        client.send_text("e").unwrap();
+        poll_prompt(&client, PATIENT, |line, plain| {
+            plain == "mosh$ e" && ours::underlined_text(line).is_empty()
+        });
+        std::thread::sleep(ONE_WAY * 2);
+        client.send_text("cho").unwrap();
+        let (shown, line, _) = poll_prompt(&client, PATIENT, |_, plain| plain == "mosh$ echo");
+        assert!(
+            shown < ONE_WAY,
+            "{implementation:?}: prediction took {shown:?}, not faster than the echo"
+        );
+        assert_eq!(ours::underlined_text(&line), "cho", "{line:?}");
+        let (confirmed, _, _) = poll_prompt(&client, PATIENT, |line, plain| {
+            plain == "mosh$ echo" && ours::underlined_text(line).is_empty()
+        });
+        let confirmed = shown + confirmed;
+        assert!(
+            confirmed >= ONE_WAY * 2 - Duration::from_millis(50),
+            "{implementation:?}: confirmed after {confirmed:?}, before a round trip"
+        );
+        println!("{implementation:?} server: shown after {shown:?}, confirmed after {confirmed:?}");
+    }
+}
+
+/// Typing at a prompt with echo off: whatever is predicted is gone once the
+/// server's screen arrives, and the secret never stays on screen.
+#[test]
+fn predictions_at_a_password_prompt_do_not_stay() {
+    let (_server, _proxy, client) = proxied(
+        Implementation::Ours,
+        ONE_WAY,
+        &[("MOSH_PREDICTION_DISPLAY", "always")],
+    );
+    client
+        .send_text("stty -echo; read secret; stty echo; echo got-${#secret}")
+        .unwrap();
+    client.send_keys(&["Enter"]).unwrap();
+    std::thread::sleep(ONE_WAY * 4);
+    client.send_text("hunter2").unwrap();
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < ONE_WAY * 2 + Duration::from_secs(2) {
+        last = client.capture().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !last.contains("hunter2"),
+        "the secret stayed on screen: {last}"
+    );
+    client.send_keys(&["Enter"]).unwrap();
+    client.wait_for("got-7", PATIENT).unwrap();
+    let screen = client.capture().unwrap();
+    assert!(!screen.contains("hunter2"), "{screen}");
+}
+
+/// A 10 s blackout: the status bar counts up "Last contact N seconds ago."
+/// and goes away when datagrams flow again.
+#[test]
+fn blackout_shows_last_contact_counting_up_then_clears() {
+    let (_server, proxy, client) = proxied(Implementation::Ours, Duration::ZERO, &[]);
+    proxy.blackout(Duration::from_secs(10));
+    let start = Instant::now();
+    let mut counts = Vec::new();
+    while start.elapsed() < Duration::from_secs(10) {
+        let screen = client.capture().unwrap();
+        let top = screen.lines().next().unwrap_or_default().to_owned();
+        if let Some(rest) = top.strip_prefix("mosh: Last contact ") {
+            assert!(
+                rest.ends_with(" seconds ago. [To quit: Ctrl-^ .]"),
+                "{top:?}"
+            );
+            let n: u64 = rest.split(' ').next().unwrap().parse().unwrap();
+            if counts.last() != Some(&n) {
+                counts.push(n);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        counts.len() >= 2 && counts.windows(2).all(|w| w[0] < w[1]) && counts[0] >= 6,
+        "counts seen: {counts:?}"
+    );
+    let cleared = Instant::now();
+    loop {
+        let screen = client.capture().unwrap();
+        if !screen.contains("Last contact") {
+            break;
+        }
+        assert!(
+            cleared.elapsed() < PATIENT,
+            "status bar still shown: {screen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    client.send_text("echo back-$((1+1))").unwrap();
+    client.send_keys(&["Enter"]).unwrap();
+    client.wait_for("back-2", PATIENT).unwrap();
+}

@@ -211,3 +211,69 @@ fn blackout_shows_last_contact_counting_up_then_clears() {
     client.send_keys(&["Enter"]).unwrap();
     client.wait_for("back-2", PATIENT).unwrap();
 }
+
+/// The pid of the mosh client in the pane (a child of the pane's status
+/// wrapper shell).
+fn client_pid(pane: &TmuxSession) -> u32 {
+    let shell = pane.run(["display-message", "-p", "#{pane_pid}"]).unwrap();
+    let output = std::process::Command::new("pgrep")
+        .args(["-P", shell.trim()])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|pid| pid.parse().ok())
+        .expect("client pid")
+}
+
+/// How many UDP sockets process `pid` has open.
+fn udp_sockets(pid: u32) -> usize {
+    let mut udp_inodes = Vec::new();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            if let Some(inode) = line.split_whitespace().nth(9) {
+                udp_inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| {
+            udp_inodes
+                .iter()
+                .any(|inode| target.as_os_str() == inode.as_str())
+        })
+        .count()
+}
+
+/// Port hopping (spec §8.2): after 10 s without a round trip the client
+/// sends from a new UDP port, keeps listening on the old one, and the
+/// session carries on once the path works again.
+#[test]
+fn client_hops_to_a_new_port_when_round_trips_fail() {
+    let (_server, proxy, client) = proxied(Implementation::Ours, Duration::ZERO, &[]);
+    let pid = client_pid(&client);
+    assert_eq!(udp_sockets(pid), 1);
+    let blackout = Duration::from_secs(20);
+    proxy.blackout(blackout);
+    let start = Instant::now();
+    while udp_sockets(pid) < 2 {
+        assert!(
+            start.elapsed() < blackout,
+            "no new port within the blackout"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let hopped_after = start.elapsed();
+    assert!(
+        hopped_after >= Duration::from_secs(10),
+        "hopped after {hopped_after:?}"
+    );
+    std::thread::sleep(blackout.saturating_sub(start.elapsed()));
+    client.send_text("echo hopped-$((2+3))").unwrap();
+    client.send_keys(&["Enter"]).unwrap();
+    client.wait_for("hopped-5", PATIENT).unwrap();
+}

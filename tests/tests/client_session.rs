@@ -156,6 +156,32 @@ fn escape_caret_sends_a_literal_and_other_keys_pass_through() {
     assert!(screen.contains("036 036   x  \\n"), "{screen}");
 }
 
+/// tmux continues a pane's stopped process group at once (it sends
+/// SIGCONT when it sees its child stop), so the suspension is observed in
+/// the normal screen the client left (`capture-pane -a` once the client is
+/// back on the alternate screen), and the resumption by a full repaint and
+/// a working session.
+#[test]
+fn escape_ctrl_z_suspends_and_sigcont_resumes() {
+    let (_server, client) = start_session(Implementation::Ours);
+    type_line(&client, "echo before-$((1+1))");
+    client.wait_for("before-2", QUICK).unwrap();
+    client.send_keys(&["C-^", "C-z"]).unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let normal = client.run(["capture-pane", "-p", "-a"]).unwrap_or_default();
+        if normal.contains("[mosh is suspended.]") {
+            break;
+        }
+        assert!(start.elapsed() < QUICK, "never suspended: {normal:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let screen = client.wait_for("before-2", QUICK).unwrap();
+    assert!(!screen.contains("[mosh is suspended.]"), "{screen}");
+    type_line(&client, "echo after-$((1+2))");
+    client.wait_for("after-3", QUICK).unwrap();
+}
+
 #[test]
 fn the_command_exiting_ends_the_client_cleanly() {
     for implementation in BOTH {

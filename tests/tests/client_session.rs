@@ -217,6 +217,92 @@ fn no_server_shows_nothing_received_and_quits_on_request() {
     assert!(screen.is_ok(), "{screen:?}");
 }
 
+/// Stock gives up 15 s after start when nothing was heard, then exits
+/// (status 1) once its shutdown goes unanswered.
+#[test]
+fn no_server_times_out() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let key = mosh_proto::Base64Key::random().unwrap();
+    let client = ours::client_in_tmux(silent.local_addr().unwrap(), &key, 80, 24, &[]).unwrap();
+    let screen = client
+        .wait_for("Timed out waiting for server...", Duration::from_secs(20))
+        .unwrap();
+    assert!(
+        screen.starts_with("mosh: Timed out waiting for server..."),
+        "{screen}"
+    );
+    assert_eq!(client.wait_for_exit(Duration::from_secs(20)).unwrap(), 1);
+    let screen = with_history(&client);
+    assert!(
+        screen.contains("mosh did not make a successful connection to 127.0.0.1:"),
+        "{screen}"
+    );
+}
+
+/// The bytes written to the terminal around a session (spec §9.2): the
+/// alternate screen, application cursor keys and a full first paint at
+/// the start; modes off and the normal screen at the end. With
+/// `MOSH_NO_TERM_INIT` the screen switches are left out.
+#[test]
+fn terminal_init_and_exit_sequences() {
+    for no_init in [false, true] {
+        let server = MoshServer::start(Implementation::Ours, &SHELL).unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "mosh-e2e-client-typescript-{}-{no_init}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let typescript = dir.join("typescript");
+        let program = our_program("mosh-client").unwrap();
+        let command = format!(
+            "{} {} {}",
+            program.display(),
+            server.addr().ip(),
+            server.addr().port()
+        );
+        let env: &[(&str, &str)] = if no_init {
+            &[("MOSH_NO_TERM_INIT", "1")]
+        } else {
+            &[]
+        };
+        let client = ours::client_command_in_tmux(
+            &["script", "-q", "-c", &command, typescript.to_str().unwrap()],
+            server.key(),
+            80,
+            24,
+            env,
+        )
+        .unwrap();
+        client.wait_for("mosh$", QUICK).unwrap();
+        client.send_keys(&["C-^", "."]).unwrap();
+        assert_eq!(client.wait_for_exit(QUICK).unwrap(), 0);
+        let bytes = std::fs::read(&typescript).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let init = if no_init {
+            "\x1b[?1h"
+        } else {
+            "\x1b[?1049h\x1b[22;0;0t\x1b[?1h"
+        };
+        let paint = "\x1b[?5l\x1b[r\x1b[0m\x1b[H\x1b[2J\x1b[?25l\x1b[K\n";
+        let start = text
+            .find(init)
+            .unwrap_or_else(|| panic!("no init in {text:?}"));
+        assert!(text[start + init.len()..].starts_with(paint), "{text:?}");
+        let exit = format!(
+            "\x1b[?1l\x1b[0m\x1b[?25h\x1b[?1003l\x1b[?1002l\x1b[?1001l\x1b[?1000l\
+             \x1b[?1015l\x1b[?1006l\x1b[?1005l{}[mosh is exiting.]\r\n",
+            if no_init {
+                ""
+            } else {
+                "\x1b[?1049l\x1b[23;0;0t"
+            }
+        );
+        assert!(text.contains(&exit), "{no_init}: {text:?}");
+        assert_eq!(text.contains("\x1b[?1049h"), !no_init);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
 #[test]
 fn sigterm_shuts_the_session_down() {
     let (server, client) = start_session(Implementation::Ours);

@@ -227,8 +227,8 @@ impl Predictor {
             },
             InputState::Csi(mut params) => match byte {
                 0x40..=0x7e => match (params.is_empty(), byte) {
-                    (true, b'C') => self.move_cursor(fb, now, 1),
-                    (true, b'D') => self.move_cursor(fb, now, -1),
+                    (true, b'C') => self.move_cursor(fb, 1),
+                    (true, b'D') => self.move_cursor(fb, -1),
                     _ => self.become_tentative(),
                 },
                 0x20..=0x3f if params.len() < MAX_CSI => {
@@ -402,7 +402,7 @@ impl Predictor {
         }
     }
 
-    fn move_cursor(&mut self, fb: &Framebuffer, _now: Instant, delta: isize) {
+    fn move_cursor(&mut self, fb: &Framebuffer, delta: isize) {
         let width = fb.width();
         let cursor = self.cursor(fb);
         match delta {

@@ -104,36 +104,76 @@ fn poll_prompt(
 #[test]
 fn predictions_appear_at_once_underlined_and_are_confirmed() {
     for implementation in [Implementation::Stock, Implementation::Ours] {
-        let (_server, _proxy, client) = proxied(
-            implementation,
-            ONE_WAY,
-            &[("MOSH_PREDICTION_DISPLAY", "always")],
-        );
-        // Predictions of an epoch are only shown once the server confirmed
-        // one of them: type one character, wait for its echo, then for the
-        // echo acknowledgement that follows it (at least 50 ms later, so
-        // another round trip is allowed for).
-        client.send_text("e").unwrap();
-        poll_prompt(&client, PATIENT, |line, plain| {
-            plain == "mosh$ e" && ours::underlined_text(line).is_empty()
-        });
-        std::thread::sleep(ONE_WAY * 2);
-        client.send_text("cho").unwrap();
-        let (shown, line, _) = poll_prompt(&client, PATIENT, |_, plain| plain == "mosh$ echo");
+        let typed = type_word(implementation, "always");
         assert!(
-            shown < ONE_WAY,
-            "{implementation:?}: prediction took {shown:?}, not faster than the echo"
+            typed.shown < ONE_WAY,
+            "{implementation:?}: prediction took {:?}, not faster than the echo",
+            typed.shown
         );
-        assert_eq!(ours::underlined_text(&line), "cho", "{line:?}");
-        let (confirmed, _, _) = poll_prompt(&client, PATIENT, |line, plain| {
-            plain == "mosh$ echo" && ours::underlined_text(line).is_empty()
-        });
-        let confirmed = shown + confirmed;
+        assert_eq!(typed.underlined, "cho", "{implementation:?}");
         assert!(
-            confirmed >= ONE_WAY * 2 - Duration::from_millis(50),
-            "{implementation:?}: confirmed after {confirmed:?}, before a round trip"
+            typed.confirmed >= ONE_WAY * 2 - Duration::from_millis(50),
+            "{implementation:?}: confirmed after {:?}, before a round trip",
+            typed.confirmed
         );
-        println!("{implementation:?} server: shown after {shown:?}, confirmed after {confirmed:?}");
+        println!(
+            "{implementation:?} server: shown after {:?}, confirmed after {:?}",
+            typed.shown, typed.confirmed
+        );
+    }
+}
+
+/// The default adaptive mode shows predictions on a 600 ms link too (the
+/// send interval is far above 30 ms, and above 80 ms, so underlined);
+/// `never` waits for the echo.
+#[test]
+fn adaptive_predicts_on_a_slow_link_and_never_does_not() {
+    let adaptive = type_word(Implementation::Ours, "adaptive");
+    assert!(adaptive.shown < ONE_WAY, "adaptive: {:?}", adaptive.shown);
+    assert_eq!(adaptive.underlined, "cho");
+    let never = type_word(Implementation::Ours, "never");
+    assert!(
+        never.shown >= ONE_WAY * 2 - Duration::from_millis(50),
+        "never: shown after {:?}, before the echo could arrive",
+        never.shown
+    );
+    assert_eq!(never.underlined, "");
+}
+
+/// How a typed word was displayed.
+struct Typed {
+    /// From `send-keys` to the word on screen.
+    shown: Duration,
+    /// From `send-keys` to the word on screen without underline.
+    confirmed: Duration,
+    /// The underlined part of the prompt line when the word first showed.
+    underlined: String,
+}
+
+/// Types `e`, waits until the server echoed and acknowledged it (the
+/// predictions of an epoch are only shown once one of them was confirmed:
+/// after the echo, the echo acknowledgement follows at least 50 ms later,
+/// so another round trip is allowed for), then types `cho` and times it.
+fn type_word(implementation: Implementation, mode: &str) -> Typed {
+    let (_server, _proxy, client) = proxied(
+        implementation,
+        ONE_WAY,
+        &[("MOSH_PREDICTION_DISPLAY", mode)],
+    );
+    client.send_text("e").unwrap();
+    poll_prompt(&client, PATIENT, |line, plain| {
+        plain == "mosh$ e" && ours::underlined_text(line).is_empty()
+    });
+    std::thread::sleep(ONE_WAY * 2);
+    client.send_text("cho").unwrap();
+    let (shown, line, _) = poll_prompt(&client, PATIENT, |_, plain| plain == "mosh$ echo");
+    let (more, _, _) = poll_prompt(&client, PATIENT, |line, plain| {
+        plain == "mosh$ echo" && ours::underlined_text(line).is_empty()
+    });
+    Typed {
+        shown,
+        confirmed: shown + more,
+        underlined: ours::underlined_text(&line),
     }
 }
 

@@ -246,6 +246,7 @@ fn no_server_times_out() {
 #[test]
 fn terminal_init_and_exit_sequences() {
     for no_init in [false, true] {
+        mosh_e2e::require_program("script").unwrap();
         let server = MoshServer::start(Implementation::Ours, &SHELL).unwrap();
         let dir = std::env::temp_dir().join(format!(
             "mosh-e2e-client-typescript-{}-{no_init}",
@@ -305,6 +306,7 @@ fn terminal_init_and_exit_sequences() {
 
 #[test]
 fn sigterm_shuts_the_session_down() {
+    mosh_e2e::require_program("pkill").unwrap();
     let (server, client) = start_session(Implementation::Ours);
     let pid = client
         .run(["display-message", "-p", "#{pane_pid}"])

@@ -296,8 +296,9 @@ impl<'t> Client<'t> {
     async fn run(
         &mut self,
         signals: &mut Signals,
-        mut keyboard: mpsc::Receiver<Vec<u8>>,
+        keyboard: mpsc::Receiver<Vec<u8>>,
     ) -> Result<Outcome, SessionError> {
+        let mut keyboard = Some(keyboard);
         loop {
             let now = Instant::now();
             self.check_connection(now);
@@ -309,7 +310,9 @@ impl<'t> Client<'t> {
             let wake = self.next_wake(now);
             let event = tokio::select! {
                 Some((from, bytes)) = self.datagrams.1.recv() => Event::Datagram(from, bytes),
-                input = keyboard.recv() => Event::Input(input.filter(|bytes| !bytes.is_empty())),
+                input = read_keyboard(keyboard.as_mut()) => {
+                    Event::Input(input.filter(|bytes| !bytes.is_empty()))
+                }
                 _ = signals.winch.recv() => Event::Resize,
                 _ = signals.terminate.recv() => Event::Stop,
                 _ = signals.interrupt.recv() => Event::Stop,
@@ -328,6 +331,7 @@ impl<'t> Client<'t> {
                 }
                 Event::Input(Some(bytes)) => self.handle_input(now, &bytes),
                 Event::Input(None) => {
+                    keyboard = None;
                     self.shut_down(now, "Exiting...");
                     if !self.connected {
                         return Ok(Outcome::NeverConnected);
@@ -582,6 +586,14 @@ impl<'t> Client<'t> {
         }
         self.shown = target;
         self.repaint = false;
+    }
+}
+
+/// The next keyboard read; never ready once the keyboard is gone.
+async fn read_keyboard(keyboard: Option<&mut mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
+    match keyboard {
+        Some(keyboard) => keyboard.recv().await,
+        None => std::future::pending().await,
     }
 }
 

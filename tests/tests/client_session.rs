@@ -320,6 +320,30 @@ fn sigterm_shuts_the_session_down() {
     assert!(server.wait_for_exit(QUICK));
 }
 
+/// The terminal going away (SIGHUP, then end of input) shuts the session
+/// down: the server ends too, and so does the client.
+#[test]
+fn closing_the_terminal_shuts_the_session_down() {
+    let (server, client) = start_session(Implementation::Ours);
+    let shell = client
+        .run(["display-message", "-p", "#{pane_pid}"])
+        .unwrap();
+    let output = Command::new(mosh_e2e::require_program("pgrep").unwrap())
+        .args(["-P", shell.trim()])
+        .output()
+        .unwrap();
+    let pid: u32 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("client pid");
+    client.run(["kill-pane", "-t", "0"]).unwrap();
+    assert!(server.wait_for_exit(QUICK), "server still running");
+    assert!(
+        mosh_e2e::process::wait_for_exit(pid, "mosh-client", QUICK),
+        "client still running"
+    );
+}
+
 fn run_client(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let output = Command::new(our_program("mosh-client").unwrap())
         .args(args)

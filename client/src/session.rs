@@ -302,11 +302,11 @@ impl<'t> Client<'t> {
         loop {
             let now = Instant::now();
             self.check_connection(now);
+            self.draw(now);
             self.send_due(now).await;
             if let Some(outcome) = self.finished(now) {
                 return Ok(outcome);
             }
-            self.draw(now);
             let wake = self.next_wake(now);
             let event = tokio::select! {
                 Some((from, bytes)) = self.datagrams.1.recv() => Event::Datagram(from, bytes),

@@ -181,8 +181,14 @@ fn type_word(implementation: Implementation, mode: &str) -> Typed {
 /// server's screen arrives, and the secret never stays on screen.
 #[test]
 fn predictions_at_a_password_prompt_do_not_stay() {
+    for implementation in [Implementation::Stock, Implementation::Ours] {
+        password_prompt(implementation);
+    }
+}
+
+fn password_prompt(implementation: Implementation) {
     let (_server, _proxy, client) = proxied(
-        Implementation::Ours,
+        implementation,
         ONE_WAY,
         &[("MOSH_PREDICTION_DISPLAY", "always")],
     );
@@ -212,7 +218,13 @@ fn predictions_at_a_password_prompt_do_not_stay() {
 /// and goes away when datagrams flow again.
 #[test]
 fn blackout_shows_last_contact_counting_up_then_clears() {
-    let (_server, proxy, client) = proxied(Implementation::Ours, Duration::ZERO, &[]);
+    for implementation in [Implementation::Stock, Implementation::Ours] {
+        blackout(implementation);
+    }
+}
+
+fn blackout(implementation: Implementation) {
+    let (_server, proxy, client) = proxied(implementation, Duration::ZERO, &[]);
     proxy.blackout(Duration::from_secs(10));
     let start = Instant::now();
     let mut counts = Vec::new();
@@ -233,7 +245,7 @@ fn blackout_shows_last_contact_counting_up_then_clears() {
     }
     assert!(
         counts.len() >= 2 && counts.windows(2).all(|w| w[0] < w[1]) && counts[0] >= 6,
-        "counts seen: {counts:?}"
+        "{implementation:?}: counts seen: {counts:?}"
     );
     let cleared = Instant::now();
     loop {

@@ -568,15 +568,13 @@ impl<'t> Client<'t> {
         self.update_predictor_network();
         let remote = self.transport.latest_remote_state().framebuffer();
         self.predictor.cull(remote, now.into_std());
-        let mut target = self.predictor.overlay(remote.clone());
-        if self.config.title_prefix && target.title_initialized() {
-            let mut canvas = Canvas::new(target);
-            canvas.prefix_title();
-            target = canvas.finish();
-        }
-        if let Some(text) = self.status.text(now.into_std()) {
-            target = paint::status_bar(target, &text);
-        }
+        let status = self.status.text(now.into_std());
+        let target = compose(
+            remote,
+            &self.predictor,
+            self.config.title_prefix,
+            status.as_deref(),
+        );
         let bytes = self
             .config
             .display
@@ -586,6 +584,26 @@ impl<'t> Client<'t> {
         }
         self.shown = target;
         self.repaint = false;
+    }
+}
+
+/// What the terminal should show: the server's screen, with the
+/// predictions, the `[mosh] ` title prefix and the status bar over it.
+fn compose(
+    remote: &Framebuffer,
+    predictor: &Predictor,
+    title_prefix: bool,
+    status: Option<&str>,
+) -> Framebuffer {
+    let mut target = predictor.overlay(remote.clone());
+    if title_prefix && target.title_initialized() {
+        let mut canvas = Canvas::new(target);
+        canvas.prefix_title();
+        target = canvas.finish();
+    }
+    match status {
+        Some(text) => paint::status_bar(target, text),
+        None => target,
     }
 }
 
@@ -604,5 +622,49 @@ fn os_error_text(error: &io::Error) -> String {
     match text.find(" (os error ") {
         Some(at) => text[..at].to_owned(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mosh_term::Emulator;
+
+    #[test]
+    fn frames_stack_predictions_title_and_status_bar() {
+        let mut emulator = Emulator::new(30, 4);
+        emulator.feed(b"\x1b]0;shell\x07\r\n$ ");
+        let remote = emulator.into_framebuffer();
+        let now = std::time::Instant::now();
+        let mut predictor = Predictor::new(DisplayMode::Always, false);
+        predictor.set_network(Duration::from_millis(300), 0, 0);
+        predictor.input(b"a", &remote, now);
+        let plain = compose(&remote, &predictor, false, None);
+        assert_eq!(plain.title(), "shell");
+        assert_eq!(
+            plain.cell(1, 2).contents(),
+            "",
+            "the first epoch is tentative"
+        );
+        let framed = compose(
+            &remote,
+            &predictor,
+            true,
+            Some("mosh: Last contact 7 seconds ago."),
+        );
+        assert_eq!(framed.title(), "[mosh] shell");
+        assert_eq!(framed.cell(0, 0).contents(), "m");
+        assert_eq!(framed.cell(1, 0).contents(), "$");
+        assert!(
+            framed.ds.cursor_visible,
+            "the cursor is not on the bar's row"
+        );
+        let bytes = Display::server().new_frame(false, &plain, &framed);
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("\x1b]0;[mosh] shell\x07"), "{text:?}");
+        assert!(
+            text.contains("\x1b[0;1;37;44mmosh: Last contact"),
+            "{text:?}"
+        );
     }
 }

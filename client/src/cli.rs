@@ -11,6 +11,7 @@ use crate::escape::EscapeFilter;
 use crate::predict::DisplayMode;
 use crate::session::SessionConfig;
 use crate::terminal;
+use crate::terminfo::Terminfo;
 
 /// The usage text.
 pub const USAGE: &str = "Usage: mosh-client [-# 'ARGS'] IP PORT\n       mosh-client -c\n";
@@ -113,6 +114,7 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
         Some(value) => DisplayMode::parse(&value).ok_or(CliError::PredictionMode(value))?,
     };
     let term = env("TERM").unwrap_or_default();
+    let info = Terminfo::load(&term);
     Ok(Command::Run(Box::new(SessionConfig {
         server: SocketAddr::new(address, port_number),
         key,
@@ -121,29 +123,16 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
         overwrite: env("MOSH_PREDICTION_OVERWRITE").as_deref() == Some("yes"),
         escape: EscapeFilter::from_env(env("MOSH_ESCAPE_KEY").as_deref()),
         title_prefix: env("MOSH_TITLE_NOPREFIX").is_none(),
-        display: terminal::display_for(&term),
+        display: terminal::display_for(&term, info.as_ref()),
     })))
 }
 
-/// The number of colours terminfo gives `term`, falling back on a guess
-/// from its name.
-pub fn colors(term: &str) -> u32 {
-    let asked = std::process::Command::new("tput")
-        .arg("colors")
-        .env("TERM", term)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .and_then(|output| String::from_utf8(output.stdout).ok())
-        .and_then(|text| text.trim().parse().ok());
-    asked.unwrap_or(if term.contains("256color") {
-        256
-    } else if term.is_empty() || term == "dumb" {
-        0
-    } else {
-        8
-    })
+/// The number of colours terminfo gives `term` (0 without an entry or the
+/// capability).
+pub fn colors(term: &str) -> i32 {
+    Terminfo::load(term)
+        .and_then(|info| info.colors)
+        .unwrap_or(0)
 }
 
 /// Loads the locale the environment names and returns its character set

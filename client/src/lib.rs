@@ -6,6 +6,7 @@
 //! * [`notify`]: the status bar ("Last contact N seconds ago.").
 //! * [`predict`]: the local-echo prediction overlay.
 //! * [`paint`]: writing overlay cells into a copy of a framebuffer.
+//! * [`terminfo`]: the few terminfo capabilities of `$TERM` the client uses.
 //!
 //! I/O:
 //! * [`terminal`]: raw mode, its restoration on every exit path, window size
@@ -21,3 +22,4 @@ pub mod paint;
 pub mod predict;
 pub mod session;
 pub mod terminal;
+pub mod terminfo;

@@ -8,18 +8,49 @@ use std::sync::Mutex;
 use mosh_term::Display;
 use rustix::termios::{self, InputModes, OptionalActions, Termios};
 
-/// Entering the alternate screen (xterm's smcup).
-const SMCUP: &[u8] = b"\x1b[?1049h\x1b[22;0;0t";
+use crate::terminfo::Terminfo;
+
+/// Entering the alternate screen when `$TERM` has no terminfo entry
+/// (xterm's smcup).
+const XTERM_SMCUP: &[u8] = b"\x1b[?1049h\x1b[22;0;0t";
 /// Leaving it (xterm's rmcup).
-const RMCUP: &[u8] = b"\x1b[?1049l\x1b[23;0;0t";
+const XTERM_RMCUP: &[u8] = b"\x1b[?1049l\x1b[23;0;0t";
 /// Application cursor keys, so arrows arrive as `ESC O A`..`D`.
 const CURSOR_KEYS_ON: &[u8] = b"\x1b[?1h";
 /// Everything a session may have switched on, switched off.
 const MODES_OFF: &[u8] = b"\x1b[?1l\x1b[0m\x1b[?25h\x1b[?1003l\x1b[?1002l\x1b[?1001l\x1b[?1000l\x1b[?1015l\x1b[?1006l\x1b[?1005l";
 
-/// The terminal settings to put back, and whether the alternate screen was
-/// entered; shared with the panic hook.
-static SAVED: Mutex<Option<(Termios, bool)>> = Mutex::new(None);
+/// The terminal settings to put back, and the bytes that leave the
+/// alternate screen; shared with the panic hook.
+static SAVED: Mutex<Option<(Termios, Vec<u8>)>> = Mutex::new(None);
+
+/// How to enter and leave the alternate screen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScreenSwitch {
+    enter: Vec<u8>,
+    leave: Vec<u8>,
+}
+
+impl ScreenSwitch {
+    /// No switching (`MOSH_NO_TERM_INIT`).
+    pub fn none() -> ScreenSwitch {
+        ScreenSwitch::default()
+    }
+
+    /// The terminal's smcup/rmcup; xterm's when its type is unknown.
+    pub fn for_terminal(info: Option<&Terminfo>) -> ScreenSwitch {
+        match info {
+            Some(info) => ScreenSwitch {
+                enter: info.smcup.clone().unwrap_or_default(),
+                leave: info.rmcup.clone().unwrap_or_default(),
+            },
+            None => ScreenSwitch {
+                enter: XTERM_SMCUP.to_vec(),
+                leave: XTERM_RMCUP.to_vec(),
+            },
+        }
+    }
+}
 
 /// A failure to take over the terminal.
 #[derive(Debug, thiserror::Error)]
@@ -35,18 +66,18 @@ pub enum TerminalError {
 /// The terminal in raw mode; dropping it restores the original settings.
 #[derive(Debug)]
 pub struct RawTerminal {
-    term_init: bool,
+    screen: ScreenSwitch,
 }
 
 impl RawTerminal {
     /// Saves the settings of standard input, switches it to raw mode
-    /// (cfmakeraw plus IUTF8) and writes the init sequence; `term_init`
-    /// enters the alternate screen too.
-    pub fn enter(term_init: bool) -> Result<RawTerminal, TerminalError> {
+    /// (cfmakeraw plus IUTF8) and writes the init sequence, entering the
+    /// alternate screen with `screen`.
+    pub fn enter(screen: ScreenSwitch) -> Result<RawTerminal, TerminalError> {
         let original = termios::tcgetattr(rustix::stdio::stdin())
             .map_err(|e| TerminalError::GetAttributes(e.into()))?;
-        *SAVED.lock().unwrap_or_else(|e| e.into_inner()) = Some((original, term_init));
-        let terminal = RawTerminal { term_init };
+        *SAVED.lock().unwrap_or_else(|e| e.into_inner()) = Some((original, screen.leave.clone()));
+        let terminal = RawTerminal { screen };
         terminal.resume()?;
         Ok(terminal)
     }
@@ -62,10 +93,7 @@ impl RawTerminal {
             termios::tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &raw)
                 .map_err(|e| TerminalError::SetAttributes(e.into()))?;
         }
-        let mut init = Vec::new();
-        if self.term_init {
-            init.extend_from_slice(SMCUP);
-        }
+        let mut init = self.screen.enter.clone();
         init.extend_from_slice(CURSOR_KEYS_ON);
         write_stdout(&init);
         Ok(())
@@ -89,11 +117,9 @@ impl Drop for RawTerminal {
 /// raw mode is on.
 fn restore() {
     let saved = SAVED.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    if let Some((original, term_init)) = saved {
+    if let Some((original, leave)) = saved {
         let mut bytes = MODES_OFF.to_vec();
-        if term_init {
-            bytes.extend_from_slice(RMCUP);
-        }
+        bytes.extend_from_slice(&leave);
         write_stdout(&bytes);
         let _ = termios::tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &original);
     }
@@ -131,21 +157,29 @@ pub fn write_stdout(mut bytes: &[u8]) {
     }
 }
 
-/// What the terminal named by `TERM` can do: erase characters, background
-/// colour erase and window titles.
-pub fn display_for(term: &str) -> Display {
+/// What the terminal named by `TERM` can do: erase characters and
+/// background colour erase from its terminfo entry (guessed from the name
+/// without one), window titles from the name, as stock decides.
+pub fn display_for(term: &str, info: Option<&Terminfo>) -> Display {
     let starts = |prefixes: &[&str]| prefixes.iter().any(|p| term.starts_with(p));
+    let (has_ech, has_bce) = match info {
+        Some(info) => (info.ech, info.bce),
+        None => (
+            starts(&[
+                "xterm",
+                "rxvt",
+                "linux",
+                "alacritty",
+                "kitty",
+                "foot",
+                "Eterm",
+            ]),
+            starts(&["xterm", "linux", "rxvt", "Eterm", "kitty"]),
+        ),
+    };
     Display {
-        has_ech: starts(&[
-            "xterm",
-            "rxvt",
-            "linux",
-            "alacritty",
-            "kitty",
-            "foot",
-            "Eterm",
-        ]),
-        has_bce: starts(&["xterm", "linux", "rxvt", "Eterm", "screen.xterm", "kitty"]),
+        has_ech,
+        has_bce,
         has_title: starts(&[
             "xterm",
             "rxvt",
@@ -164,11 +198,27 @@ mod tests {
 
     #[test]
     fn terminal_capabilities_by_name() {
-        let xterm = display_for("xterm-256color");
+        let xterm = display_for("xterm-256color", None);
         assert!(xterm.has_ech && xterm.has_bce && xterm.has_title);
-        let tmux = display_for("tmux-256color");
+        let tmux = display_for("tmux-256color", None);
         assert!(!tmux.has_ech && !tmux.has_bce && tmux.has_title);
-        let dumb = display_for("dumb");
+        let dumb = display_for("dumb", None);
         assert!(!dumb.has_ech && !dumb.has_bce && !dumb.has_title);
+    }
+
+    #[test]
+    fn terminfo_overrides_the_guess() {
+        let info = Terminfo {
+            ech: true,
+            bce: false,
+            ..Terminfo::default()
+        };
+        let display = display_for("tmux-256color", Some(&info));
+        assert!(display.has_ech && !display.has_bce && display.has_title);
+        assert_eq!(
+            ScreenSwitch::for_terminal(None).enter,
+            b"\x1b[?1049h\x1b[22;0;0t"
+        );
+        assert!(ScreenSwitch::for_terminal(Some(&info)).enter.is_empty());
     }
 }

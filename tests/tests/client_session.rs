@@ -255,8 +255,9 @@ fn terminal_init_and_exit_sequences() {
         std::fs::create_dir_all(&dir).unwrap();
         let typescript = dir.join("typescript");
         let program = our_program("mosh-client").unwrap();
+        // The bytes stock writes for TERM=xterm-256color (spec §9.2).
         let command = format!(
-            "{} {} {}",
+            "env TERM=xterm-256color {} {} {}",
             program.display(),
             server.addr().ip(),
             server.addr().port()

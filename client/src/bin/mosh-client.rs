@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use mosh_client::cli::{self, CliError, Command};
 use mosh_client::session::{self, Outcome, SessionConfig};
-use mosh_client::terminal::{self, RawTerminal};
+use mosh_client::terminal::{self, RawTerminal, ScreenSwitch};
+use mosh_client::terminfo::Terminfo;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,7 +63,13 @@ fn run(config: SessionConfig) -> ExitCode {
     };
     terminal::install_panic_hook();
     let server = config.server;
-    let raw = match RawTerminal::enter(true_unless_set("MOSH_NO_TERM_INIT")) {
+    let screen = if std::env::var_os("MOSH_NO_TERM_INIT").is_some() {
+        ScreenSwitch::none()
+    } else {
+        let term = std::env::var("TERM").unwrap_or_default();
+        ScreenSwitch::for_terminal(Terminfo::load(&term).as_ref())
+    };
+    let raw = match RawTerminal::enter(screen) {
         Ok(raw) => raw,
         Err(error) => {
             eprintln!("mosh-client: {error}");
@@ -97,8 +104,4 @@ fn run(config: SessionConfig) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn true_unless_set(name: &str) -> bool {
-    std::env::var_os(name).is_none()
 }

@@ -71,11 +71,11 @@ impl EscapeFilter {
     }
 
     /// How the escape key is named to the user: `Ctrl-^`, or the printable
-    /// character itself.
+    /// character in quotes.
     pub fn key_name(&self) -> Option<String> {
         self.key.map(|key| match control_pass_key(key) {
             Some(pass) => format!("Ctrl-{}", char::from(pass)),
-            None => char::from(key).to_string(),
+            None => format!("\"{}\"", char::from(key)),
         })
     }
 
@@ -223,7 +223,11 @@ mod tests {
                 Action::Quit
             ]
         );
-        assert_eq!(filter.quit_hint(), " [To quit: ~ .]");
+        assert_eq!(filter.quit_hint(), " [To quit: \"~\" .]");
+        assert_eq!(
+            filter.help_text(),
+            "Commands: Ctrl-Z suspends, \".\" quits, \"~\" gives literal \"~\""
+        );
     }
 
     #[test]

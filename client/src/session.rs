@@ -305,7 +305,7 @@ impl<'t> Client<'t> {
             self.draw(now);
             self.send_due(now).await;
             if let Some(outcome) = self.finished(now) {
-                return Ok(outcome);
+                return Ok(self.last_frame(outcome));
             }
             let wake = self.next_wake(now);
             let event = tokio::select! {
@@ -334,23 +334,35 @@ impl<'t> Client<'t> {
                     keyboard = None;
                     self.shut_down(now, "Exiting...");
                     if !self.connected {
-                        return Ok(Outcome::NeverConnected);
+                        return Ok(self.last_frame(Outcome::NeverConnected));
                     }
                 }
                 Event::Resize => self.resize(),
                 Event::Stop => {
                     self.shut_down(now, "Signal received, shutting down...");
                     if !self.connected {
-                        return Ok(Outcome::NeverConnected);
+                        return Ok(self.last_frame(Outcome::NeverConnected));
                     }
                 }
                 Event::Continue => self.resume(),
                 Event::Timer => {}
             }
             if self.quit_now {
-                return Ok(Outcome::NeverConnected);
+                return Ok(self.last_frame(Outcome::NeverConnected));
             }
         }
+    }
+
+    /// Draws the last frame as stock does before restoring the terminal:
+    /// no status bar, no title prefix.
+    fn last_frame(&mut self, outcome: Outcome) -> Outcome {
+        let now = Instant::now();
+        self.status.clear();
+        self.status.server_heard(now.into_std());
+        self.status.server_acked(now.into_std());
+        self.config.title_prefix = false;
+        self.draw(now);
+        outcome
     }
 
     /// The startup notices: nothing heard yet, then giving up.

@@ -84,7 +84,7 @@ fn run(config: SessionConfig) -> ExitCode {
         Ok(Outcome::NeverConnected) => {
             let port = server.port();
             eprintln!(
-                "mosh did not make a successful connection to {}:{port}.\n\
+                "\nmosh did not make a successful connection to {}:{port}.\n\
                  Please verify that UDP port {port} is not firewalled and can reach the server.\n\n\
                  (By default, mosh uses a UDP port between 60000 and 61000. The -p option\n\
                  selects a specific UDP port number.)",

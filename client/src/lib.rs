@@ -1,6 +1,28 @@
-//! Client side of mosh-daemon: the `mosh` launcher (and `mosh-client`).
+//! Client side of mosh-daemon: `mosh-client`, a drop-in for stock mosh 1.4's
+//! client, and the `mosh` launcher.
 //!
-//! * [`launcher`]: `mosh`'s command line, the ssh bootstrap and the hand-off
-//!   to `mosh-client`.
+//! Pure parts, driven by the caller with the time passed in:
+//! * [`escape`]: the escape key (`Ctrl-^ .` quits, `Ctrl-^ Ctrl-Z` suspends).
+//! * [`notify`]: the status bar ("Last contact N seconds ago.").
+//! * [`predict`]: the local-echo prediction overlay.
+//! * [`paint`]: writing overlay cells into a copy of a framebuffer.
+//! * [`terminfo`]: the few terminfo capabilities of `$TERM` the client uses.
+//!
+//! I/O:
+//! * [`terminal`]: raw mode, its restoration on every exit path, window size
+//!   and the init/exit sequences.
+//! * [`session`]: the tokio event loop tying the terminal, the UDP sockets and
+//!   the SSP transport together.
+//! * [`cli`]: the command line and environment of `mosh-client`.
+//! * [`launcher`]: the `mosh` launcher: its command line, the ssh bootstrap
+//!   and the hand-off to `mosh-client`.
 
+pub mod cli;
+pub mod escape;
 pub mod launcher;
+pub mod notify;
+pub mod paint;
+pub mod predict;
+pub mod session;
+pub mod terminal;
+pub mod terminfo;

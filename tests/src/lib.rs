@@ -6,6 +6,7 @@
 //! * [`impair`]: a UDP relay that delays, drops, duplicates, blacks out
 //!   and roams, for tests and benchmarks over loopback.
 //! * [`stock`]: the stock mosh 1.4 binaries from Debian.
+//! * [`ours`]: our `mosh-client` in tmux, and styled-capture helpers.
 //! * [`server`]: a running `mosh-server`, stock or ours.
 //! * [`sshd`]: a real OpenSSH server on loopback and a created user.
 //! * [`tmux`]: a detached tmux session on a private socket, for programs
@@ -16,6 +17,7 @@
 
 pub mod daemon;
 pub mod impair;
+pub mod ours;
 pub mod peer;
 pub mod process;
 pub mod server;

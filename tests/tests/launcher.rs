@@ -1,6 +1,7 @@
 //! The `mosh` launcher end to end: over a real OpenSSH server on port 22000
 //! with a created user (`mosh --ssh="ssh -p 22000 ..." USER@localhost`), and
-//! with `--local`. The session must outlive the ssh connection.
+//! with `--local`, using our `mosh-client` and `mosh-server`. The session
+//! must outlive the ssh connection.
 
 use std::process::Command;
 use std::time::Duration;
@@ -34,6 +35,7 @@ fn mosh_over_real_ssh_outlives_the_ssh_connection() {
     let destination = format!("{}@localhost", user.name());
     let ssh = format!("--ssh={}", sshd.ssh_command());
     let server = format!("--server={}", program("mosh-server"));
+    let our_client = format!("--client={}", program("mosh-client"));
     let mosh = program("mosh");
     let client = TmuxSession::start(
         80,
@@ -41,6 +43,7 @@ fn mosh_over_real_ssh_outlives_the_ssh_connection() {
         &[
             &mosh,
             &ssh,
+            &our_client,
             &server,
             &destination,
             "--",
@@ -75,12 +78,14 @@ fn mosh_over_real_ssh_outlives_the_ssh_connection() {
 fn mosh_local_runs_a_session_without_ssh() {
     let mosh = program("mosh");
     let server = format!("--server={}", program("mosh-server"));
+    let our_client = format!("--client={}", program("mosh-client"));
     let client = TmuxSession::start(
         80,
         24,
         &[
             &mosh,
             "--local",
+            &our_client,
             &server,
             "127.0.0.1",
             "--",

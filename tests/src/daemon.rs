@@ -18,15 +18,13 @@ use std::time::{Duration, Instant};
 
 use mosh_proto::Base64Key;
 
-use crate::{UTF8_LOCALE, our_program, process, require_program};
+pub use crate::user::TestUser;
+use crate::{UTF8_LOCALE, our_program, process};
 
 /// How long the daemon may take to start or stop.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How often `useradd` and `userdel` are tried (100 ms apart).
-const USERADD_ATTEMPTS: u32 = 50;
-
-/// Distinguishes the daemons and users of one test process.
+/// Distinguishes the daemons of one test process.
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 fn unique(prefix: &str) -> String {
@@ -59,89 +57,6 @@ pub fn free_port_range(count: u16) -> (u16, u16) {
         }
     }
     panic!("no {count} consecutive free UDP ports between 20000 and 30000");
-}
-
-/// A local user made for one test (with a home directory), deleted with
-/// everything it owns and runs when dropped.
-#[derive(Debug)]
-pub struct TestUser {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl TestUser {
-    /// Creates a user with a unique name, `/bin/sh` as its shell.
-    pub fn create() -> io::Result<Self> {
-        let useradd = require_program("useradd")?;
-        let name = unique("md");
-        // Tests running at once contend for the lock on /etc/passwd, which
-        // useradd reports as a failure: try again for a while.
-        let mut attempts = 0;
-        loop {
-            let output = Command::new(&useradd)
-                .args(["-m", "-s", "/bin/sh", &name])
-                .output()?;
-            if output.status.success() {
-                break;
-            }
-            attempts += 1;
-            if attempts == USERADD_ATTEMPTS {
-                return Err(io::Error::other(format!(
-                    "useradd {name}: {}: {}",
-                    output.status,
-                    String::from_utf8_lossy(&output.stderr)
-                )));
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        let id = |flag: &str| -> io::Result<u32> {
-            let output = Command::new("id").args([flag, &name]).output()?;
-            String::from_utf8_lossy(&output.stdout)
-                .trim()
-                .parse()
-                .map_err(|_| io::Error::other(format!("id {flag} {name}")))
-        };
-        let (uid, gid) = (id("-u")?, id("-g")?);
-        Ok(Self { name, uid, gid })
-    }
-
-    /// The login name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The uid.
-    pub fn uid(&self) -> u32 {
-        self.uid
-    }
-
-    /// The primary gid.
-    pub fn gid(&self) -> u32 {
-        self.gid
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        for _ in 0..USERADD_ATTEMPTS {
-            let deleted = Command::new("userdel")
-                .args(["-r", "-f", &self.name])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            let gone = Command::new("id")
-                .arg(&self.name)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|status| !status.success());
-            if deleted.is_err() || gone {
-                return;
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
 }
 
 /// Who runs a command: root (the test itself) or a test user via `su`.

@@ -8,7 +8,8 @@
 //! * [`stock`]: the stock mosh 1.4 binaries from Debian.
 //! * [`ours`]: our `mosh-client` in tmux, and styled-capture helpers.
 //! * [`server`]: a running `mosh-server`, stock or ours.
-//! * [`sshd`]: a real OpenSSH server on loopback and a created user.
+//! * [`sshd`]: a real OpenSSH server on loopback.
+//! * [`user`]: local users created for a test and deleted after it.
 //! * [`tmux`]: a detached tmux session on a private socket, for programs
 //!   that need a terminal.
 //! * [`peer`]: a UDP socket driven by a `mosh_proto::Transport`.
@@ -25,6 +26,7 @@ pub mod sshd;
 pub mod states;
 pub mod stock;
 pub mod tmux;
+pub mod user;
 
 use std::io;
 use std::path::PathBuf;

@@ -1,65 +1,14 @@
-//! A real OpenSSH server on loopback for launcher tests: a created Unix
-//! user, a generated host key and user key, and `sshd` in the foreground on
-//! a given port. Everything is removed again when dropped.
+//! A real OpenSSH server on loopback for launcher tests: a generated host
+//! key and user key for a [`TestUser`], and `sshd` in the foreground on a
+//! given port. Everything is removed again when dropped.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::require_program;
-
-/// Distinguishes the users of one test process.
-static NEXT_USER: AtomicU64 = AtomicU64::new(0);
-
-/// A Unix user created for a test, deleted (with its home and processes)
-/// on drop.
-#[derive(Debug)]
-pub struct TestUser {
-    name: String,
-    home: PathBuf,
-}
-
-impl TestUser {
-    /// Creates a user with a home directory and `/bin/sh` as shell.
-    pub fn create(prefix: &str) -> io::Result<Self> {
-        let name = format!(
-            "{prefix}{}x{}",
-            std::process::id(),
-            NEXT_USER.fetch_add(1, Ordering::Relaxed)
-        );
-        run(Command::new(require_program("useradd")?).args(["-m", "-s", "/bin/sh", &name]))?;
-        // No password, but not locked either: sshd refuses locked accounts
-        // even for key logins.
-        run(Command::new("usermod").args(["-p", "*", &name]))?;
-        let home = PathBuf::from(format!("/home/{name}"));
-        Ok(Self { name, home })
-    }
-
-    /// The login name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The home directory.
-    pub fn home(&self) -> &Path {
-        &self.home
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _ = Command::new("pkill")
-            .args(["-KILL", "-u", &self.name])
-            .status();
-        std::thread::sleep(Duration::from_millis(100));
-        let _ = Command::new("userdel")
-            .args(["-r", "-f", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
+use crate::user::TestUser;
 
 /// `sshd` listening on 127.0.0.1, accepting one user's generated key.
 #[derive(Debug)]

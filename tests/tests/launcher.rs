@@ -7,8 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use mosh_e2e::our_program;
-use mosh_e2e::sshd::{Sshd, TestUser};
+use mosh_e2e::sshd::Sshd;
 use mosh_e2e::tmux::TmuxSession;
+use mosh_e2e::user::TestUser;
 
 const QUICK: Duration = Duration::from_secs(15);
 
@@ -30,7 +31,7 @@ fn ssh_processes_for(user: &str) -> usize {
 
 #[test]
 fn mosh_over_real_ssh_outlives_the_ssh_connection() {
-    let user = TestUser::create("moshl").unwrap();
+    let user = TestUser::create().unwrap();
     let sshd = Sshd::start(22000, &user).unwrap();
     let destination = format!("{}@localhost", user.name());
     let ssh = format!("--ssh={}", sshd.ssh_command());
@@ -107,7 +108,7 @@ fn mosh_local_runs_a_session_without_ssh() {
 
 #[test]
 fn clear_errors_for_a_missing_server_and_a_failing_ssh() {
-    let user = TestUser::create("moshm").unwrap();
+    let user = TestUser::create().unwrap();
     let sshd = Sshd::start(22001, &user).unwrap();
     let destination = format!("{}@localhost", user.name());
     let output = Command::new(program("mosh"))

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mosh_e2e::impair::{Impairment, ImpairmentProxy};
+use mosh_e2e::measure::{clock_ticks_per_second, cpu_time};
 use mosh_e2e::server::{Implementation, MoshServer};
 use mosh_e2e::tmux::TmuxSession;
 use mosh_e2e::{our_program, ours, stock};
@@ -116,30 +117,6 @@ fn latency(client: Client, rtt: Duration, prediction: &str) -> Duration {
     }
     samples.sort();
     samples[samples.len() / 2]
-}
-
-fn clock_ticks_per_second() -> u64 {
-    let output = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .expect("getconf");
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .expect("CLK_TCK")
-}
-
-fn cpu_time(pid: u32, ticks: u64) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("client stat");
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .expect("stat format")
-        .1
-        .split_whitespace()
-        .collect();
-    let user: u64 = fields[11].parse().unwrap();
-    let system: u64 = fields[12].parse().unwrap();
-    Duration::from_secs_f64((user + system) as f64 / ticks as f64)
 }
 
 /// The pid of the mosh client running in the pane (a child of the pane's

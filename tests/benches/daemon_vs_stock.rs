@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mosh_e2e::daemon::{As, Connect, TestDaemon, free_port_range};
+use mosh_e2e::measure::pss_kib;
 use mosh_e2e::{UTF8_LOCALE, our_program, process, stock};
 
 /// The idle session's command (never started: no client comes).
@@ -21,16 +22,6 @@ struct Measured {
     p50: Duration,
     p99: Duration,
     pss_kib_per_session: f64,
-}
-
-/// Proportional set size of `pid`, in KiB.
-fn pss_kib(pid: u32) -> u64 {
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    rollup
-        .lines()
-        .find_map(|line| line.strip_prefix("Pss:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn percentiles(mut times: Vec<Duration>) -> (Duration, Duration) {

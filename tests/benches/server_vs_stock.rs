@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use mosh_e2e::impair::{ImpairmentProxy, Way};
+use mosh_e2e::measure::{clock_ticks_per_second, cpu_time, peak_rss_kib};
 use mosh_e2e::server::{Implementation, MoshServer};
 use mosh_e2e::stock;
 
@@ -27,40 +28,6 @@ struct Run {
     flood_wall: Duration,
     idle: Sample,
     peak_rss_kib: u64,
-}
-
-fn clock_ticks_per_second() -> u64 {
-    let output = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .expect("getconf");
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .expect("CLK_TCK")
-}
-
-/// User plus system CPU time of process `pid`.
-fn cpu_time(pid: u32, ticks: u64) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("server stat");
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .expect("stat format")
-        .1
-        .split_whitespace()
-        .collect();
-    let user: u64 = fields[11].parse().unwrap();
-    let system: u64 = fields[12].parse().unwrap();
-    Duration::from_secs_f64((user + system) as f64 / ticks as f64)
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("server status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
 }
 
 fn traffic(proxy: &ImpairmentProxy) -> (u64, u64) {

@@ -1,0 +1,52 @@
+//! What benchmarks read about a running process from `/proc`: CPU time,
+//! peak resident memory and proportional memory.
+
+use std::time::Duration;
+
+/// Clock ticks per second (`getconf CLK_TCK`), the unit of CPU times in
+/// `/proc/PID/stat`.
+pub fn clock_ticks_per_second() -> u64 {
+    let output = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .expect("getconf");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("CLK_TCK")
+}
+
+/// User plus system CPU time of process `pid`; `ticks` from
+/// [`clock_ticks_per_second`].
+pub fn cpu_time(pid: u32, ticks: u64) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat format")
+        .1
+        .split_whitespace()
+        .collect();
+    let user: u64 = fields[11].parse().expect("utime");
+    let system: u64 = fields[12].parse().expect("stime");
+    Duration::from_secs_f64((user + system) as f64 / ticks as f64)
+}
+
+/// A `NAME:   N kB` line's number from a `/proc` status-style file.
+fn kib_field(path: &str, name: &str) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Peak resident set size (`VmHWM`) of `pid`, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    kib_field(&format!("/proc/{pid}/status"), "VmHWM:").expect("VmHWM")
+}
+
+/// Proportional set size of `pid` (shared pages divided among their
+/// users), in KiB; 0 for a process that is gone.
+pub fn pss_kib(pid: u32) -> u64 {
+    kib_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:").unwrap_or(0)
+}

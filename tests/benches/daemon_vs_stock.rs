@@ -2,7 +2,9 @@
 //! `mosh-server new`, measured in the same run: the wall time of each
 //! `mosh-server new` (p50/p99 over `BENCH_RUNS`, default 200), then the
 //! memory of all those sessions idling without a client (proportional set
-//! size: stock servers; our workers plus the daemon's growth, per session).
+//! size of each session's whole process tree: a stock server and the shell
+//! process it forks at once; our worker (which starts the shell on first
+//! contact) plus the daemon's growth, per session).
 //!
 //! Run as root: `cargo build --release --bins && cargo bench -p mosh-e2e
 //! --bench daemon_vs_stock`.
@@ -11,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mosh_e2e::daemon::{As, Connect, TestDaemon, free_port_range};
-use mosh_e2e::measure::pss_kib;
+use mosh_e2e::measure::{pss_kib, tree_pss_kib};
 use mosh_e2e::{UTF8_LOCALE, our_program, process, stock};
 
 /// The idle session's command (never started: no client comes).
@@ -48,7 +50,7 @@ fn stock_run(runs: usize) -> Measured {
         pids.push(Connect::parse(&output).expect("stock connect line").pid);
     }
     std::thread::sleep(Duration::from_secs(1));
-    let total: u64 = pids.iter().map(|&pid| pss_kib(pid)).sum();
+    let total: u64 = pids.iter().map(|&pid| tree_pss_kib(pid)).sum();
     for pid in pids {
         process::terminate(pid, "mosh-server", Duration::from_secs(2));
     }
@@ -88,7 +90,7 @@ fn daemon_run(runs: usize) -> Measured {
         pids.push(Connect::parse(&output).expect("our connect line").pid);
     }
     std::thread::sleep(Duration::from_secs(1));
-    let workers: u64 = pids.iter().map(|&pid| pss_kib(pid)).sum();
+    let workers: u64 = pids.iter().map(|&pid| tree_pss_kib(pid)).sum();
     let growth = pss_kib(daemon.pid()).saturating_sub(daemon_before);
     let _ = daemon.moshctl(As::Root, &["kill", "--idle", "0"]);
     let (p50, p99) = percentiles(times);

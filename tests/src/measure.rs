@@ -50,3 +50,16 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
 pub fn pss_kib(pid: u32) -> u64 {
     kib_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:").unwrap_or(0)
 }
+
+/// [`pss_kib`] of `pid` and all its descendants: everything one session
+/// holds, whether or not it has started its shell yet.
+pub fn tree_pss_kib(pid: u32) -> u64 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    pss_kib(pid)
+        + children
+            .split_whitespace()
+            .filter_map(|child| child.parse().ok())
+            .map(tree_pss_kib)
+            .sum::<u64>()
+}

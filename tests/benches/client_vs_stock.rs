@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mosh_e2e::impair::{Impairment, ImpairmentProxy};
-use mosh_e2e::measure::{clock_ticks_per_second, cpu_time};
+use mosh_e2e::measure::{clock_ticks_per_second, cpu_time, ratio};
 use mosh_e2e::server::{Implementation, MoshServer};
 use mosh_e2e::tmux::TmuxSession;
 use mosh_e2e::{our_program, ours, stock};
@@ -119,26 +119,11 @@ fn latency(client: Client, rtt: Duration, prediction: &str) -> Duration {
     samples[samples.len() / 2]
 }
 
-/// The pid of the mosh client running in the pane (a child of the pane's
-/// status wrapper shell).
-fn client_pid(pane: &TmuxSession) -> u32 {
-    let shell = pane.run(["display-message", "-p", "#{pane_pid}"]).unwrap();
-    let output = std::process::Command::new("pgrep")
-        .args(["-P", shell.trim()])
-        .output()
-        .expect("pgrep");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .next()
-        .and_then(|pid| pid.parse().ok())
-        .expect("client pid")
-}
-
 /// Client CPU time and wall time of an output flood.
 fn flood(client: Client, ticks: u64) -> (Duration, Duration, u64) {
     let setup = start(client, Duration::ZERO, "adaptive");
     let pane = &setup.pane;
-    let pid = client_pid(pane);
+    let pid = pane.command_pid().expect("client pid");
     let before = cpu_time(pid, ticks);
     let started = Instant::now();
     pane.send_text("seq 1 5000000; echo flood-$((40+2))")
@@ -153,14 +138,6 @@ fn flood(client: Client, ticks: u64) -> (Duration, Duration, u64) {
         .stats(mosh_e2e::impair::Way::ToClient)
         .delivered_bytes;
     (cpu, wall, bytes)
-}
-
-fn ratio(ours: f64, stock: f64) -> String {
-    if stock == 0.0 {
-        "n/a".to_owned()
-    } else {
-        format!("{:.2}x", ours / stock)
-    }
 }
 
 fn main() {

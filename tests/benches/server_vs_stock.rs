@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use mosh_e2e::impair::{ImpairmentProxy, Way};
-use mosh_e2e::measure::{clock_ticks_per_second, cpu_time, peak_rss_kib};
+use mosh_e2e::measure::{clock_ticks_per_second, cpu_time, peak_rss_kib, ratio};
 use mosh_e2e::server::{Implementation, MoshServer};
 use mosh_e2e::stock;
 
@@ -89,14 +89,6 @@ fn measure(implementation: Implementation, idle: Duration, ticks: u64) -> Run {
         flood_wall,
         idle: delta(after_idle, after_flood),
         peak_rss_kib: peak_rss_kib(server.pid()),
-    }
-}
-
-fn ratio(ours: f64, stock: f64) -> String {
-    if stock == 0.0 {
-        "n/a".to_owned()
-    } else {
-        format!("{:.2}x", ours / stock)
     }
 }
 

@@ -63,3 +63,12 @@ pub fn tree_pss_kib(pid: u32) -> u64 {
             .map(tree_pss_kib)
             .sum::<u64>()
 }
+
+/// `ours / stock` as a ratio for a report, `n/a` when stock is zero.
+pub fn ratio(ours: f64, stock: f64) -> String {
+    if stock == 0.0 {
+        "n/a".to_owned()
+    } else {
+        format!("{:.2}x", ours / stock)
+    }
+}

@@ -178,6 +178,20 @@ impl TmuxSession {
         }
     }
 
+    /// The pid of the pane's command (the child of the small wrapper shell
+    /// that records its exit status).
+    pub fn command_pid(&self) -> io::Result<u32> {
+        let wrapper = self.run(["display-message", "-p", "-t", SESSION, "#{pane_pid}"])?;
+        let output = Command::new("pgrep")
+            .args(["-P", wrapper.trim()])
+            .output()?;
+        String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .next()
+            .and_then(|pid| pid.parse().ok())
+            .ok_or_else(|| io::Error::other("the pane's command is not running"))
+    }
+
     /// The text the pane shows now, one line per row, trailing blanks
     /// trimmed.
     pub fn capture(&self) -> io::Result<String> {

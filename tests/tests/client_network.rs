@@ -264,21 +264,6 @@ fn blackout(implementation: Implementation) {
     client.wait_for("back-2", PATIENT).unwrap();
 }
 
-/// The pid of the mosh client in the pane (a child of the pane's status
-/// wrapper shell).
-fn client_pid(pane: &TmuxSession) -> u32 {
-    let shell = pane.run(["display-message", "-p", "#{pane_pid}"]).unwrap();
-    let output = std::process::Command::new("pgrep")
-        .args(["-P", shell.trim()])
-        .output()
-        .expect("pgrep");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .next()
-        .and_then(|pid| pid.parse().ok())
-        .expect("client pid")
-}
-
 /// How many UDP sockets process `pid` has open.
 fn udp_sockets(pid: u32) -> usize {
     let mut udp_inodes = Vec::new();
@@ -307,7 +292,7 @@ fn udp_sockets(pid: u32) -> usize {
 #[test]
 fn client_hops_to_a_new_port_when_round_trips_fail() {
     let (_server, proxy, client) = proxied(Implementation::Ours, Duration::ZERO, &[]);
-    let pid = client_pid(&client);
+    let pid = client.command_pid().expect("client pid");
     assert_eq!(udp_sockets(pid), 1);
     let blackout = Duration::from_secs(20);
     proxy.blackout(blackout);

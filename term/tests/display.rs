@@ -1,6 +1,8 @@
 //! The display differ's output for the updates the spec shows captured from
 //! stock mosh-server, and its size for small changes.
 
+mod common;
+
 use mosh_term::{Display, Emulator};
 
 fn after(emu: &mut Emulator, bytes: &[u8]) -> (mosh_term::Framebuffer, mosh_term::Framebuffer) {
@@ -165,14 +167,7 @@ impl vte::Perform for ConstructCheck {
 /// lists (plus faint inside SGR).
 #[test]
 fn differ_emits_only_stock_constructs() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("corpus directory")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
-        .collect();
-    files.sort();
-    for file in files {
+    for file in common::corpus_files() {
         let bytes = std::fs::read(&file).expect("read corpus file");
         for (w, h) in [(80, 24), (31, 9)] {
             let mut server = Emulator::new(w, h);

@@ -2,6 +2,8 @@
 //! bounded, and any two reachable screens still round-trip through the
 //! display differ.
 
+mod common;
+
 use mosh_term::framebuffer::{CELL_BYTES, MAX_CLIPBOARD_BYTES, MAX_TITLE_CHARS};
 use mosh_term::{Display, Emulator, Framebuffer};
 use proptest::prelude::*;
@@ -43,16 +45,8 @@ fn check_invariants(fb: &Framebuffer) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Number of cases: `PROPTEST_CASES` if set (for long runs), else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(400), .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::cases(400), .. ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_input_is_safe(

@@ -3,6 +3,8 @@
 //! title, clipboard), and a full repaint from any screen yields B too. The
 //! same through `Complete` diffs.
 
+mod common;
+
 use mosh_proto::State;
 use mosh_term::{Complete, Display, Emulator, Framebuffer};
 use proptest::prelude::*;
@@ -110,16 +112,8 @@ fn check_replay(a: &Framebuffer, b: &Framebuffer, initialized: bool) -> Result<(
     Ok(())
 }
 
-/// Number of cases: `PROPTEST_CASES` if set (for long runs), else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(512), .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::cases(512), .. ProptestConfig::default() })]
 
     #[test]
     fn new_frame_round_trip(w in 1usize..14, h in 1usize..9, first in ops(), second in ops()) {
@@ -157,23 +151,12 @@ proptest! {
     }
 }
 
-fn corpus_files() -> Vec<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("corpus directory")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// A client that replays every frame of a session (its emulator's parser
 /// and modes persist across frames, as in a real client) stays identical to
 /// the server's screen, for the whole corpus cut into small writes.
 #[test]
 fn corpus_sessions_round_trip() {
-    for file in corpus_files() {
+    for file in common::corpus_files() {
         let bytes = std::fs::read(&file).expect("read corpus file");
         for (w, h, chunk) in [(80, 24, 97), (53, 17, 13), (80, 24, 1)] {
             let mut server = Emulator::new(w, h);

@@ -44,6 +44,8 @@
 //! margin, erasing with a pending wrap acts past the last column, unknown
 //! sequences keep a pending wrap), we follow tmux and the corpus covers it.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -294,21 +296,9 @@ fn compare(file: &Path, width: usize, height: usize) -> Vec<String> {
     problems
 }
 
-fn corpus_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("corpus directory")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 20, "corpus is missing files");
-    files
-}
-
 #[test]
 fn corpus_matches_tmux() {
-    let jobs = corpus_files()
+    let jobs = common::corpus_files()
         .iter()
         .flat_map(|f| SIZES.iter().map(move |&(w, h)| (f.clone(), w, h)))
         .collect();

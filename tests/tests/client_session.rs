@@ -33,6 +33,20 @@ fn with_history(pane: &TmuxSession) -> String {
     pane.run(["capture-pane", "-p", "-S", "-100"]).unwrap()
 }
 
+/// Waits for the client to exit and checks it ended cleanly: status 0 and
+/// the exit message on screen.
+fn assert_clean_exit(client: &TmuxSession, implementation: Implementation) {
+    let status = client.wait_for_exit(QUICK).unwrap();
+    assert_eq!(
+        status,
+        0,
+        "{implementation:?}: {}",
+        client.capture().unwrap()
+    );
+    let screen = with_history(client);
+    assert!(screen.contains("[mosh is exiting.]"), "{screen:?}");
+}
+
 fn type_line(client: &TmuxSession, line: &str) {
     client.send_text(line).unwrap();
     client.send_keys(&["Enter"]).unwrap();
@@ -123,15 +137,7 @@ fn escape_dot_quits_cleanly_and_restores_the_terminal() {
             )
             .unwrap();
         client.send_text(".").unwrap();
-        let status = client.wait_for_exit(QUICK).unwrap();
-        assert_eq!(
-            status,
-            0,
-            "{implementation:?}: {}",
-            client.capture().unwrap()
-        );
-        let screen = with_history(&client);
-        assert!(screen.contains("[mosh is exiting.]"), "{screen:?}");
+        assert_clean_exit(&client, implementation);
         let before = std::fs::read_to_string(dir.join("stty.before")).unwrap();
         let after = std::fs::read_to_string(dir.join("stty.after")).unwrap();
         assert_eq!(
@@ -187,15 +193,7 @@ fn the_command_exiting_ends_the_client_cleanly() {
     for implementation in BOTH {
         let (server, client) = start_session(implementation);
         type_line(&client, "exit");
-        let status = client.wait_for_exit(QUICK).unwrap();
-        assert_eq!(
-            status,
-            0,
-            "{implementation:?}: {}",
-            client.capture().unwrap()
-        );
-        let screen = with_history(&client);
-        assert!(screen.contains("[mosh is exiting.]"), "{screen:?}");
+        assert_clean_exit(&client, implementation);
         assert!(server.wait_for_exit(QUICK));
     }
 }

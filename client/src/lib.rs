@@ -14,10 +14,12 @@
 //! * [`session`]: the tokio event loop tying the terminal, the UDP sockets and
 //!   the SSP transport together.
 //! * [`cli`]: the command line and environment of `mosh-client`.
+//! * [`cli_model`]: a clap model of it for the man page and completions.
 //! * [`launcher`]: the `mosh` launcher: its command line, the ssh bootstrap
 //!   and the hand-off to `mosh-client`.
 
 pub mod cli;
+pub mod cli_model;
 pub mod escape;
 pub mod launcher;
 pub mod notify;

@@ -165,6 +165,42 @@ pub enum ArgsError {
     NotUtf8(OsString),
 }
 
+/// The help text, with the program name filled in.
+pub fn usage(program: &str) -> String {
+    format!(
+        "Usage: {program} [options] [--] [user@]host [command...]
+        --client=PATH        mosh client on this machine (default: mosh-client)
+        --server=COMMAND     mosh server on the remote machine (default: mosh-server)
+
+        --predict=adaptive      local echo for slower links [default]
+-a      --predict=always        local echo even on fast links
+-n      --predict=never         never local echo
+        --predict=experimental  local echo even when it may be wrong
+-o      --predict-overwrite     predictions overwrite instead of inserting
+
+-4      --family=inet        IPv4 only
+-6      --family=inet6       IPv6 only
+        --family=auto        the host's only address family
+        --family=all         all address families
+        --family=prefer-inet all families, IPv4 first [default]
+        --family=prefer-inet6 all families, IPv6 first
+-p PORT[:PORT2]
+        --port=PORT[:PORT2]  server-side UDP port or range
+        --bind-server={{ssh|any|IP}}  address the server replies from (default: ssh)
+
+        --ssh=COMMAND        ssh command to run (default: ssh), e.g. \"ssh -p 2222\"
+        --no-ssh-pty         no pseudo-terminal for the ssh connection
+        --no-init            do not switch the terminal to its alternate screen
+        --local              run mosh-server here, without ssh
+        --experimental-remote-ip=(local|remote|proxy)
+                             how to find the server's IP address (default: proxy)
+
+        --help               this message
+        --version            version information
+"
+    )
+}
+
 const PREDICT_MODES: [&str; 4] = ["adaptive", "always", "never", "experimental"];
 
 /// Parses the arguments after the program name.

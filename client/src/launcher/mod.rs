@@ -4,10 +4,12 @@
 //! environment only.
 //!
 //! * [`args`]: the command line.
+//! * [`cli_model`]: a clap model of it for the man page and completions.
 //! * [`proxy`]: `--fake-proxy`, the ssh ProxyCommand that reports which IP
 //!   address ssh reached, so the client talks UDP to the same host.
 
 pub mod args;
+pub mod cli_model;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader, Write};

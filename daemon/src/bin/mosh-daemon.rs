@@ -2,7 +2,7 @@
 //! ports. Runs in the foreground (systemd `Type=notify`).
 //!
 //! ```text
-//! mosh-daemon [--config FILE] [--runtime-dir DIR] [-v]
+//! mosh-daemon [--config FILE] [--runtime-dir DIR] [-v] [-h] [-V]
 //! ```
 //!
 //! Sessions run in `mosh-daemon-worker`, found next to this program.
@@ -10,28 +10,38 @@
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::os::linux::fs::MetadataExt;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use mosh_daemon::config::{DEFAULT_PATH, EX_CONFIG};
-use mosh_daemon::service::{self, DEFAULT_RUNTIME_DIR, Options, ServiceError};
+use clap::Parser;
+use mosh_daemon::config::EX_CONFIG;
+use mosh_daemon::service::args::DaemonArgs;
+use mosh_daemon::service::{self, Options, ServiceError};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
 /// The session worker's program name, installed next to the daemon.
 const WORKER: &str = "mosh-daemon-worker";
 
-const USAGE: &str = "Usage: mosh-daemon [--config FILE] [--runtime-dir DIR] [-v]";
-
 /// sysexits.h `EX_USAGE`.
 const EX_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut options = Options {
-        config_path: PathBuf::from(DEFAULT_PATH),
-        config_optional: true,
-        runtime_dir: PathBuf::from(DEFAULT_RUNTIME_DIR),
+    let args = match DaemonArgs::try_parse() {
+        Ok(args) => args,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(EX_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let (config_path, config_optional) = args.config_file();
+    let options = Options {
+        config_path,
+        config_optional,
+        runtime_dir: args.runtime_dir,
         worker_program: match std::env::current_exe() {
             Ok(path) => path.with_file_name(WORKER),
             Err(error) => {
@@ -40,37 +50,7 @@ fn main() -> ExitCode {
             }
         },
     };
-    let mut verbose = false;
-    let mut rest = args.into_iter();
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "--config" | "--runtime-dir" => {
-                let Some(value) = rest.next() else {
-                    eprintln!("mosh-daemon: {arg} needs a value\n{USAGE}");
-                    return ExitCode::from(EX_USAGE);
-                };
-                if arg == "--config" {
-                    options.config_path = value.into();
-                    options.config_optional = false;
-                } else {
-                    options.runtime_dir = value.into();
-                }
-            }
-            "-v" | "--verbose" => verbose = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            "--version" => {
-                println!("mosh-daemon {}", env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
-            }
-            _ => {
-                eprintln!("mosh-daemon: unknown argument {arg:?}\n{USAGE}");
-                return ExitCode::from(EX_USAGE);
-            }
-        }
-    }
+    let verbose = args.verbose;
     init_logging(verbose);
     if !options.worker_program.is_file() {
         tracing::error!("{} is missing", options.worker_program.display());

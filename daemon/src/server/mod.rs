@@ -3,4 +3,5 @@
 
 pub mod args;
 pub mod bind;
+pub mod cli_model;
 pub mod locale;

@@ -10,6 +10,7 @@
 //!   The daemon keeps a connection to each and learns the session's state
 //!   from it; a restarted daemon finds its sessions there again.
 
+pub mod args;
 mod registry;
 mod requests;
 mod sessions;

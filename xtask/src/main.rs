@@ -1,0 +1,274 @@
+//! Build-time tasks of the workspace.
+//!
+//! ```text
+//! cargo run -p xtask -- gen-docs OUTDIR
+//! ```
+//!
+//! `gen-docs` writes the man pages (`OUTDIR/man/NAME.SECTION`) and the bash,
+//! zsh and fish completions (`OUTDIR/completions/{bash/NAME,zsh/_NAME,
+//! fish/NAME.fish}`) of every installed program from its clap model, and
+//! copies the hand-written `mosh-daemon.toml.5`. The packages install them.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Command, CommandFactory};
+use clap_complete::Shell;
+use clap_mangen::Man;
+use clap_mangen::roff::{Roff, bold, roman};
+
+/// A function returning a program's clap model.
+type Model = fn() -> Command;
+
+/// Every installed program: its clap model and its manual section.
+const PROGRAMS: &[(Model, &str)] = &[
+    (mosh_client::launcher::cli_model::command, "1"),
+    (mosh_client::cli_model::command, "1"),
+    (mosh_daemon::server::cli_model::command, "1"),
+    (mosh_daemon::service::args::DaemonArgs::command, "8"),
+];
+
+/// The hand-written page of the configuration file.
+const CONFIG_PAGE: &str = include_str!("../../packaging/man/mosh-daemon.toml.5");
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [task, outdir] if task == "gen-docs" => match gen_docs(Path::new(outdir)) {
+            Ok(written) => {
+                println!("xtask: wrote {} files under {outdir}", written.len());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("xtask: gen-docs {outdir}: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        _ => {
+            eprintln!("Usage: cargo run -p xtask -- gen-docs OUTDIR");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes every man page and completion under `outdir`; returns the files.
+fn gen_docs(outdir: &Path) -> io::Result<Vec<PathBuf>> {
+    let man_dir = outdir.join("man");
+    fs::create_dir_all(&man_dir)?;
+    let mut written = Vec::new();
+    let see_also = see_also();
+    for (model, section) in PROGRAMS {
+        let mut command = model();
+        command.build();
+        let name = command.get_name().to_owned();
+        let path = man_dir.join(format!("{name}.{section}"));
+        fs::write(&path, man_page(command.clone(), section, &see_also)?)?;
+        written.push(path);
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let dir = outdir.join("completions").join(shell.to_string());
+            fs::create_dir_all(&dir)?;
+            let file = match shell {
+                Shell::Zsh => format!("_{name}"),
+                Shell::Fish => format!("{name}.fish"),
+                _ => name.clone(),
+            };
+            let path = dir.join(file);
+            let mut buffer = Vec::new();
+            clap_complete::generate(shell, &mut command, name.clone(), &mut buffer);
+            fs::write(&path, buffer)?;
+            written.push(path);
+        }
+    }
+    let path = man_dir.join("mosh-daemon.toml.5");
+    fs::write(&path, CONFIG_PAGE)?;
+    written.push(path);
+    Ok(written)
+}
+
+/// Every page this project ships, as `name(section)`.
+fn see_also() -> Vec<String> {
+    PROGRAMS
+        .iter()
+        .map(|(model, section)| format!("{}({section})", model().get_name()))
+        .chain(["mosh-daemon.toml(5)".to_owned()])
+        .collect()
+}
+
+/// One program's man page: clap_mangen's sections, then the model's long
+/// after-help as NOTES and the other pages as SEE ALSO.
+fn man_page(command: Command, section: &str, see_also: &[String]) -> io::Result<Vec<u8>> {
+    let name = command.get_name().to_owned();
+    let notes = command
+        .get_after_long_help()
+        .or_else(|| command.get_after_help())
+        .map(ToString::to_string);
+    let has_options = command.get_arguments().any(|arg| !arg.is_hide_set());
+    let has_subcommands = command.has_subcommands();
+    let man = Man::new(command)
+        .section(section)
+        .source(format!("mosh-daemon {}", env!("CARGO_PKG_VERSION")))
+        .manual("mosh-daemon");
+    let mut page = Vec::new();
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    man.render_description_section(&mut page)?;
+    if has_options {
+        man.render_options_section(&mut page)?;
+    }
+    if has_subcommands {
+        man.render_subcommands_section(&mut page)?;
+    }
+    let mut roff = Roff::new();
+    if let Some(notes) = notes {
+        roff.control("SH", ["NOTES"]).text([roman(notes)]);
+    }
+    let others: Vec<&String> = see_also
+        .iter()
+        .filter(|page| !page.starts_with(&format!("{name}(")))
+        .collect();
+    roff.control("SH", ["SEE ALSO"]);
+    let mut inlines = Vec::new();
+    for (index, page) in others.iter().enumerate() {
+        let (page_name, page_section) = page.split_once('(').unwrap_or((page, ""));
+        inlines.push(bold(page_name));
+        let separator = if index + 1 == others.len() { "" } else { ", " };
+        inlines.push(roman(format!("({page_section}{separator}")));
+    }
+    roff.text(inlines);
+    roff.to_writer(&mut page)?;
+    man.render_version_section(&mut page)?;
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    /// The top-level keys `T` accepts, as serde's derive lists them.
+    fn struct_fields<'de, T: Deserialize<'de>>() -> Vec<&'static str> {
+        /// A deserializer that only records the field names it is asked for.
+        struct Fields(Vec<&'static str>);
+
+        #[derive(Debug)]
+        struct Stop;
+
+        impl std::fmt::Display for Stop {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("fields recorded")
+            }
+        }
+
+        impl std::error::Error for Stop {}
+
+        impl serde::de::Error for Stop {
+            fn custom<M: std::fmt::Display>(_: M) -> Self {
+                Stop
+            }
+        }
+
+        impl<'de> serde::Deserializer<'de> for &mut Fields {
+            type Error = Stop;
+
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+                Err(Stop)
+            }
+
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Stop> {
+                self.0.extend(fields);
+                Err(Stop)
+            }
+
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+
+        let mut recorder = Fields(Vec::new());
+        assert!(T::deserialize(&mut recorder).is_err());
+        recorder.0
+    }
+
+    #[test]
+    fn the_config_page_documents_every_key() {
+        let keys = struct_fields::<mosh_daemon::config::Config>();
+        assert!(keys.len() >= 7, "{keys:?}");
+        for key in keys {
+            assert!(
+                CONFIG_PAGE.contains(&format!(".B {key}\n"))
+                    || CONFIG_PAGE.contains(&format!(".B \\[{key}\\]\n")),
+                "mosh-daemon.toml.5 does not document `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn the_config_page_example_is_the_shipped_configuration() {
+        let shipped = include_str!("../../systemd/config.toml");
+        let start = CONFIG_PAGE.find(".EX\n").expect("the page has an example") + 4;
+        let end = CONFIG_PAGE.find(".EE\n").expect("the example ends");
+        let example = CONFIG_PAGE[start..end]
+            .replace("\\-", "-")
+            .replace("\\e", "\\");
+        let parsed = mosh_daemon::config::Config::parse(Path::new("example"), &example);
+        assert_eq!(
+            parsed.expect("the example parses"),
+            mosh_daemon::config::Config::parse(Path::new("shipped"), shipped).unwrap()
+        );
+    }
+
+    #[test]
+    fn gen_docs_writes_every_page_and_completion() {
+        let outdir = std::env::temp_dir().join(format!("xtask-gen-docs-{}", std::process::id()));
+        let written = gen_docs(&outdir).unwrap();
+        let names: BTreeSet<String> = written
+            .iter()
+            .map(|path| {
+                path.strip_prefix(&outdir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        for expected in [
+            "man/mosh.1",
+            "man/mosh-client.1",
+            "man/mosh-server.1",
+            "man/mosh-daemon.8",
+            "man/mosh-daemon.toml.5",
+            "completions/bash/mosh",
+            "completions/zsh/_mosh-server",
+            "completions/fish/mosh-daemon.fish",
+        ] {
+            assert!(
+                names.contains(expected),
+                "{expected} missing from {names:?}"
+            );
+        }
+        let mosh = fs::read_to_string(outdir.join("man/mosh.1")).unwrap();
+        for needle in [
+            ".TH mosh 1",
+            "predict\\-overwrite",
+            "SEE ALSO",
+            "mosh\\-server",
+        ] {
+            assert!(mosh.contains(needle), "mosh.1 lacks {needle:?}");
+        }
+        let bash = fs::read_to_string(outdir.join("completions/bash/mosh")).unwrap();
+        assert!(bash.contains("--experimental-remote-ip"), "{bash}");
+        fs::remove_dir_all(&outdir).unwrap();
+    }
+}

@@ -43,8 +43,9 @@ make_sources() {
         local staging=$work/vendor-staging/mosh-daemon-$version
         rm -rf "$work/vendor-staging"
         mkdir -p "$staging/.cargo"
-        (cd "$repo" && cargo fetch --locked -q && cargo vendor --locked --offline -q "$staging/vendor") \
-            > "$staging/.cargo/config.toml"
+        (cd "$repo" && cargo fetch --locked -q && cargo vendor --locked --offline -q "$staging/vendor" >/dev/null)
+        printf '%s\n' '[source.crates-io]' 'replace-with = "vendored-sources"' '' \
+            '[source.vendored-sources]' 'directory = "vendor"' > "$staging/.cargo/config.toml"
         tar -C "$work/vendor-staging" -czf "$sources/mosh-daemon-$version-vendor.tar.gz" "mosh-daemon-$version"
         rm -rf "$work/vendor-staging"
         echo "$lock_hash" > "$sources/vendor.lock-hash"

@@ -1,11 +1,13 @@
 # Shared by packaging/{deb,rpm,arch,test}; sourced, not run.
 #
 # Every package is built from `git archive HEAD` (a clean checkout: only
-# committed files) plus a tarball of the vendored crates from Cargo.lock, so
-# the package builds run offline. All builds run as the unprivileged user
-# $builder and share one cargo target directory, so the release binaries are
-# compiled once for all formats (each format still runs its own cargo build,
-# which finds everything fresh).
+# committed files). The crates of Cargo.lock are fetched beforehand into the
+# build user's CARGO_HOME and the package builds run offline
+# (CARGO_NET_OFFLINE). All builds run as the unprivileged user $builder and
+# share that CARGO_HOME and one cargo target directory, so the release
+# binaries are compiled once for all formats: each format still runs its own
+# cargo build, which finds everything fresh (the crates' sources sit at the
+# same absolute paths every time, which cargo's fingerprints need).
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$repo/target/packages
@@ -26,7 +28,8 @@ need() {
     done
 }
 
-# Writes the source and vendor tarballs into $sources.
+# Writes the source tarball into $sources and fetches the crates of
+# Cargo.lock for $builder.
 make_sources() {
     need git cargo tar gzip
     mkdir -p "$sources"
@@ -37,19 +40,7 @@ make_sources() {
     fi
     git -C "$repo" archive --format=tar.gz --prefix="mosh-daemon-$version/" \
         -o "$sources/mosh-daemon-$version.tar.gz" "$commit"
-    local lock_hash
-    lock_hash=$(sha256sum "$repo/Cargo.lock" | cut -c1-16)
-    if [ "$(cat "$sources/vendor.lock-hash" 2>/dev/null)" != "$lock_hash" ]; then
-        local staging=$work/vendor-staging/mosh-daemon-$version
-        rm -rf "$work/vendor-staging"
-        mkdir -p "$staging/.cargo"
-        (cd "$repo" && cargo fetch --locked -q && cargo vendor --locked --offline -q "$staging/vendor" >/dev/null)
-        printf '%s\n' '[source.crates-io]' 'replace-with = "vendored-sources"' '' \
-            '[source.vendored-sources]' 'directory = "vendor"' > "$staging/.cargo/config.toml"
-        tar -C "$work/vendor-staging" -czf "$sources/mosh-daemon-$version-vendor.tar.gz" "mosh-daemon-$version"
-        rm -rf "$work/vendor-staging"
-        echo "$lock_hash" > "$sources/vendor.lock-hash"
-    fi
+    (cd "$repo" && CARGO_NET_OFFLINE=false as_builder cargo fetch --locked --quiet)
 }
 
 # The directory holding a cargo and rustc that $builder may run: the active
@@ -71,7 +62,8 @@ toolchain_for_builder() {
 }
 
 # Runs a command as $builder (creating the user), with a clean environment
-# that keeps the toolchain, CARGO_TARGET_DIR and SOURCE_DATE_EPOCH.
+# that keeps the toolchain, CARGO_TARGET_DIR, CARGO_NET_OFFLINE (true unless
+# set), PKGEXT and SOURCE_DATE_EPOCH.
 as_builder() {
     if [ "$(id -u)" != 0 ]; then
         "$@"
@@ -87,15 +79,14 @@ as_builder() {
     runuser -u "$builder" -- env -i HOME="/var/lib/$builder" USER="$builder" LOGNAME="$builder" \
         PATH="$tools:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" LANG=C.UTF-8 \
         CARGO_HOME="/var/lib/$builder/cargo" CARGO_TARGET_DIR="$CARGO_TARGET_DIR" \
-        CARGO_TERM_COLOR=never ${PKGEXT:+PKGEXT=$PKGEXT} ${SOURCE_DATE_EPOCH:+SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH} \
+        CARGO_NET_OFFLINE="${CARGO_NET_OFFLINE:-true}" CARGO_TERM_COLOR=never ${PKGEXT:+PKGEXT=$PKGEXT} ${SOURCE_DATE_EPOCH:+SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH} \
         "$@"
 }
 
-# Unpacks the source and vendor tarballs into DIR/mosh-daemon-$version.
+# Unpacks the source tarball into DIR/mosh-daemon-$version.
 unpack_sources() {
     local dir=$1
     rm -rf "$dir"
     mkdir -p "$dir"
     tar -C "$dir" -xzf "$sources/mosh-daemon-$version.tar.gz"
-    tar -C "$dir" -xzf "$sources/mosh-daemon-$version-vendor.tar.gz"
 }

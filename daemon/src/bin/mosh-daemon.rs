@@ -1,9 +1,6 @@
 //! `mosh-daemon`: the system service that owns mosh sessions and their
-//! ports. Runs in the foreground (systemd `Type=notify`).
-//!
-//! ```text
-//! mosh-daemon [--config FILE] [--runtime-dir DIR] [-v]
-//! ```
+//! ports. Runs in the foreground (systemd `Type=notify`). The command line
+//! is [`mosh_daemon::cli::DaemonArgs`].
 //!
 //! Sessions run in `mosh-daemon-worker`, found next to this program.
 
@@ -13,25 +10,35 @@ use std::os::linux::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
+use mosh_daemon::cli::DaemonArgs;
 use mosh_daemon::config::{DEFAULT_PATH, EX_CONFIG};
-use mosh_daemon::service::{self, DEFAULT_RUNTIME_DIR, Options, ServiceError};
+use mosh_daemon::service::{self, Options, ServiceError};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
 /// The session worker's program name, installed next to the daemon.
 const WORKER: &str = "mosh-daemon-worker";
 
-const USAGE: &str = "Usage: mosh-daemon [--config FILE] [--runtime-dir DIR] [-v]";
-
 /// sysexits.h `EX_USAGE`.
 const EX_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut options = Options {
-        config_path: PathBuf::from(DEFAULT_PATH),
-        config_optional: true,
-        runtime_dir: PathBuf::from(DEFAULT_RUNTIME_DIR),
+    let args = match DaemonArgs::try_parse() {
+        Ok(args) => args,
+        Err(error) if error.use_stderr() => {
+            let _ = error.print();
+            return ExitCode::from(EX_USAGE);
+        }
+        Err(help) => {
+            let _ = help.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let options = Options {
+        config_optional: args.config.is_none(),
+        config_path: args.config.unwrap_or_else(|| PathBuf::from(DEFAULT_PATH)),
+        runtime_dir: args.runtime_dir,
         worker_program: match std::env::current_exe() {
             Ok(path) => path.with_file_name(WORKER),
             Err(error) => {
@@ -40,37 +47,7 @@ fn main() -> ExitCode {
             }
         },
     };
-    let mut verbose = false;
-    let mut rest = args.into_iter();
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "--config" | "--runtime-dir" => {
-                let Some(value) = rest.next() else {
-                    eprintln!("mosh-daemon: {arg} needs a value\n{USAGE}");
-                    return ExitCode::from(EX_USAGE);
-                };
-                if arg == "--config" {
-                    options.config_path = value.into();
-                    options.config_optional = false;
-                } else {
-                    options.runtime_dir = value.into();
-                }
-            }
-            "-v" | "--verbose" => verbose = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            "--version" => {
-                println!("mosh-daemon {}", env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
-            }
-            _ => {
-                eprintln!("mosh-daemon: unknown argument {arg:?}\n{USAGE}");
-                return ExitCode::from(EX_USAGE);
-            }
-        }
-    }
+    let verbose = args.verbose;
     init_logging(verbose);
     if !options.worker_program.is_file() {
         tracing::error!("{} is missing", options.worker_program.display());

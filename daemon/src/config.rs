@@ -7,7 +7,9 @@
 //! idle_timeout = 0              # seconds a session may go without its client; 0 = forever
 //! allowed_users = []            # with allowed_groups: both empty lets everyone in
 //! allowed_groups = []
-//! firewall = "none"             # nftables | ufw | iptables | firewalld | none
+//!
+//! [firewall]
+//! backend = "auto"              # auto | nftables | ufw | iptables | firewalld | none
 //! ```
 //!
 //! Every key is optional. Unknown keys and bad values are refused with an
@@ -77,10 +79,13 @@ impl<'de> Deserialize<'de> for PortPool {
     }
 }
 
-/// Which firewall the daemon drives (used by the firewall issue).
+/// Which firewall the daemon drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FirewallBackend {
+    /// Whichever is active: firewalld, ufw, iptables, nftables, else none.
+    #[default]
+    Auto,
     /// nftables: a set of open ports in table `inet mosh_daemon`.
     Nftables,
     /// ufw: a rule for the whole range.
@@ -90,8 +95,28 @@ pub enum FirewallBackend {
     /// firewalld: a rule for the whole range.
     Firewalld,
     /// Leave the firewall alone.
-    #[default]
     None,
+}
+
+impl fmt::Display for FirewallBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FirewallBackend::Auto => "auto",
+            FirewallBackend::Nftables => "nftables",
+            FirewallBackend::Ufw => "ufw",
+            FirewallBackend::Iptables => "iptables",
+            FirewallBackend::Firewalld => "firewalld",
+            FirewallBackend::None => "none",
+        })
+    }
+}
+
+/// The `[firewall]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirewallConfig {
+    /// The backend.
+    pub backend: FirewallBackend,
 }
 
 /// The daemon's settings.
@@ -114,8 +139,8 @@ pub struct Config {
     pub allowed_users: Vec<String>,
     /// Groups whose members may start sessions.
     pub allowed_groups: Vec<String>,
-    /// The firewall backend.
-    pub firewall: FirewallBackend,
+    /// The firewall settings.
+    pub firewall: FirewallConfig,
 }
 
 fn positive<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
@@ -135,7 +160,7 @@ impl Default for Config {
             idle_timeout: 0,
             allowed_users: Vec::new(),
             allowed_groups: Vec::new(),
-            firewall: FirewallBackend::None,
+            firewall: FirewallConfig::default(),
         }
     }
 }
@@ -242,7 +267,7 @@ mod tests {
         let config = parse(
             "port_range = \"61000:61004\"\nmax_sessions = 7\nmax_sessions_per_user = 2\n\
              idle_timeout = 3600\nallowed_users = [\"alice\"]\nallowed_groups = [\"mosh\"]\n\
-             firewall = \"nftables\"\n",
+             [firewall]\nbackend = \"nftables\"\n",
         )
         .unwrap();
         assert_eq!(
@@ -258,7 +283,7 @@ mod tests {
         assert_eq!(config.idle_timeout(), Some(Duration::from_secs(3600)));
         assert_eq!(config.allowed_users, ["alice"]);
         assert_eq!(config.allowed_groups, ["mosh"]);
-        assert_eq!(config.firewall, FirewallBackend::Nftables);
+        assert_eq!(config.firewall.backend, FirewallBackend::Nftables);
     }
 
     #[test]
@@ -278,7 +303,9 @@ mod tests {
             ("max_sessions = 0", 1, "max_sessions"),
             ("max_sessions_per_user = -1", 1, "max_sessions_per_user"),
             ("idle_timeout = \"long\"", 1, "idle_timeout"),
-            ("firewall = \"pf\"", 1, "firewall"),
+            ("[firewall]\nbackend = \"pf\"", 2, "backend"),
+            ("[firewall]\nbackedn = \"ufw\"", 2, "backedn"),
+            ("firewall = \"nftables\"", 1, "firewall"),
             ("allowed_users = \"bob\"", 1, "allowed_users"),
         ] {
             let error = parse(text).unwrap_err();

@@ -42,6 +42,23 @@ pub enum Request {
     Kill(KillTarget),
     /// The daemon's state.
     Status {},
+    /// Show or manage the firewall rules (`open` and `close`: root only).
+    Firewall {
+        /// What to do.
+        action: FirewallRequest,
+    },
+}
+
+/// What `moshctl firewall` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirewallRequest {
+    /// Report the state.
+    Status,
+    /// Put the rules in place again, and keep them in step with sessions.
+    Open,
+    /// Remove every rule, and add none until `Open`.
+    Close,
 }
 
 /// What `mosh-server new` asks for.
@@ -96,6 +113,8 @@ pub enum Response {
     },
     /// The daemon's state.
     Status(DaemonStatus),
+    /// The firewall's state.
+    Firewall(FirewallStatus),
     /// The request was refused or failed.
     Error {
         /// One line for the user.
@@ -143,6 +162,27 @@ pub struct DaemonStatus {
     pub ports_total: usize,
     /// The pool, `LOW:HIGH`.
     pub port_range: String,
+}
+
+/// `moshctl firewall status`: what the daemon's firewall rules open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallStatus {
+    /// The backend in use: `nftables`, `ufw`, `iptables`, `firewalld` or
+    /// `none`.
+    pub backend: String,
+    /// The backend the configuration asks for (`auto` included).
+    pub configured: String,
+    /// `open` (rules in place), `closed` (by `moshctl firewall close`),
+    /// `error` (the backend failed; see `error`) or `disabled` (backend
+    /// `none`).
+    pub state: String,
+    /// What went wrong last, with the command and its output.
+    pub error: Option<String>,
+    /// The UDP ports opened one by one (backends that open per session).
+    pub ports: Vec<u16>,
+    /// The UDP port range opened as a whole (`LOW:HIGH`), for backends
+    /// that open the pool's range.
+    pub range: Option<String>,
 }
 
 /// What a worker says about its session.

@@ -4,14 +4,18 @@
 //! * [`server`]: `mosh-server`'s command line, port binding and locale.
 //! * [`session`]: one session: UDP socket, SSP transport, PTY and emulator.
 //! * [`pty`]: starting the session's command on a pseudo-terminal.
+//! * [`cli`]: the clap definitions of `moshctl` and `mosh-daemon`.
 //! * [`config`]: the daemon's configuration file.
 //! * [`control`]: the JSON-lines control protocol.
 //! * [`service`]: the daemon: control socket, registry, port pool.
 //! * [`worker`]: the per-session process the daemon starts.
 //! * [`notify`]: systemd's readiness protocol.
+//! * [`firewall`]: the firewall rules that open the sessions' ports.
 
+pub mod cli;
 pub mod config;
 pub mod control;
+pub mod firewall;
 pub mod notify;
 pub mod pty;
 pub mod server;

@@ -151,7 +151,12 @@ pub struct TestDaemon {
     notify: UnixDatagram,
     ports: (u16, u16),
     env: Vec<(String, String)>,
+    netns: Option<String>,
 }
+
+/// The configuration's `[firewall]` table unless `extra_config` has one:
+/// test daemons leave the host's firewall alone.
+const NO_FIREWALL: &str = "[firewall]\nbackend = \"none\"\n";
 
 impl TestDaemon {
     /// Starts a daemon whose pool is `ports`, with `extra_config` lines
@@ -166,11 +171,40 @@ impl TestDaemon {
         extra_config: &str,
         env: &[(&str, &str)],
     ) -> io::Result<Self> {
+        Self::start_full(ports, extra_config, env, None)
+    }
+
+    /// [`TestDaemon::start_with_env`] inside network namespace `netns`
+    /// (with `ip netns exec`, so `/etc/netns/NETNS/*` is mounted over
+    /// `/etc`).
+    pub fn start_in_netns(
+        netns: &str,
+        ports: (u16, u16),
+        extra_config: &str,
+        env: &[(&str, &str)],
+    ) -> io::Result<Self> {
+        Self::start_full(ports, extra_config, env, Some(netns))
+    }
+
+    fn start_full(
+        ports: (u16, u16),
+        extra_config: &str,
+        env: &[(&str, &str)],
+        netns: Option<&str>,
+    ) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(unique("mosh-e2e-daemon-"));
         std::fs::create_dir_all(&dir)?;
+        let firewall = if extra_config.contains("[firewall]") {
+            ""
+        } else {
+            NO_FIREWALL
+        };
         std::fs::write(
             dir.join("config.toml"),
-            format!("port_range = \"{}:{}\"\n{extra_config}\n", ports.0, ports.1),
+            format!(
+                "port_range = \"{}:{}\"\n{extra_config}\n{firewall}",
+                ports.0, ports.1
+            ),
         )?;
         let notify = UnixDatagram::bind(dir.join("notify.sock"))?;
         notify.set_read_timeout(Some(START_TIMEOUT))?;
@@ -183,6 +217,7 @@ impl TestDaemon {
                 .iter()
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
+            netns: netns.map(str::to_owned),
         };
         daemon.launch()?;
         let ready = daemon.wait_notification("READY=1", START_TIMEOUT)?;
@@ -200,7 +235,16 @@ impl TestDaemon {
             .create(true)
             .append(true)
             .open(self.dir.join("daemon.log"))?;
-        let child = Command::new(our_program("mosh-daemon")?)
+        let program = our_program("mosh-daemon")?;
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(program);
+                command
+            }
+            None => Command::new(program),
+        };
+        let child = command
             .arg("--config")
             .arg(self.dir.join("config.toml"))
             .arg("--runtime-dir")

@@ -5,6 +5,7 @@
 //!   throw-away users to run `mosh-server new` and `moshctl` as.
 //! * [`impair`]: a UDP relay that delays, drops, duplicates, blacks out
 //!   and roams, for tests and benchmarks over loopback.
+//! * [`netns`]: two network namespaces joined by veth, for firewall tests.
 //! * [`measure`]: CPU time and memory of a process, for benchmarks.
 //! * [`stock`]: the stock mosh 1.4 binaries from Debian.
 //! * [`ours`]: our `mosh-client` in tmux, and styled-capture helpers.
@@ -20,6 +21,7 @@
 pub mod daemon;
 pub mod impair;
 pub mod measure;
+pub mod netns;
 pub mod ours;
 pub mod peer;
 pub mod process;

@@ -54,6 +54,17 @@ impl<L: State, R: State> UdpPeer<L, R> {
         Self::bind(TransportConfig::client(server), key, local, remote)
     }
 
+    /// A client on `socket` (bound anywhere), talking to `server`.
+    pub fn client_on(
+        socket: UdpSocket,
+        server: SocketAddr,
+        key: &Base64Key,
+        local: L,
+        remote: R,
+    ) -> io::Result<Self> {
+        Self::with_socket(socket, TransportConfig::client(server), key, local, remote)
+    }
+
     /// A server on an ephemeral loopback port, waiting for a client.
     pub fn server(key: &Base64Key, local: L, remote: R) -> io::Result<Self> {
         Self::bind(TransportConfig::server(), key, local, remote)
@@ -61,6 +72,16 @@ impl<L: State, R: State> UdpPeer<L, R> {
 
     fn bind(config: TransportConfig, key: &Base64Key, local: L, remote: R) -> io::Result<Self> {
         let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        Self::with_socket(socket, config, key, local, remote)
+    }
+
+    fn with_socket(
+        socket: UdpSocket,
+        config: TransportConfig,
+        key: &Base64Key,
+        local: L,
+        remote: R,
+    ) -> io::Result<Self> {
         let transport =
             Transport::new(config, key, local, remote, Instant::now()).map_err(io::Error::other)?;
         Ok(Self {

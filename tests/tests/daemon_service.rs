@@ -303,7 +303,10 @@ fn sighup_reloads_the_configuration_and_keeps_it_when_the_new_one_is_bad() {
 
     let second = free_port_range(3);
     daemon
-        .write_config(&format!("port_range = \"{}:{}\"\n", second.0, second.1))
+        .write_config(&format!(
+            "port_range = \"{}:{}\"\n[firewall]\nbackend = \"none\"\n",
+            second.0, second.1
+        ))
         .unwrap();
     daemon.signal("HUP");
     assert!(daemon.wait_notification("RELOADING=1", QUICK).unwrap());

@@ -14,7 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Command, CommandFactory};
+use clap::Command;
 use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
@@ -27,7 +27,8 @@ const PROGRAMS: &[(Model, &str)] = &[
     (mosh_client::launcher::cli_model::command, "1"),
     (mosh_client::cli_model::command, "1"),
     (mosh_daemon::server::cli_model::command, "1"),
-    (mosh_daemon::service::args::DaemonArgs::command, "8"),
+    (mosh_daemon::cli::moshctl_command, "8"),
+    (mosh_daemon::cli::daemon_command, "8"),
 ];
 
 /// The hand-written page of the configuration file.
@@ -206,11 +207,19 @@ mod tests {
     fn the_config_page_documents_every_key() {
         let keys = struct_fields::<mosh_daemon::config::Config>();
         assert!(keys.len() >= 7, "{keys:?}");
-        for key in keys {
+        let table_keys = struct_fields::<mosh_daemon::config::FirewallConfig>();
+        assert_eq!(table_keys, ["backend"]);
+        for key in keys.into_iter().chain(table_keys) {
             assert!(
                 CONFIG_PAGE.contains(&format!(".B {key}\n"))
-                    || CONFIG_PAGE.contains(&format!(".B \\[{key}\\]\n")),
+                    || CONFIG_PAGE.contains(&format!(".B [{key}]\n")),
                 "mosh-daemon.toml.5 does not document `{key}`"
+            );
+        }
+        for backend in ["auto", "nftables", "ufw", "iptables", "firewalld", "none"] {
+            assert!(
+                CONFIG_PAGE.contains(&format!(".B {backend}\n")),
+                "mosh-daemon.toml.5 does not describe backend `{backend}`"
             );
         }
     }
@@ -248,6 +257,8 @@ mod tests {
             "man/mosh-client.1",
             "man/mosh-server.1",
             "man/mosh-daemon.8",
+            "man/moshctl.8",
+            "completions/bash/moshctl",
             "man/mosh-daemon.toml.5",
             "completions/bash/mosh",
             "completions/zsh/_mosh-server",

@@ -1,20 +1,18 @@
 //! `mosh-daemon`: the system service that owns mosh sessions and their
-//! ports. Runs in the foreground (systemd `Type=notify`).
-//!
-//! ```text
-//! mosh-daemon [--config FILE] [--runtime-dir DIR] [-v] [-h] [-V]
-//! ```
+//! ports. Runs in the foreground (systemd `Type=notify`). The command line
+//! is [`mosh_daemon::cli::DaemonArgs`].
 //!
 //! Sessions run in `mosh-daemon-worker`, found next to this program.
 
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::os::linux::fs::MetadataExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mosh_daemon::config::EX_CONFIG;
-use mosh_daemon::service::args::DaemonArgs;
+use mosh_daemon::cli::DaemonArgs;
+use mosh_daemon::config::{DEFAULT_PATH, EX_CONFIG};
 use mosh_daemon::service::{self, Options, ServiceError};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
@@ -28,19 +26,18 @@ const EX_USAGE: u8 = 64;
 fn main() -> ExitCode {
     let args = match DaemonArgs::try_parse() {
         Ok(args) => args,
-        Err(error) => {
+        Err(error) if error.use_stderr() => {
             let _ = error.print();
-            return if error.use_stderr() {
-                ExitCode::from(EX_USAGE)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return ExitCode::from(EX_USAGE);
+        }
+        Err(help) => {
+            let _ = help.print();
+            return ExitCode::SUCCESS;
         }
     };
-    let (config_path, config_optional) = args.config_file();
     let options = Options {
-        config_path,
-        config_optional,
+        config_optional: args.config.is_none(),
+        config_path: args.config.unwrap_or_else(|| PathBuf::from(DEFAULT_PATH)),
         runtime_dir: args.runtime_dir,
         worker_program: match std::env::current_exe() {
             Ok(path) => path.with_file_name(WORKER),

@@ -1,177 +1,106 @@
-//! `moshctl`: lists, ends and inspects the sessions of `mosh-daemon`.
+//! `moshctl`: lists, ends and inspects the sessions of `mosh-daemon`, and
+//! shows or manages its firewall rules. The command line is
+//! [`mosh_daemon::cli::Moshctl`].
 //!
-//! ```text
-//! moshctl list [--json]
-//! moshctl kill ID... | --user NAME | --idle DURATION
-//! moshctl status [--json]
-//! ```
-//!
-//! A user sees and kills only their own sessions; root sees all. The daemon
-//! decides, from the socket's peer credentials.
+//! A user sees and kills only their own sessions; root sees all and
+//! manages the firewall. The daemon decides, from the socket's peer
+//! credentials.
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use mosh_daemon::control::{self, DaemonStatus, KillTarget, Request, Response, SessionReport};
+use clap::Parser;
+use mosh_daemon::cli::{FirewallAction, Moshctl, MoshctlCommand};
+use mosh_daemon::control::{
+    self, DaemonStatus, FirewallRequest, FirewallStatus, Request, Response, SessionReport,
+};
 use mosh_daemon::worker::unix_seconds;
-
-const USAGE: &str = "Usage: moshctl list [--json]
-       moshctl kill ID... | --user NAME | --idle DURATION   (DURATION: 90, 90s, 15m, 2h, 7d)
-       moshctl status [--json]";
 
 /// How long to wait for the daemon.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    let Moshctl { command } = Moshctl::parse();
+    match run(command) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(message)) => {
-            eprintln!("moshctl: {message}\n{USAGE}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Refused(message)) => {
+        Err(message) => {
             eprintln!("moshctl: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Why moshctl failed.
-enum Failure {
-    /// The command line is wrong.
-    Usage(String),
-    /// The daemon refused, or could not be reached.
-    Refused(String),
-}
-
-fn run(args: &[String]) -> Result<(), Failure> {
-    let (command, rest) = args
-        .split_first()
-        .ok_or_else(|| Failure::Usage("missing command".into()))?;
-    let json = rest.iter().any(|a| a == "--json");
-    match command.as_str() {
-        "list" => {
-            no_other_args(rest, &["--json"])?;
+/// Runs one command; the error is the daemon's refusal or why it could
+/// not be reached.
+fn run(command: MoshctlCommand) -> Result<(), String> {
+    match command {
+        MoshctlCommand::List { json } => {
             let sessions = match call(&Request::List {})? {
                 Response::Sessions { sessions } => sessions,
                 other => return Err(unexpected(other)),
             };
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&sessions).unwrap_or_default()
-                );
+                print_json(&sessions);
             } else {
                 print!("{}", table(&sessions, unix_seconds(SystemTime::now())));
             }
-            Ok(())
         }
-        "kill" => {
-            let target = kill_target(rest)?;
-            match call(&Request::Kill(target))? {
-                Response::Killed { ids } if ids.is_empty() => println!("no sessions to kill"),
-                Response::Killed { ids } => println!("killed {}", ids.join(" ")),
-                other => return Err(unexpected(other)),
-            }
-            Ok(())
-        }
-        "status" => {
-            no_other_args(rest, &["--json"])?;
+        MoshctlCommand::Kill(args) => match call(&Request::Kill(args.target()))? {
+            Response::Killed { ids } if ids.is_empty() => println!("no sessions to kill"),
+            Response::Killed { ids } => println!("killed {}", ids.join(" ")),
+            other => return Err(unexpected(other)),
+        },
+        MoshctlCommand::Status { json } => {
             let status = match call(&Request::Status {})? {
                 Response::Status(status) => status,
                 other => return Err(unexpected(other)),
             };
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&status).unwrap_or_default()
-                );
+                print_json(&status);
             } else {
                 print!("{}", describe(&status));
             }
-            Ok(())
         }
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        other => Err(Failure::Usage(format!("unknown command {other:?}"))),
-    }
-}
-
-fn no_other_args(args: &[String], allowed: &[&str]) -> Result<(), Failure> {
-    match args.iter().find(|a| !allowed.contains(&a.as_str())) {
-        Some(arg) => Err(Failure::Usage(format!("unexpected argument {arg:?}"))),
-        None => Ok(()),
-    }
-}
-
-fn kill_target(args: &[String]) -> Result<KillTarget, Failure> {
-    let mut target = KillTarget::default();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--user" => {
-                let name = args
-                    .next()
-                    .ok_or_else(|| Failure::Usage("--user needs a name".into()))?;
-                target.user = Some(name.clone());
+        MoshctlCommand::Firewall { action } => {
+            let (request, json) = match action {
+                FirewallAction::Status { json } => (FirewallRequest::Status, json),
+                FirewallAction::Open => (FirewallRequest::Open, false),
+                FirewallAction::Close => (FirewallRequest::Close, false),
+            };
+            let status = match call(&Request::Firewall { action: request })? {
+                Response::Firewall(status) => status,
+                other => return Err(unexpected(other)),
+            };
+            if json {
+                print_json(&status);
+            } else {
+                print!("{}", describe_firewall(&status));
             }
-            "--idle" => {
-                let text = args
-                    .next()
-                    .ok_or_else(|| Failure::Usage("--idle needs a duration".into()))?;
-                let duration = parse_duration(text)
-                    .ok_or_else(|| Failure::Usage(format!("bad duration {text:?}")))?;
-                target.idle_secs = Some(duration.as_secs());
+            if status.state == "error" && request != FirewallRequest::Status {
+                return Err("the firewall backend failed (see above)".into());
             }
-            option if option.starts_with('-') => {
-                return Err(Failure::Usage(format!("unknown option {option:?}")));
-            }
-            id => target.ids.push(id.to_owned()),
         }
     }
-    let chosen = [
-        !target.ids.is_empty(),
-        target.user.is_some(),
-        target.idle_secs.is_some(),
-    ];
-    if chosen.iter().filter(|&&set| set).count() != 1 {
-        return Err(Failure::Usage(
-            "kill needs session ids, or --user NAME, or --idle DURATION".into(),
-        ));
-    }
-    Ok(target)
+    Ok(())
 }
 
-/// `90`, `90s`, `15m`, `2h`, `7d`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(split) => text.split_at(split),
-        None => (text, "s"),
-    };
-    let number: u64 = number.parse().ok()?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return None,
-    };
-    number.checked_mul(scale).map(Duration::from_secs)
+fn print_json<T: serde::Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
-fn call(request: &Request) -> Result<Response, Failure> {
+fn call(request: &Request) -> Result<Response, String> {
     match control::call(&control::socket_path(), request, TIMEOUT) {
-        Ok(Response::Error { message }) => Err(Failure::Refused(message)),
+        Ok(Response::Error { message }) => Err(message),
         Ok(response) => Ok(response),
-        Err(error) => Err(Failure::Refused(error.to_string())),
+        Err(error) => Err(error.to_string()),
     }
 }
 
-fn unexpected(response: Response) -> Failure {
-    Failure::Refused(format!("unexpected answer from the daemon: {response:?}"))
+fn unexpected(response: Response) -> String {
+    format!("unexpected answer from the daemon: {response:?}")
 }
 
 /// A duration as `3d4h`, `2h5m`, `5m10s` or `42s`.
@@ -251,31 +180,32 @@ fn describe(status: &DaemonStatus) -> String {
     )
 }
 
+fn describe_firewall(status: &FirewallStatus) -> String {
+    let mut text = format!(
+        "backend:  {} (configured: {})\n",
+        status.backend, status.configured
+    );
+    text.push_str(&format!("state:    {}\n", status.state));
+    if let Some(range) = &status.range {
+        text.push_str(&format!("open:     udp {range} (the whole range)\n"));
+    } else if status.state == "open" {
+        let ports: Vec<String> = status.ports.iter().map(u16::to_string).collect();
+        let list = if ports.is_empty() {
+            "none".to_owned()
+        } else {
+            ports.join(" ")
+        };
+        text.push_str(&format!("open:     udp {list}\n"));
+    }
+    if let Some(error) = &status.error {
+        text.push_str(&format!("error:    {error}\n"));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
-        assert_eq!(parse_duration("soon"), None);
-        assert_eq!(parse_duration("5w"), None);
-        assert_eq!(parse_duration(""), None);
-    }
-
-    #[test]
-    fn kill_needs_exactly_one_target() {
-        let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(kill_target(&args(&[])).is_err());
-        assert!(kill_target(&args(&["ab", "--user", "bob"])).is_err());
-        let target = kill_target(&args(&["ab", "cd"])).ok().unwrap();
-        assert_eq!(target.ids, ["ab", "cd"]);
-        let target = kill_target(&args(&["--idle", "1h"])).ok().unwrap();
-        assert_eq!(target.idle_secs, Some(3600));
-    }
 
     #[test]
     fn the_table_lines_up() {

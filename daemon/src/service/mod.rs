@@ -10,7 +10,6 @@
 //!   The daemon keeps a connection to each and learns the session's state
 //!   from it; a restarted daemon finds its sessions there again.
 
-pub mod args;
 mod registry;
 mod requests;
 mod sessions;
@@ -28,6 +27,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, ConfigError};
+use crate::firewall::Firewall;
 use crate::notify::{Notifier, watchdog_interval};
 
 /// Most control connections served at once; more are closed at once.
@@ -83,6 +83,8 @@ pub struct Shared {
     pub sessions_dir: PathBuf,
     /// The worker program.
     pub worker_program: PathBuf,
+    /// The firewall rules for the sessions' ports.
+    pub firewall: Firewall,
     notifier: Notifier,
 }
 
@@ -97,9 +99,14 @@ impl Shared {
         self.registry.lock().expect("registry lock")
     }
 
-    /// Tells the service manager how many sessions there are.
+    /// Opens the sessions' ports (and only those) in the firewall, and
+    /// tells the service manager how many sessions there are.
     pub fn sessions_changed(&self) {
-        let count = self.registry().len();
+        let (count, ports) = {
+            let registry = self.registry();
+            (registry.len(), registry.ports())
+        };
+        self.firewall.set_ports(ports);
         let noun = if count == 1 { "session" } else { "sessions" };
         self.send_notification(&format!("STATUS={count} {noun}"));
     }
@@ -119,12 +126,14 @@ impl Shared {
 pub async fn run(options: Options) -> Result<(), ServiceError> {
     let config = Config::load(&options.config_path, options.config_optional)?;
     let sessions_dir = prepare_runtime_dir(&options.runtime_dir)?;
+    let firewall = Firewall::start(config.firewall.backend, config.port_range);
     let shared = Arc::new(Shared {
         config: RwLock::new(config),
         registry: Mutex::new(Registry::default()),
         started: Instant::now(),
         sessions_dir,
         worker_program: options.worker_program.clone(),
+        firewall,
         notifier: Notifier::from_env().map_err(io_error("NOTIFY_SOCKET"))?,
     });
     let adopted = sessions::adopt_all(&shared).await;
@@ -160,6 +169,8 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     shared.send_notification("STOPPING=1");
     let _ = std::fs::remove_file(&socket_path);
     connections.shutdown().await;
+    shared.firewall.stop().await;
+    tracing::info!("firewall rules removed");
     Ok(())
 }
 
@@ -177,6 +188,9 @@ fn reload(shared: &Shared, options: &Options) {
     shared.send_notification("RELOADING=1");
     match Config::load(&options.config_path, options.config_optional) {
         Ok(config) => {
+            shared
+                .firewall
+                .reconfigure(config.firewall.backend, config.port_range);
             *shared.config.write().expect("config lock") = config;
             tracing::info!("configuration reloaded");
         }

@@ -59,6 +59,11 @@ impl Registry {
         self.sessions.values().any(|e| e.port == port)
     }
 
+    /// The ports sessions hold.
+    pub fn ports(&self) -> std::collections::BTreeSet<u16> {
+        self.sessions.values().map(|e| e.port).collect()
+    }
+
     /// How many ports of `pool` sessions hold.
     pub fn ports_used(&self, pool: PortPool) -> usize {
         self.sessions

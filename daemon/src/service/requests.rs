@@ -10,8 +10,8 @@ use tokio::net::UnixStream;
 
 use super::{Shared, sessions};
 use crate::control::{
-    DaemonStatus, KillTarget, LineError, NewSession, Request, Response, SessionReport, encode_line,
-    read_message,
+    DaemonStatus, FirewallRequest, KillTarget, LineError, NewSession, Request, Response,
+    SessionReport, encode_line, read_message,
 };
 use crate::worker::unix_seconds;
 
@@ -74,6 +74,18 @@ async fn answer(shared: &Arc<Shared>, peer: Peer, request: Request) -> Response 
         },
         Request::Kill(target) => kill(shared, peer, target),
         Request::Status {} => status(shared, peer),
+        Request::Firewall { action } => firewall(shared, peer, action).await,
+    }
+}
+
+/// `moshctl firewall`: anyone may look; only root may open or close.
+async fn firewall(shared: &Shared, peer: Peer, action: FirewallRequest) -> Response {
+    if action != FirewallRequest::Status && !peer.is_root() {
+        return error_response("only root may open or close the firewall".into());
+    }
+    match shared.firewall.request(action).await {
+        Ok(status) => Response::Firewall(status),
+        Err(message) => error_response(message),
     }
 }
 

@@ -1,0 +1,207 @@
+//! Two network namespaces joined by a veth pair, for firewall tests: a
+//! server side (where the daemon and its firewall run) and a client side
+//! (where probes and stock clients run). Nothing here touches the host's
+//! own network or rules. Each side gets `/etc/netns/NAME/`, which `ip netns
+//! exec` mounts over `/etc`, so that tools writing under `/etc` (ufw) keep
+//! their state private to the test. Dropping the pair deletes both.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use mosh_proto::Base64Key;
+use nix::sched::CloneFlags;
+
+use crate::peer::UdpPeer;
+use crate::states::{HostLog, UserStream};
+
+/// The server side's address on the veth link.
+pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 231, 0, 1);
+/// The client side's address on the veth link.
+pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 231, 0, 2);
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// What a probe of a UDP port found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortProbe {
+    /// Nothing came back: the firewall dropped the datagram.
+    Silent,
+    /// The kernel said no one listens (ICMP port unreachable): the
+    /// firewall let the datagram through.
+    Refused,
+}
+
+/// A server and a client namespace, joined.
+#[derive(Debug)]
+pub struct NetPair {
+    /// The server namespace's name.
+    pub server: String,
+    /// The client namespace's name.
+    pub client: String,
+}
+
+impl NetPair {
+    /// Creates both namespaces, the veth link between them, and loopback.
+    pub fn new() -> io::Result<Self> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let base = format!("mdfw{}x{n}", std::process::id());
+        let pair = Self {
+            server: format!("{base}s"),
+            client: format!("{base}c"),
+        };
+        for name in [&pair.server, &pair.client] {
+            ip(&["netns", "add", name])?;
+            std::fs::create_dir_all(etc_dir(name))?;
+            ip(&["-n", name, "link", "set", "lo", "up"])?;
+        }
+        ip(&[
+            "-n",
+            &pair.server,
+            "link",
+            "add",
+            "veth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "veth0",
+            "netns",
+            &pair.client,
+        ])?;
+        for (name, address) in [(&pair.server, SERVER_IP), (&pair.client, CLIENT_IP)] {
+            ip(&[
+                "-n",
+                name,
+                "addr",
+                "add",
+                &format!("{address}/24"),
+                "dev",
+                "veth0",
+            ])?;
+            ip(&["-n", name, "link", "set", "veth0", "up"])?;
+        }
+        Ok(pair)
+    }
+
+    /// Runs `program ARGS...` in namespace `netns`.
+    pub fn exec(netns: &str, program: &str, args: &[&str]) -> io::Result<Output> {
+        Command::new("ip")
+            .args(["netns", "exec", netns, program])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+    }
+
+    /// Runs `program ARGS...` in namespace `netns`; its standard output,
+    /// or an error with its standard error.
+    pub fn run(netns: &str, program: &str, args: &[&str]) -> io::Result<String> {
+        let output = Self::exec(netns, program, args)?;
+        if !output.status.success() {
+            return Err(io::Error::other(format!(
+                "{program} {args:?} in {netns}: {}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The directory `ip netns exec` mounts over `/etc` entries in
+    /// `netns`.
+    pub fn etc_dir(netns: &str) -> PathBuf {
+        etc_dir(netns)
+    }
+
+    /// A UDP socket of the client namespace, on any port.
+    pub fn client_socket(&self) -> io::Result<UdpSocket> {
+        let path = format!("/run/netns/{}", self.client);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let namespace = std::fs::File::open(&path)?;
+                    nix::sched::setns(&namespace, CloneFlags::CLONE_NEWNET)
+                        .map_err(io::Error::from)?;
+                    UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+                })
+                .join()
+                .map_err(|_| io::Error::other("the namespace thread panicked"))?
+        })
+    }
+
+    /// Sends a datagram from a fresh client socket to the server's `port`
+    /// and tells whether the firewall dropped it.
+    pub fn probe_port(&self, port: u16) -> io::Result<PortProbe> {
+        let socket = self.client_socket()?;
+        socket.connect((SERVER_IP, port))?;
+        socket.set_read_timeout(Some(Duration::from_millis(700)))?;
+        let mut buffer = [0u8; 64];
+        for _ in 0..2 {
+            socket.send(b"mosh-daemon firewall probe")?;
+            match socket.recv(&mut buffer) {
+                Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+                    return Ok(PortProbe::Refused);
+                }
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(error) => return Err(error),
+                Ok(_) => return Err(io::Error::other(format!("port {port} answered a probe"))),
+            }
+        }
+        Ok(PortProbe::Silent)
+    }
+
+    /// Whether the session on the server's `port` answers an authenticated
+    /// client (a fresh socket of the client namespace) within `patience`.
+    pub fn session_answers(&self, port: u16, key: &Base64Key, patience: Duration) -> bool {
+        let socket = self.client_socket().expect("client socket");
+        let mut client = UdpPeer::client_on(
+            socket,
+            SocketAddr::from((SERVER_IP, port)),
+            key,
+            UserStream::default(),
+            HostLog::default(),
+        )
+        .expect("client transport");
+        client
+            .run_until(patience, "an answer from the session", |transport| {
+                transport.last_heard().map(drop)
+            })
+            .is_ok()
+    }
+}
+
+impl Drop for NetPair {
+    fn drop(&mut self) {
+        for name in [&self.server, &self.client] {
+            let _ = ip(&["netns", "del", name]);
+            let _ = std::fs::remove_dir_all(etc_dir(name));
+        }
+    }
+}
+
+fn etc_dir(netns: &str) -> PathBuf {
+    PathBuf::from("/etc/netns").join(netns)
+}
+
+fn ip(args: &[&str]) -> io::Result<()> {
+    let output = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}

@@ -1,0 +1,370 @@
+//! The daemon's firewall backends, each in a pair of network namespaces
+//! whose server side drops input by default: nftables opens exactly the
+//! ports of live sessions; ufw and iptables open the pool while the daemon
+//! runs; restarts never duplicate rules; stopping restores the ruleset; a
+//! missing backend is reported and sessions still start. Probes tell a
+//! dropped datagram (silence) from one let through (an authenticated answer
+//! from the session, or ICMP port unreachable where nothing listens).
+
+use std::time::{Duration, Instant};
+
+use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser};
+use mosh_e2e::netns::{NetPair, PortProbe, SERVER_IP};
+use mosh_e2e::tmux::TmuxSession;
+use mosh_e2e::{UTF8_LOCALE, require_program, stock};
+
+/// The daemon's pool inside the server namespace (a fresh namespace, so
+/// every port is free).
+const POOL: (u16, u16) = (60100, 60103);
+
+/// What each session runs: a line the stock client must show.
+const SESSION: [&str; 3] = ["sh", "-c", "echo firewall-reached-$((6*7)); exec sleep 600"];
+const SESSION_OUTPUT: &str = "firewall-reached-42";
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn require_tools(tools: &[&str]) {
+    for tool in tools {
+        require_program(tool).unwrap_or_else(|e| panic!("{e} (tests/run installs it)"));
+    }
+}
+
+fn firewall_status(daemon: &TestDaemon) -> serde_json::Value {
+    let output = daemon.moshctl(As::Root, &["firewall", "status", "--json"]);
+    assert!(
+        output.status.success(),
+        "moshctl firewall status: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("moshctl firewall status --json")
+}
+
+/// Waits until `moshctl firewall status` satisfies `wanted`.
+fn wait_status(
+    daemon: &TestDaemon,
+    what: &str,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let status = firewall_status(daemon);
+        if wanted(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "firewall never {what}: {status}\nlog:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn open_ports(status: &serde_json::Value) -> Vec<u64> {
+    status["ports"]
+        .as_array()
+        .map(|ports| ports.iter().filter_map(|p| p.as_u64()).collect())
+        .unwrap_or_default()
+}
+
+/// The stock client, in the client namespace, shows the session's output.
+fn stock_client_reaches(pair: &NetPair, session: &Connect) {
+    let client = stock::client_program().expect("stock mosh-client");
+    let (client, ip, port, key) = (
+        client.to_str().expect("UTF-8 path").to_owned(),
+        SERVER_IP.to_string(),
+        session.port.to_string(),
+        session.key.printable(),
+    );
+    let tmux = TmuxSession::start(
+        80,
+        24,
+        &["ip", "netns", "exec", &pair.client, &client, &ip, &port],
+        &[
+            ("MOSH_KEY", &key),
+            ("LANG", UTF8_LOCALE),
+            ("LC_ALL", UTF8_LOCALE),
+        ],
+    )
+    .expect("stock client in tmux");
+    tmux.wait_for(SESSION_OUTPUT, Duration::from_secs(20))
+        .expect("the session's output on the stock client's screen");
+}
+
+fn nft_json(netns: &str) -> String {
+    NetPair::run(netns, "nft", &["-j", "list", "ruleset"]).expect("nft list ruleset")
+}
+
+fn stop(daemon: &mut TestDaemon) {
+    assert_eq!(
+        daemon.stop_with("TERM"),
+        Some(0),
+        "daemon log:\n{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn nftables_opens_exactly_the_ports_of_live_sessions() {
+    require_tools(&["ip", "nft", "tmux", "mosh-client"]);
+    let pair = NetPair::new().unwrap();
+    let ruleset = std::env::temp_dir().join(format!("{}.nft", pair.server));
+    std::fs::write(
+        &ruleset,
+        "table inet filter {\n\
+           chain input {\n\
+             type filter hook input priority filter; policy drop;\n\
+             ct state established,related accept\n\
+             iif \"lo\" accept\n\
+           }\n\
+         }\n",
+    )
+    .unwrap();
+    NetPair::run(&pair.server, "nft", &["-f", ruleset.to_str().unwrap()]).unwrap();
+    let _ = std::fs::remove_file(&ruleset);
+    let before = nft_json(&pair.server);
+    assert_eq!(pair.probe_port(POOL.0).unwrap(), PortProbe::Silent);
+
+    let mut daemon = TestDaemon::start_in_netns(
+        &pair.server,
+        POOL,
+        "[firewall]\nbackend = \"nftables\"",
+        &[],
+    )
+    .unwrap();
+    let status = wait_status(&daemon, "opened", |s| s["state"] == "open");
+    assert_eq!(status["backend"], "nftables");
+    assert_eq!(open_ports(&status), Vec::<u64>::new());
+    for port in POOL.0..=POOL.1 {
+        assert_eq!(
+            pair.probe_port(port).unwrap(),
+            PortProbe::Silent,
+            "port {port} is open before any session"
+        );
+    }
+
+    let session = daemon.new_session(As::Root, &SESSION);
+    let port = session.port;
+    wait_status(&daemon, "opened the session's port", |s| {
+        open_ports(s) == [u64::from(port)]
+    });
+    assert!(pair.session_answers(port, &session.key, PATIENCE));
+    for other in (POOL.0..=POOL.1).filter(|&p| p != port) {
+        assert_eq!(
+            pair.probe_port(other).unwrap(),
+            PortProbe::Silent,
+            "port {other} (no session) is open"
+        );
+    }
+
+    // A session answers only its first client until another client has
+    // sent more datagrams, so each check below that expects an answer
+    // uses a session no client has talked to yet.
+    let closed = daemon.moshctl(As::Root, &["firewall", "close"]);
+    assert!(closed.status.success());
+    assert!(String::from_utf8_lossy(&closed.stdout).contains("state:    closed"));
+    assert!(!nft_json(&pair.server).contains("mosh_daemon"));
+    let while_closed = daemon.new_session(As::Root, &SESSION);
+    assert!(!pair.session_answers(while_closed.port, &while_closed.key, Duration::from_secs(2)));
+    let user = TestUser::create().unwrap();
+    let refused = daemon.moshctl(As::User(&user), &["firewall", "open"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("only root"));
+    assert!(
+        daemon
+            .moshctl(As::Root, &["firewall", "open"])
+            .status
+            .success()
+    );
+    assert!(pair.session_answers(while_closed.port, &while_closed.key, PATIENCE));
+    let live = [u64::from(port), u64::from(while_closed.port)];
+
+    for restart in 1..=3 {
+        daemon.restart(|| {}).unwrap();
+        wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {
+            open_ports(s) == live
+        });
+    }
+    let ruleset = nft_json(&pair.server);
+    let listing: serde_json::Value = serde_json::from_str(&ruleset).unwrap();
+    let objects = listing["nftables"].as_array().unwrap();
+    let count = |kind: &str, matches: &dyn Fn(&serde_json::Value) -> bool| {
+        objects
+            .iter()
+            .filter_map(|object| object.get(kind))
+            .filter(|value| matches(value))
+            .count()
+    };
+    assert_eq!(
+        count("table", &|t| t["name"] == "mosh_daemon"),
+        1,
+        "{ruleset}"
+    );
+    assert_eq!(
+        count("chain", &|c| c["table"] == "mosh_daemon"),
+        1,
+        "{ruleset}"
+    );
+    assert_eq!(
+        count("rule", &|r| r["table"] == "mosh_daemon"),
+        1,
+        "{ruleset}"
+    );
+    assert_eq!(
+        count("rule", &|r| r["table"] == "filter"
+            && r["comment"] == "mosh-daemon"),
+        1,
+        "{ruleset}"
+    );
+    assert_eq!(
+        count("set", &|s| s["name"] == "mosh_daemon_ports"),
+        1,
+        "{ruleset}"
+    );
+    let after_restarts = daemon.new_session(As::Root, &SESSION);
+    assert!(pair.session_answers(after_restarts.port, &after_restarts.key, PATIENCE));
+
+    stock_client_reaches(&pair, &session);
+    let killed = daemon.moshctl(As::Root, &["kill", "--idle", "0"]);
+    assert!(killed.status.success());
+    wait_status(&daemon, "closed the ended session's port", |s| {
+        open_ports(s).is_empty()
+    });
+    assert_eq!(pair.probe_port(port).unwrap(), PortProbe::Silent);
+
+    stop(&mut daemon);
+    assert_eq!(nft_json(&pair.server), before, "the ruleset after stop");
+}
+
+/// The session's port and another pool port are reachable while the daemon
+/// runs, and silent before it starts and after it stops.
+fn range_backend_reaches(pair: &NetPair, daemon: &TestDaemon, backend: &str) -> Connect {
+    let status = wait_status(daemon, "opened", |s| s["state"] == "open");
+    assert_eq!(status["backend"], backend);
+    assert_eq!(status["configured"], "auto");
+    assert_eq!(status["range"], format!("{}:{}", POOL.0, POOL.1));
+    let session = daemon.new_session(As::Root, &SESSION);
+    assert!(pair.session_answers(session.port, &session.key, PATIENCE));
+    let other = if session.port == POOL.1 {
+        POOL.0
+    } else {
+        POOL.1
+    };
+    assert_eq!(pair.probe_port(other).unwrap(), PortProbe::Refused);
+    stock_client_reaches(pair, &session);
+    session
+}
+
+#[test]
+fn ufw_opens_the_pool_while_the_daemon_runs() {
+    require_tools(&["ip", "ufw", "iptables", "tmux", "mosh-client"]);
+    let pair = NetPair::new().unwrap();
+    let etc = NetPair::etc_dir(&pair.server).join("ufw");
+    let copied = std::process::Command::new("cp")
+        .args(["-a", "/etc/ufw"])
+        .arg(&etc)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "copying /etc/ufw");
+    NetPair::run(&pair.server, "ufw", &["--force", "enable"]).unwrap();
+    assert!(
+        NetPair::run(&pair.server, "ufw", &["status"])
+            .unwrap()
+            .contains("Status: active")
+    );
+    assert_eq!(pair.probe_port(POOL.0).unwrap(), PortProbe::Silent);
+    let added = || NetPair::run(&pair.server, "ufw", &["show", "added"]).unwrap();
+    let ours = |text: &str| text.matches("comment 'mosh-daemon'").count();
+    let before = added();
+
+    let mut daemon =
+        TestDaemon::start_in_netns(&pair.server, POOL, "[firewall]\nbackend = \"auto\"", &[])
+            .unwrap();
+    range_backend_reaches(&pair, &daemon, "ufw");
+    for restart in 1..=3 {
+        daemon.restart(|| {}).unwrap();
+        wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {
+            s["state"] == "open"
+        });
+    }
+    let listed = added();
+    assert_eq!(ours(&listed), 1, "{listed}");
+    stop(&mut daemon);
+    assert_eq!(added(), before);
+    assert_eq!(pair.probe_port(POOL.1).unwrap(), PortProbe::Silent);
+}
+
+#[test]
+fn iptables_opens_the_pool_past_a_drop_policy() {
+    require_tools(&["ip", "iptables", "ip6tables", "tmux", "mosh-client"]);
+    let pair = NetPair::new().unwrap();
+    for rule in [
+        &["-A", "INPUT", "-i", "lo", "-j", "ACCEPT"][..],
+        &[
+            "-A",
+            "INPUT",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "ACCEPT",
+        ],
+        &["-P", "INPUT", "DROP"],
+    ] {
+        NetPair::run(&pair.server, "iptables", rule).unwrap();
+    }
+    let rules = || NetPair::run(&pair.server, "iptables", &["-S"]).unwrap();
+    let before = rules();
+    assert_eq!(pair.probe_port(POOL.0).unwrap(), PortProbe::Silent);
+
+    let mut daemon =
+        TestDaemon::start_in_netns(&pair.server, POOL, "[firewall]\nbackend = \"auto\"", &[])
+            .unwrap();
+    range_backend_reaches(&pair, &daemon, "iptables");
+    for restart in 1..=3 {
+        daemon.restart(|| {}).unwrap();
+        wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {
+            s["state"] == "open"
+        });
+    }
+    let listed = rules();
+    assert_eq!(listed.matches("-j MOSH-DAEMON").count(), 1, "{listed}");
+    assert_eq!(listed.matches("-A MOSH-DAEMON").count(), 1, "{listed}");
+    stop(&mut daemon);
+    assert_eq!(rules(), before);
+    assert_eq!(pair.probe_port(POOL.1).unwrap(), PortProbe::Silent);
+}
+
+#[test]
+fn a_missing_backend_is_reported_and_sessions_still_start() {
+    require_tools(&["ip"]);
+    let pair = NetPair::new().unwrap();
+    for (backend, env, error) in [
+        (
+            "nftables",
+            Some("/usr/bin:/bin"),
+            "`nft -j list ruleset`: nft is not installed",
+        ),
+        (
+            "firewalld",
+            None,
+            "`firewall-cmd --state`: firewall-cmd is not installed",
+        ),
+    ] {
+        let config = format!("[firewall]\nbackend = \"{backend}\"");
+        let env: Vec<(&str, &str)> = env.map(|path| ("PATH", path)).into_iter().collect();
+        let daemon = TestDaemon::start_in_netns(&pair.server, POOL, &config, &env).unwrap();
+        let status = wait_status(&daemon, "reported its error", |s| s["state"] == "error");
+        assert_eq!(status["backend"], backend);
+        let message = status["error"].as_str().unwrap_or_default();
+        assert!(message.contains(error), "{backend}: {message}");
+        let text = daemon.moshctl(As::Root, &["firewall", "status"]);
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains("state:    error"), "{text}");
+        assert!(text.contains(error), "{text}");
+        assert!(daemon.log().contains(error), "{}", daemon.log());
+        let session = daemon.new_session(As::Root, &SESSION);
+        assert!((POOL.0..=POOL.1).contains(&session.port));
+    }
+}

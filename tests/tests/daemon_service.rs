@@ -262,7 +262,7 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     let dir = std::env::temp_dir().join(format!("mosh-e2e-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let daemon = our_program("mosh-daemon").unwrap();
-    let local = unit.replace("/usr/bin/mosh-daemon", &daemon.to_string_lossy());
+    let local = unit.replace("/usr/sbin/mosh-daemon", &daemon.to_string_lossy());
     let path = dir.join("mosh-daemon.service");
     std::fs::write(&path, local).unwrap();
     let output = Command::new(analyze)

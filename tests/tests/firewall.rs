@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser};
-use mosh_e2e::netns::{NetPair, PortProbe, SERVER_IP};
+use mosh_e2e::netns::{Firewalld, NetPair, PortProbe, SERVER_IP};
 use mosh_e2e::tmux::TmuxSession;
 use mosh_e2e::{UTF8_LOCALE, require_program, stock};
 
@@ -337,6 +337,47 @@ fn iptables_opens_the_pool_past_a_drop_policy() {
 }
 
 #[test]
+fn firewalld_opens_the_pool_in_the_default_zone() {
+    require_tools(&[
+        "ip",
+        "unshare",
+        "nsenter",
+        "dbus-daemon",
+        "firewalld",
+        "firewall-cmd",
+        "tmux",
+        "mosh-client",
+    ]);
+    let pair = NetPair::new().unwrap();
+    let firewalld = Firewalld::start(&pair.server).unwrap();
+    let ports = || {
+        let output = firewalld
+            .command("firewall-cmd", &["--list-ports"])
+            .unwrap();
+        assert!(output.status.success(), "firewall-cmd --list-ports");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    assert_eq!(ports(), "");
+    assert_eq!(pair.probe_port(POOL.0).unwrap(), PortProbe::Rejected);
+
+    let wrapper = firewalld.wrapper();
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let mut daemon =
+        TestDaemon::start_wrapped(&wrapper, POOL, "[firewall]\nbackend = \"auto\"", &[]).unwrap();
+    range_backend_reaches(&pair, &daemon, "firewalld");
+    for restart in 1..=3 {
+        daemon.restart(|| {}).unwrap();
+        wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {
+            s["state"] == "open"
+        });
+    }
+    assert_eq!(ports(), format!("{}-{}/udp", POOL.0, POOL.1));
+    stop(&mut daemon);
+    assert_eq!(ports(), "");
+    assert_eq!(pair.probe_port(POOL.1).unwrap(), PortProbe::Rejected);
+}
+
+#[test]
 fn a_missing_backend_is_reported_and_sessions_still_start() {
     require_tools(&["ip"]);
     let pair = NetPair::new().unwrap();
@@ -349,7 +390,7 @@ fn a_missing_backend_is_reported_and_sessions_still_start() {
         (
             "firewalld",
             None,
-            "`firewall-cmd --state`: firewall-cmd is not installed",
+            "`firewall-cmd --state`: firewalld is not running",
         ),
     ] {
         let config = format!("[firewall]\nbackend = \"{backend}\"");

@@ -23,7 +23,7 @@ pub fn running() -> Result<bool, ToolError> {
 /// Adds the pool to the default zone (firewalld ignores a port it has).
 pub fn install(pool: PortPool) -> Result<(), ToolError> {
     if !running()? {
-        return Err(ToolError::Unexpected {
+        return Err(ToolError::Unusable {
             command: "firewall-cmd --state".into(),
             reason: "firewalld is not running".into(),
         });

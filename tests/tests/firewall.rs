@@ -295,8 +295,26 @@ fn ufw_opens_the_pool_while_the_daemon_runs() {
 }
 
 #[test]
-fn iptables_opens_the_pool_past_a_drop_policy() {
-    require_tools(&["ip", "iptables", "ip6tables", "tmux", "mosh-client"]);
+fn iptables_nft_opens_the_pool_past_a_drop_policy() {
+    iptables_opens_the_pool_past_a_drop_policy("iptables-nft", "iptables");
+}
+
+#[test]
+fn iptables_legacy_opens_the_pool_past_a_drop_policy() {
+    iptables_opens_the_pool_past_a_drop_policy("iptables-legacy", "iptables-legacy");
+}
+
+/// Sets a drop policy with `program` (one variant of iptables) and checks
+/// that the daemon finds it and opens the pool in that variant.
+fn iptables_opens_the_pool_past_a_drop_policy(program: &str, backend: &str) {
+    require_tools(&[
+        "ip",
+        "iptables",
+        "ip6tables",
+        program,
+        "tmux",
+        "mosh-client",
+    ]);
     let pair = NetPair::new().unwrap();
     for rule in [
         &["-A", "INPUT", "-i", "lo", "-j", "ACCEPT"][..],
@@ -312,16 +330,16 @@ fn iptables_opens_the_pool_past_a_drop_policy() {
         ],
         &["-P", "INPUT", "DROP"],
     ] {
-        NetPair::run(&pair.server, "iptables", rule).unwrap();
+        NetPair::run(&pair.server, program, rule).unwrap();
     }
-    let rules = || NetPair::run(&pair.server, "iptables", &["-S"]).unwrap();
+    let rules = || NetPair::run(&pair.server, program, &["-S"]).unwrap();
     let before = rules();
     assert_eq!(pair.probe_port(POOL.0).unwrap(), PortProbe::Silent);
 
     let mut daemon =
         TestDaemon::start_in_netns(&pair.server, POOL, "[firewall]\nbackend = \"auto\"", &[])
             .unwrap();
-    range_backend_reaches(&pair, &daemon, "iptables");
+    range_backend_reaches(&pair, &daemon, backend);
     for restart in 1..=3 {
         daemon.restart(|| {}).unwrap();
         wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {

@@ -41,7 +41,7 @@ const MAX_WAITING_REQUESTS: usize = 16;
 enum Backend {
     Nftables(NftablesBackend),
     Ufw,
-    Iptables,
+    Iptables(iptables::Variant),
     Firewalld,
     None,
 }
@@ -51,7 +51,7 @@ impl Backend {
         match self {
             Backend::Nftables(_) => "nftables",
             Backend::Ufw => "ufw",
-            Backend::Iptables => "iptables",
+            Backend::Iptables(variant) => variant.name(),
             Backend::Firewalld => "firewalld",
             Backend::None => "none",
         }
@@ -64,7 +64,7 @@ impl Backend {
         Ok(match choice {
             FirewallBackend::Nftables => Backend::Nftables(NftablesBackend::default()),
             FirewallBackend::Ufw => Backend::Ufw,
-            FirewallBackend::Iptables => Backend::Iptables,
+            FirewallBackend::Iptables => Backend::Iptables(iptables::Variant::detect()),
             FirewallBackend::Firewalld => Backend::Firewalld,
             FirewallBackend::None => Backend::None,
             FirewallBackend::Auto => detect()?,
@@ -75,7 +75,7 @@ impl Backend {
         match self {
             Backend::Nftables(nft) => nft.install(),
             Backend::Ufw => ufw::install(pool),
-            Backend::Iptables => iptables::install(pool),
+            Backend::Iptables(variant) => iptables::install(*variant, pool),
             Backend::Firewalld => firewalld::install(pool),
             Backend::None => Ok(()),
         }
@@ -92,7 +92,7 @@ impl Backend {
         match self {
             Backend::Nftables(nft) => nft.remove(),
             Backend::Ufw => ufw::remove(),
-            Backend::Iptables => iptables::remove(),
+            Backend::Iptables(variant) => iptables::remove(*variant),
             Backend::Firewalld => firewalld::remove(pool),
             Backend::None => Ok(()),
         }
@@ -113,13 +113,13 @@ fn detect() -> Result<Backend, ToolError> {
         return Ok(Backend::Ufw);
     }
     match nftables::detect() {
-        Ok(Some(true)) => return Ok(Backend::Iptables),
+        Ok(Some(true)) => return Ok(Backend::Iptables(iptables::Variant::detect())),
         Ok(Some(false)) => return Ok(Backend::Nftables(NftablesBackend::default())),
         Ok(None) | Err(ToolError::Missing { .. }) => {}
         Err(error) => return Err(error),
     }
     if absent(iptables::in_use())? {
-        return Ok(Backend::Iptables);
+        return Ok(Backend::Iptables(iptables::Variant::detect()));
     }
     Ok(Backend::None)
 }
@@ -428,7 +428,7 @@ impl Worker {
                 _ => Vec::new(),
             },
             range: match self.backend {
-                Backend::Ufw | Backend::Iptables | Backend::Firewalld if open => {
+                Backend::Ufw | Backend::Iptables(_) | Backend::Firewalld if open => {
                     Some(self.pool.to_string())
                 }
                 _ => None,

@@ -145,9 +145,13 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
 
     let session = daemon.new_session(As::Root, &SESSION);
     let port = session.port;
-    wait_status(&daemon, "opened the session's port", |s| {
-        open_ports(s) == [u64::from(port)]
-    });
+    assert_eq!(
+        open_ports(&firewall_status(&daemon)),
+        [u64::from(port)],
+        "the port is open by the time mosh-server new prints it"
+    );
+    let status = daemon.moshctl(As::Root, &["status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("firewall: nftables (open)"));
     assert!(pair.session_answers(port, &session.key, PATIENCE));
     for other in (POOL.0..=POOL.1).filter(|&p| p != port) {
         assert_eq!(

@@ -130,6 +130,7 @@ struct Pending {
     ports: Option<BTreeSet<u16>>,
     config: Option<(FirewallBackend, PortPool)>,
     requests: VecDeque<(FirewallRequest, oneshot::Sender<FirewallStatus>)>,
+    settled: Vec<oneshot::Sender<()>>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -208,6 +209,19 @@ impl Firewall {
             .post(|pending| pending.config = Some((choice, pool)));
     }
 
+    /// Waits (at most `patience`) until every change posted so far has
+    /// been carried out, so that a new session's port is open before its
+    /// client is told about it.
+    pub async fn settled(&self, patience: std::time::Duration) {
+        let (done, finished) = oneshot::channel();
+        self.mailbox.post(|pending| {
+            if pending.settled.len() < MAX_WAITING_REQUESTS * 64 {
+                pending.settled.push(done);
+            }
+        });
+        let _ = tokio::time::timeout(patience, finished).await;
+    }
+
     /// The state as last published.
     pub fn status(&self) -> FirewallStatus {
         self.status.lock().expect("firewall status").clone()
@@ -273,6 +287,7 @@ impl Worker {
                 while pending.ports.is_none()
                     && pending.config.is_none()
                     && pending.requests.is_empty()
+                    && pending.settled.is_empty()
                     && pending.stop.is_none()
                 {
                     pending = self.mailbox.wake.wait(pending).expect("firewall mailbox");
@@ -295,6 +310,9 @@ impl Worker {
                 self.sync();
             }
             self.publish();
+            for waiter in pending.settled {
+                let _ = waiter.send(());
+            }
             if let Some(done) = pending.stop {
                 self.uninstall();
                 self.publish();

@@ -31,6 +31,8 @@ use crate::worker::{REGISTRATION_FD, SETUP_FD, UDP_FD, WorkerSetup, unix_seconds
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a running worker may take to answer a restarted daemon.
 const ADOPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a new session waits for the firewall to open its port.
+const FIREWALL_PATIENCE: Duration = Duration::from_secs(3);
 /// Lowest descriptor used to park descriptors while moving them into place.
 const PARKING_FD: i32 = 10;
 
@@ -78,6 +80,7 @@ pub async fn start(
         socket
     };
     shared.sessions_changed();
+    shared.firewall.settled(FIREWALL_PATIENCE).await;
     let port = udp.local_addr().map(|a| a.port()).unwrap_or_default();
     let setup = WorkerSetup {
         id: id.clone(),

@@ -10,6 +10,7 @@
 //!
 //! [firewall]
 //! backend = "auto"              # auto | nftables | ufw | iptables | firewalld | none
+//! check_interval = 60           # seconds between checks that the rules are in place
 //! ```
 //!
 //! Every key is optional. Unknown keys and bad values are refused with an
@@ -112,11 +113,35 @@ impl fmt::Display for FirewallBackend {
 }
 
 /// The `[firewall]` table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FirewallConfig {
     /// The backend.
     pub backend: FirewallBackend,
+    /// Seconds between checks that the rules are still in place (someone
+    /// may reload the firewall); missing rules are put back.
+    #[serde(deserialize_with = "positive_u64")]
+    pub check_interval: u64,
+}
+
+impl Default for FirewallConfig {
+    fn default() -> Self {
+        Self {
+            backend: FirewallBackend::Auto,
+            check_interval: 60,
+        }
+    }
+}
+
+impl FirewallConfig {
+    /// The check interval.
+    pub fn check_interval(&self) -> Duration {
+        Duration::from_secs(self.check_interval)
+    }
+}
+
+fn positive_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    positive(deserializer).map(|n| n as u64)
 }
 
 /// The daemon's settings.
@@ -267,7 +292,7 @@ mod tests {
         let config = parse(
             "port_range = \"61000:61004\"\nmax_sessions = 7\nmax_sessions_per_user = 2\n\
              idle_timeout = 3600\nallowed_users = [\"alice\"]\nallowed_groups = [\"mosh\"]\n\
-             [firewall]\nbackend = \"nftables\"\n",
+             [firewall]\nbackend = \"nftables\"\ncheck_interval = 5\n",
         )
         .unwrap();
         assert_eq!(
@@ -284,6 +309,7 @@ mod tests {
         assert_eq!(config.allowed_users, ["alice"]);
         assert_eq!(config.allowed_groups, ["mosh"]);
         assert_eq!(config.firewall.backend, FirewallBackend::Nftables);
+        assert_eq!(config.firewall.check_interval(), Duration::from_secs(5));
     }
 
     #[test]
@@ -305,6 +331,7 @@ mod tests {
             ("idle_timeout = \"long\"", 1, "idle_timeout"),
             ("[firewall]\nbackend = \"pf\"", 2, "backend"),
             ("[firewall]\nbackedn = \"ufw\"", 2, "backedn"),
+            ("[firewall]\ncheck_interval = 0", 2, "check_interval"),
             ("firewall = \"nftables\"", 1, "firewall"),
             ("allowed_users = \"bob\"", 1, "allowed_users"),
         ] {

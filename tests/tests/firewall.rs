@@ -95,6 +95,20 @@ fn nft_json(netns: &str) -> String {
     NetPair::run(netns, "nft", &["-j", "list", "ruleset"]).expect("nft list ruleset")
 }
 
+/// The ports in the daemon's own nftables set.
+fn daemon_set(netns: &str) -> Vec<u64> {
+    let listing: serde_json::Value = serde_json::from_str(&nft_json(netns)).unwrap();
+    listing["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|object| object.get("set"))
+        .find(|set| set["table"] == "mosh_daemon" && set["name"] == "ports")
+        .and_then(|set| set["elem"].as_array())
+        .map(|ports| ports.iter().filter_map(|p| p.as_u64()).collect())
+        .unwrap_or_default()
+}
+
 fn stop(daemon: &mut TestDaemon) {
     assert_eq!(
         daemon.stop_with("TERM"),
@@ -121,14 +135,12 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
     )
     .unwrap();
     NetPair::run(&pair.server, "nft", &["-f", ruleset.to_str().unwrap()]).unwrap();
-    let _ = std::fs::remove_file(&ruleset);
-    let before = nft_json(&pair.server);
     assert_eq!(pair.probe_port(POOL.0).unwrap(), PortProbe::Silent);
 
     let mut daemon = TestDaemon::start_in_netns(
         &pair.server,
         POOL,
-        "[firewall]\nbackend = \"nftables\"",
+        "[firewall]\nbackend = \"nftables\"\ncheck_interval = 1",
         &[],
     )
     .unwrap();
@@ -160,6 +172,32 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
             "port {other} (no session) is open"
         );
     }
+
+    // An administrator reloads the firewall: the daemon's rules are gone
+    // until its next check puts them back.
+    // (The daemon is paused meanwhile, to take the reloaded ruleset, whose
+    // handles are new, as the one to restore at stop.)
+    daemon.signal("STOP");
+    NetPair::run(&pair.server, "nft", &["flush", "ruleset"]).unwrap();
+    NetPair::run(&pair.server, "nft", &["-f", ruleset.to_str().unwrap()]).unwrap();
+    let _ = std::fs::remove_file(&ruleset);
+    let before = nft_json(&pair.server);
+    assert!(!before.contains("mosh"));
+    daemon.signal("CONT");
+    let deadline = Instant::now() + PATIENCE;
+    while daemon_set(&pair.server) != [u64::from(port)] {
+        assert!(
+            Instant::now() < deadline,
+            "the rules never came back:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        daemon
+            .log()
+            .contains("the rules are gone; putting them back")
+    );
 
     // A session answers only its first client until another client has
     // sent more datagrams, so each check below that expects an answer

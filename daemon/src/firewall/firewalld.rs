@@ -32,6 +32,16 @@ pub fn install(pool: PortPool) -> Result<(), ToolError> {
     tool::run("firewall-cmd", &[&spec], None).map(drop)
 }
 
+/// Whether the default zone has the pool.
+pub fn in_place(pool: PortPool) -> Result<bool, ToolError> {
+    let spec = format!("--query-port={}", port_spec(pool));
+    match tool::run("firewall-cmd", &[&spec], None) {
+        Ok(answer) => Ok(answer.trim() == "yes"),
+        Err(ToolError::Failed { .. }) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 /// Removes the pool from the default zone.
 pub fn remove(pool: PortPool) -> Result<(), ToolError> {
     if !running()? {

@@ -74,6 +74,16 @@ pub fn install(variant: Variant, pool: PortPool) -> Result<(), ToolError> {
     Ok(())
 }
 
+/// Whether `INPUT` still jumps to `MOSH-DAEMON`, for IPv4 and IPv6.
+pub fn in_place(variant: Variant) -> Result<bool, ToolError> {
+    for program in variant.programs() {
+        if tool::run(program, &["-w", "-C", "INPUT", "-j", CHAIN], None).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Removes every jump to `MOSH-DAEMON` and the chain itself.
 pub fn remove(variant: Variant) -> Result<(), ToolError> {
     for program in variant.programs() {

@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 
 pub use self::nftables::NftablesBackend;
 pub use self::tool::ToolError;
-use crate::config::{FirewallBackend, PortPool};
+use crate::config::{FirewallBackend, FirewallConfig, PortPool};
 use crate::control::{FirewallRequest, FirewallStatus};
 
 /// Most `moshctl firewall open`/`close` requests waiting at once.
@@ -88,6 +88,17 @@ impl Backend {
         }
     }
 
+    /// Whether the rules are in place as installed.
+    fn in_place(&self, pool: PortPool) -> Result<bool, ToolError> {
+        match self {
+            Backend::Nftables(nft) => nft.in_place(),
+            Backend::Ufw => ufw::in_place(pool),
+            Backend::Iptables(variant) => iptables::in_place(*variant),
+            Backend::Firewalld => firewalld::in_place(pool),
+            Backend::None => Ok(true),
+        }
+    }
+
     fn remove(&mut self, pool: PortPool) -> Result<(), ToolError> {
         match self {
             Backend::Nftables(nft) => nft.remove(),
@@ -128,7 +139,7 @@ fn detect() -> Result<Backend, ToolError> {
 #[derive(Debug, Default)]
 struct Pending {
     ports: Option<BTreeSet<u16>>,
-    config: Option<(FirewallBackend, PortPool)>,
+    config: Option<(FirewallConfig, PortPool)>,
     requests: VecDeque<(FirewallRequest, oneshot::Sender<FirewallStatus>)>,
     settled: Vec<oneshot::Sender<()>>,
     stop: Option<oneshot::Sender<()>>,
@@ -159,7 +170,8 @@ impl Firewall {
     /// Starts the firewall thread, which removes what an earlier daemon
     /// left and puts the backend's rules in place (no session port is
     /// open until [`Firewall::set_ports`]).
-    pub fn start(choice: FirewallBackend, pool: PortPool) -> Firewall {
+    pub fn start(config: FirewallConfig, pool: PortPool) -> Firewall {
+        let choice = config.backend;
         let status = Arc::new(Mutex::new(FirewallStatus {
             backend: "none".into(),
             configured: choice.to_string(),
@@ -169,11 +181,12 @@ impl Firewall {
             range: None,
         }));
         let mailbox = Arc::new(Mailbox::default());
-        mailbox.post(|pending| pending.config = Some((choice, pool)));
+        mailbox.post(|pending| pending.config = Some((config, pool)));
         let worker = Worker {
             mailbox: mailbox.clone(),
             status: status.clone(),
             choice,
+            check_interval: config.check_interval(),
             pool,
             configured: false,
             backend: Backend::None,
@@ -204,9 +217,9 @@ impl Firewall {
 
     /// A new configuration: if the backend or the pool changed, the old
     /// rules are removed and the new ones put in place.
-    pub fn reconfigure(&self, choice: FirewallBackend, pool: PortPool) {
+    pub fn reconfigure(&self, config: FirewallConfig, pool: PortPool) {
         self.mailbox
-            .post(|pending| pending.config = Some((choice, pool)));
+            .post(|pending| pending.config = Some((config, pool)));
     }
 
     /// Waits (at most `patience`) until every change posted so far has
@@ -266,6 +279,8 @@ struct Worker {
     status: Arc<Mutex<FirewallStatus>>,
     choice: FirewallBackend,
     pool: PortPool,
+    /// How often to check that the rules are still in place.
+    check_interval: std::time::Duration,
     /// Whether a configuration was applied yet.
     configured: bool,
     backend: Backend,
@@ -281,6 +296,7 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
+        let mut last_check = std::time::Instant::now();
         loop {
             let pending = {
                 let mut pending = self.mailbox.pending.lock().expect("firewall mailbox");
@@ -290,12 +306,27 @@ impl Worker {
                     && pending.settled.is_empty()
                     && pending.stop.is_none()
                 {
-                    pending = self.mailbox.wake.wait(pending).expect("firewall mailbox");
+                    let next_check = last_check + self.check_interval;
+                    let wait = next_check.saturating_duration_since(std::time::Instant::now());
+                    if wait.is_zero() {
+                        break;
+                    }
+                    pending = self
+                        .mailbox
+                        .wake
+                        .wait_timeout(pending, wait)
+                        .expect("firewall mailbox")
+                        .0;
                 }
                 std::mem::take(&mut *pending)
             };
-            if let Some((choice, pool)) = pending.config {
-                self.configure(choice, pool);
+            if let Some((config, pool)) = pending.config {
+                self.check_interval = config.check_interval();
+                self.configure(config.backend, pool);
+                last_check = std::time::Instant::now();
+            } else if last_check.elapsed() >= self.check_interval {
+                self.check();
+                last_check = std::time::Instant::now();
             }
             for (request, reply) in pending.requests {
                 match request {
@@ -383,6 +414,28 @@ impl Worker {
             let result = self.backend.remove(pool);
             self.outcome("removing the rules", result);
             self.installed = false;
+        }
+    }
+
+    /// Puts the rules back if they are gone (someone reloaded the
+    /// firewall, say).
+    fn check(&mut self) {
+        if !self.installed {
+            return;
+        }
+        let pool = self.pool;
+        match self.backend.in_place(pool) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    "firewall ({}): the rules are gone; putting them back",
+                    self.backend.name()
+                );
+                self.install();
+            }
+            Err(error) => {
+                let _ = self.outcome("checking the rules", Err(error));
+            }
         }
     }
 

@@ -8,6 +8,7 @@
 //! allowed_users = []            # with allowed_groups: both empty lets everyone in
 //! allowed_groups = []
 //! firewall = "none"             # nftables | ufw | iptables | firewalld | none
+//! launch = "auto"               # auto | direct | systemd: how session workers start
 //! ```
 //!
 //! Every key is optional. Unknown keys and bad values are refused with an
@@ -94,6 +95,35 @@ pub enum FirewallBackend {
     None,
 }
 
+/// How the daemon starts a session's worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LaunchMode {
+    /// `systemd` when the daemon itself runs as a systemd service, else
+    /// `direct`.
+    #[default]
+    Auto,
+    /// As the daemon's own child process, which inherits the daemon's
+    /// service sandbox.
+    Direct,
+    /// As a transient service unit `mosh-session-ID.service` started by
+    /// the service manager, outside the daemon's sandbox; the worker
+    /// receives its descriptors over a root-only handoff socket.
+    Systemd,
+}
+
+impl LaunchMode {
+    /// `Direct` or `Systemd`, deciding `Auto` by `under_systemd`: whether
+    /// the daemon runs as a systemd service.
+    pub fn resolve(self, under_systemd: bool) -> LaunchMode {
+        match self {
+            LaunchMode::Auto if under_systemd => LaunchMode::Systemd,
+            LaunchMode::Auto => LaunchMode::Direct,
+            chosen => chosen,
+        }
+    }
+}
+
 /// The daemon's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -116,6 +146,8 @@ pub struct Config {
     pub allowed_groups: Vec<String>,
     /// The firewall backend.
     pub firewall: FirewallBackend,
+    /// How session workers are started.
+    pub launch: LaunchMode,
 }
 
 fn positive<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
@@ -136,6 +168,7 @@ impl Default for Config {
             allowed_users: Vec::new(),
             allowed_groups: Vec::new(),
             firewall: FirewallBackend::None,
+            launch: LaunchMode::Auto,
         }
     }
 }
@@ -242,7 +275,7 @@ mod tests {
         let config = parse(
             "port_range = \"61000:61004\"\nmax_sessions = 7\nmax_sessions_per_user = 2\n\
              idle_timeout = 3600\nallowed_users = [\"alice\"]\nallowed_groups = [\"mosh\"]\n\
-             firewall = \"nftables\"\n",
+             firewall = \"nftables\"\nlaunch = \"systemd\"\n",
         )
         .unwrap();
         assert_eq!(
@@ -259,6 +292,31 @@ mod tests {
         assert_eq!(config.allowed_users, ["alice"]);
         assert_eq!(config.allowed_groups, ["mosh"]);
         assert_eq!(config.firewall, FirewallBackend::Nftables);
+        assert_eq!(config.launch, LaunchMode::Systemd);
+    }
+
+    #[test]
+    fn launch_modes() {
+        for (text, mode) in [
+            ("", LaunchMode::Auto),
+            ("launch = \"auto\"", LaunchMode::Auto),
+            ("launch = \"direct\"", LaunchMode::Direct),
+            ("launch = \"systemd\"", LaunchMode::Systemd),
+        ] {
+            assert_eq!(parse(text).unwrap().launch, mode, "{text:?}");
+        }
+        for under_systemd in [false, true] {
+            assert_eq!(
+                LaunchMode::Direct.resolve(under_systemd),
+                LaunchMode::Direct
+            );
+            assert_eq!(
+                LaunchMode::Systemd.resolve(under_systemd),
+                LaunchMode::Systemd
+            );
+        }
+        assert_eq!(LaunchMode::Auto.resolve(true), LaunchMode::Systemd);
+        assert_eq!(LaunchMode::Auto.resolve(false), LaunchMode::Direct);
     }
 
     #[test]
@@ -279,6 +337,8 @@ mod tests {
             ("max_sessions_per_user = -1", 1, "max_sessions_per_user"),
             ("idle_timeout = \"long\"", 1, "idle_timeout"),
             ("firewall = \"pf\"", 1, "firewall"),
+            ("\n\nlaunch = \"fork\"", 3, "launch"),
+            ("launch = true", 1, "launch"),
             ("allowed_users = \"bob\"", 1, "allowed_users"),
         ] {
             let error = parse(text).unwrap_err();

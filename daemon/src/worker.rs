@@ -489,6 +489,90 @@ mod tests {
         assert!(text.contains("alice"), "{text}");
     }
 
+    /// Serves one handoff connection on a fresh socket: sends `id` and
+    /// three descriptors (the ends of a pipe and /dev/null).
+    fn handoff_server(id: &'static str) -> (tempdir::Dir, std::thread::JoinHandle<()>) {
+        let dir = tempdir::Dir::new();
+        let listener = std::os::unix::net::UnixListener::bind(dir.path().join("h.sock")).unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let (read, write) = nix::unistd::pipe().unwrap();
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let fds = [read.as_raw_fd(), write.as_raw_fd(), null.as_raw_fd()];
+            nix::sys::socket::sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[io::IoSlice::new(id.as_bytes())],
+                &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+                nix::sys::socket::MsgFlags::empty(),
+                None,
+            )
+            .unwrap();
+        });
+        (dir, server)
+    }
+
+    #[test]
+    fn handoff_brings_three_descriptors_for_the_right_session_from_root() {
+        let (dir, server) = handoff_server("ab12");
+        let received = receive_descriptors(&dir.path().join("h.sock"), "ab12");
+        server.join().unwrap();
+        if nix::unistd::geteuid().is_root() {
+            let [read, write, _null] = received.unwrap();
+            let mut write = std::fs::File::from(write);
+            io::Write::write_all(&mut write, b"x").unwrap();
+            let mut byte = [0u8];
+            std::fs::File::from(read).read_exact(&mut byte).unwrap();
+            assert_eq!(&byte, b"x");
+        } else {
+            let error = received.err().unwrap();
+            assert!(error.contains("not root"), "{error}");
+        }
+    }
+
+    #[test]
+    fn handoff_for_another_session_is_refused() {
+        let (dir, server) = handoff_server("ab12");
+        let received = receive_descriptors(&dir.path().join("h.sock"), "cd34");
+        server.join().unwrap();
+        let error = received.err().unwrap();
+        assert!(
+            error.contains("not cd34") || error.contains("not root"),
+            "{error}"
+        );
+    }
+
+    /// A directory removed on drop.
+    mod tempdir {
+        use std::path::{Path, PathBuf};
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+
+        pub struct Dir(PathBuf);
+
+        impl Dir {
+            pub fn new() -> Self {
+                let path = std::env::temp_dir().join(format!(
+                    "mosh-worker-test-{}x{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::create_dir_all(&path).unwrap();
+                Self(path)
+            }
+
+            pub fn path(&self) -> &Path {
+                &self.0
+            }
+        }
+
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
     #[test]
     fn locale_variables() {
         for name in ["LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE"] {

@@ -4,8 +4,12 @@
 //!
 //! The root file system comes from a `debootstrap` tarball cached at
 //! `target/containers/bookworm.tgz` (made on first use, from
-//! `deb.debian.org`, about a minute; other tests reuse it), unpacked afresh
-//! for every [`Container`] under `target/containers/`. The container shares
+//! `deb.debian.org`, about a minute; other tests reuse it). Unpacking it
+//! (`debootstrap --unpack-tarball`, which also configures the packages)
+//! takes half a minute, so the result is cached too, as the plain tar
+//! `target/containers/bookworm-rootfs.tar`, remade whenever the `.tgz` is
+//! newer; every [`Container`] extracts that afresh (seconds) under
+//! `target/containers/`. The container shares
 //! the host's network, so a client on the host reaches a server inside on
 //! 127.0.0.1. Commands run inside through `nsenter` into the container's
 //! namespaces. Dropping a [`Container`] kills it and removes its files,
@@ -66,12 +70,9 @@ impl Container {
         let root = dir.join("root");
         std::fs::create_dir_all(&root)?;
         let log = std::fs::File::create(dir.join("nspawn.log"));
-        let mut unpack = Command::new("debootstrap");
-        unpack
-            .arg(format!("--unpack-tarball={}", tarball.display()))
-            .arg(SUITE)
-            .arg(&root);
-        let unpacked = checked(unpack.output(), "debootstrap --unpack-tarball");
+        let mut extract = Command::new("tar");
+        extract.arg("-xf").arg(&tarball).arg("-C").arg(&root);
+        let unpacked = checked(extract.output(), "tar -x the root file system");
         let nspawn = match unpacked.and(log) {
             Ok(log) => Command::new("systemd-nspawn")
                 .arg("-D")
@@ -282,9 +283,57 @@ fn containers_dir() -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The cached unpacked root file system as a plain tar, made from the
+/// `debootstrap` tarball first if missing or older than it.
+fn rootfs_tarball() -> io::Result<PathBuf> {
+    let source = debootstrap_tarball()?;
+    let dir = containers_dir()?;
+    let tarball = dir.join(format!("{SUITE}-rootfs.tar"));
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified());
+    if let (Ok(made), Ok(from)) = (modified(&tarball), modified(&source))
+        && made >= from
+    {
+        return Ok(tarball);
+    }
+    let unique = format!(
+        "{}x{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let partial = dir.join(format!("{SUITE}-rootfs.tar.{unique}.partial"));
+    let work = dir.join(format!("unpack-{unique}"));
+    std::fs::create_dir_all(&work)?;
+    let made = checked(
+        Command::new("debootstrap")
+            .arg(format!("--unpack-tarball={}", source.display()))
+            .arg(SUITE)
+            .arg(&work)
+            .output(),
+        "debootstrap --unpack-tarball",
+    )
+    .and_then(|_| {
+        checked(
+            Command::new("tar")
+                .arg("-cf")
+                .arg(&partial)
+                .arg("-C")
+                .arg(&work)
+                .arg(".")
+                .output(),
+            "tar -c the root file system",
+        )
+    });
+    let _ = std::fs::remove_dir_all(&work);
+    let renamed = made.and_then(|_| std::fs::rename(&partial, &tarball));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    renamed.map(|()| tarball)
+}
+
 /// The cached `debootstrap` tarball, made first if missing (written under
 /// a temporary name and renamed, so a half-made one is never used).
-fn rootfs_tarball() -> io::Result<PathBuf> {
+fn debootstrap_tarball() -> io::Result<PathBuf> {
     let dir = containers_dir()?;
     let tarball = dir.join(format!("{SUITE}.tgz"));
     if tarball.is_file() {

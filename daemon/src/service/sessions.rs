@@ -342,11 +342,16 @@ async fn hand_descriptors(
 /// `/proc/PID/cgroup`.
 fn process_in_unit(pid: u32, unit: &str) -> bool {
     pid > 1
-        && std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|text| {
-            text.lines()
-                .filter_map(|line| line.splitn(3, ':').nth(2))
-                .any(|path| path.rsplit('/').next() == Some(unit))
-        })
+        && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|text| cgroups_name_unit(&text, unit))
+}
+
+/// Whether a `/proc/PID/cgroup` text puts the process in `unit`'s own
+/// cgroup (cgroup v2, or the `name=systemd` hierarchy of v1).
+fn cgroups_name_unit(text: &str, unit: &str) -> bool {
+    text.lines()
+        .filter_map(|line| line.splitn(3, ':').nth(2))
+        .any(|path| path.rsplit('/').next() == Some(unit))
 }
 
 /// Asks the service manager to stop `unit`, without waiting for it.
@@ -552,4 +557,33 @@ fn new_id() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 4];
     getrandom::fill(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_names() {
+        assert_eq!(unit_name("0a1b2c3d"), "mosh-session-0a1b2c3d.service");
+    }
+
+    #[test]
+    fn a_process_is_in_a_unit_only_by_its_own_cgroup() {
+        let unit = unit_name("0a1b2c3d");
+        for (text, inside) in [
+            ("0::/mosh.slice/mosh-session-0a1b2c3d.service\n", true),
+            (
+                "12:pids:/\n1:name=systemd:/mosh.slice/mosh-session-0a1b2c3d.service\n0::/\n",
+                true,
+            ),
+            ("0::/system.slice/mosh-daemon.service\n", false),
+            ("0::/mosh.slice/mosh-session-ffffffff.service\n", false),
+            ("0::/mosh-session-0a1b2c3d.service/child\n", false),
+            ("0::/x/mosh-session-0a1b2c3d.service.other\n", false),
+            ("", false),
+        ] {
+            assert_eq!(cgroups_name_unit(text, &unit), inside, "{text:?}");
+        }
+    }
 }

@@ -11,7 +11,10 @@
 //! newer; every [`Container`] extracts that afresh (seconds) under
 //! `target/containers/`. The container shares
 //! the host's network, so a client on the host reaches a server inside on
-//! 127.0.0.1. Commands run inside through `nsenter` into the container's
+//! 127.0.0.1; it keeps `CAP_NET_ADMIN` (which `systemd-nspawn` drops by
+//! default) so that firewall tools work inside, and as the network is the
+//! host's, a test may only read the firewall rules or change a table of
+//! its own. Commands run inside through `nsenter` into the container's
 //! namespaces. Dropping a [`Container`] kills it and removes its files,
 //! whatever state the test left it in.
 //!
@@ -78,6 +81,7 @@ impl Container {
                 .arg("-D")
                 .arg(&root)
                 .args(["--boot", "--keep-unit", "--register=no", "--quiet"])
+                .arg("--capability=CAP_NET_ADMIN")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)

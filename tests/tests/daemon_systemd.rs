@@ -3,8 +3,9 @@
 //! unit's exposure score, a user's session in its own transient unit
 //! `mosh-session-ID.service`, the stock client on the host doing real work
 //! through it, a daemon restart the session survives, `moshctl kill`
-//! taking the unit away, and a worker that never fetches its descriptors
-//! being stopped in time.
+//! taking the unit away, a worker that never fetches its descriptors
+//! being stopped in time, and the daemon's sandbox still letting it drive
+//! nftables.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -72,6 +73,31 @@ fn wait_inside(container: &Container, script: &str, done: impl Fn(&str) -> bool)
 fn type_line(client: &TmuxSession, line: &str) {
     client.send_text(line).unwrap();
     client.send_keys(&["Enter"]).unwrap();
+}
+
+/// A oneshot unit with the daemon unit's sandbox that runs `command`
+/// instead of the daemon.
+fn probe_unit(unit: &str, command: &str) -> String {
+    let mut probe = String::new();
+    for line in unit.lines() {
+        let dropped = [
+            "Type=",
+            "ExecStart=",
+            "ExecReload=",
+            "NotifyAccess=",
+            "WatchdogSec=",
+            "Restart",
+            "RuntimeDirectory",
+        ];
+        if !dropped.iter().any(|prefix| line.starts_with(prefix)) {
+            probe.push_str(line);
+            probe.push('\n');
+        }
+        if line == "[Service]" {
+            probe.push_str(&format!("Type=oneshot\nExecStart={command}\n"));
+        }
+    }
+    probe
 }
 
 /// The `ExecStart=` program of the unit text.
@@ -144,6 +170,25 @@ fn hardened_service_runs_each_session_in_its_own_unit() {
         exposure <= MAX_EXPOSURE,
         "exposure {exposure} is above {MAX_EXPOSURE}:\n{security}"
     );
+
+    // nft only reads here: the container shares the host's network, and so
+    // its nftables ruleset.
+    container
+        .write(
+            "/etc/systemd/system/mosh-sandbox-probe.service",
+            &probe_unit(unit_text, "/usr/sbin/nft list tables"),
+        )
+        .unwrap();
+    container
+        .run_ok("systemctl daemon-reload && systemctl start mosh-sandbox-probe.service")
+        .unwrap_or_else(|e| {
+            let log = container.run("journalctl -u mosh-sandbox-probe --no-pager");
+            panic!(
+                "nft fails in the daemon's sandbox: {e}\n{}",
+                log.map(|o| text(&o.stdout)).unwrap_or_default()
+            )
+        });
+    step(started, "nft runs in the daemon's sandbox");
 
     container
         .run_ok("useradd -m -s /bin/sh alice")

@@ -3,8 +3,9 @@
 //! unit's exposure score, a user's session in its own transient unit
 //! `mosh-session-ID.service`, the stock client on the host doing real work
 //! through it, a daemon restart the session survives, `moshctl kill`
-//! taking the unit away, a worker that never fetches its descriptors
-//! being stopped in time, and the daemon's sandbox still letting it drive
+//! taking the unit away, a root process outside the session's unit turned
+//! away from the handoff socket, a worker that never fetches its
+//! descriptors being stopped in time, and the daemon's sandbox still letting it drive
 //! nftables.
 
 use std::process::Output;
@@ -248,6 +249,24 @@ fn hardened_service_runs_each_session_in_its_own_unit() {
         .unwrap();
     let alice = container.run_ok("id -u alice").unwrap();
     assert_eq!(uid.trim(), alice.trim(), "the worker runs as alice");
+    // None of the daemon's sandbox reaches the session: sudo and su work,
+    // every capability can be had.
+    let status = container
+        .run_ok(&format!("cat /proc/{}/status", session.pid))
+        .unwrap();
+    assert!(status.contains("NoNewPrivs:\t0"), "{status}");
+    let daemon_status = container
+        .run_ok("cat /proc/$(systemctl show -p MainPID --value mosh-daemon)/status")
+        .unwrap();
+    let bounding = |status: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("CapBnd:\t"))
+            .map(str::to_owned)
+            .unwrap()
+    };
+    assert_ne!(bounding(&status), bounding(&daemon_status));
+    assert!(daemon_status.contains("NoNewPrivs:\t1"), "{daemon_status}");
 
     let client = stock::client_in_tmux(session.addr(), &session.key, 80, 24)
         .expect("start stock mosh-client");
@@ -292,17 +311,39 @@ fn hardened_service_runs_each_session_in_its_own_unit() {
         .unwrap();
     assert!(!journal.contains(&key), "the key is in the journal");
 
-    // A worker that never comes for its descriptors: its unit is stopped
-    // and its port freed once the daemon gives up.
+    // A worker that never comes for its descriptors: meanwhile a root
+    // process outside the session's unit that connects to the handoff
+    // socket gets nothing, and once the daemon gives up the unit is stopped
+    // and the port freed.
     container
-        .write(
-            &format!("{BIN}/mosh-daemon-worker"),
-            "#!/bin/sh\nexec sleep 600\n",
-        )
+        .run_ok(&format!(
+            "cp {BIN}/mosh-daemon-worker /root/impostor && \
+             printf '#!/bin/sh\\nexec sleep 600\\n' > {BIN}/mosh-daemon-worker"
+        ))
         .unwrap();
     let before = Instant::now();
-    let output = new_session(&container, "alice");
+    let (output, impostor) = std::thread::scope(|scope| {
+        let session = scope.spawn(|| new_session(&container, "alice"));
+        let handoff = wait_inside(&container, "ls /run/mosh-daemon/sessions", |names| {
+            names.contains(".handoff")
+        });
+        let name = handoff
+            .split_whitespace()
+            .find(|name| name.ends_with(".handoff"))
+            .unwrap()
+            .to_owned();
+        let id = name.trim_end_matches(".handoff");
+        let impostor = container
+            .run(&format!(
+                "timeout 15 /root/impostor --handoff /run/mosh-daemon/sessions/{name} {id}"
+            ))
+            .unwrap();
+        (session.join().unwrap(), impostor)
+    });
     let waited = before.elapsed();
+    assert!(!impostor.status.success(), "{}", text(&impostor.stdout));
+    let complaint = text(&impostor.stderr);
+    assert!(complaint.contains("handoff from"), "{complaint}");
     assert!(!output.status.success(), "{}", text(&output.stdout));
     let stderr = text(&output.stderr);
     assert!(
@@ -310,6 +351,13 @@ fn hardened_service_runs_each_session_in_its_own_unit() {
         "{stderr}"
     );
     assert!(waited < QUICK, "gave up after {waited:?}");
+    let journal = container
+        .run_ok("journalctl --no-pager -u mosh-daemon")
+        .unwrap();
+    assert!(
+        journal.contains("turned away a handoff connection"),
+        "{journal}"
+    );
     wait_inside(
         &container,
         "systemctl list-units --all --plain --no-legend 'mosh-session-*'; pgrep -x sleep || true",
@@ -319,6 +367,6 @@ fn hardened_service_runs_each_session_in_its_own_unit() {
     assert!(list.contains("(no sessions)"), "{list}");
     step(
         started,
-        "a worker that never fetched its descriptors was stopped",
+        "an impostor got nothing; a worker that never fetched its descriptors was stopped",
     );
 }

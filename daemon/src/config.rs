@@ -7,6 +7,7 @@
 //! idle_timeout = 0              # seconds a session may go without its client; 0 = forever
 //! allowed_users = []            # with allowed_groups: both empty lets everyone in
 //! allowed_groups = []
+//! launch = "auto"               # auto | direct | systemd: how session workers start
 //!
 //! [firewall]
 //! backend = "auto"              # auto | nftables | ufw | iptables | firewalld | none
@@ -133,6 +134,35 @@ impl Default for FirewallConfig {
     }
 }
 
+/// How the daemon starts a session's worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LaunchMode {
+    /// `systemd` when the daemon itself runs as a systemd service, else
+    /// `direct`.
+    #[default]
+    Auto,
+    /// As the daemon's own child process, which inherits the daemon's
+    /// service sandbox.
+    Direct,
+    /// As a transient service unit `mosh-session-ID.service` started by
+    /// the service manager, outside the daemon's sandbox; the worker
+    /// receives its descriptors over a root-only handoff socket.
+    Systemd,
+}
+
+impl LaunchMode {
+    /// `Direct` or `Systemd`, deciding `Auto` by `under_systemd`: whether
+    /// the daemon runs as a systemd service.
+    pub fn resolve(self, under_systemd: bool) -> LaunchMode {
+        match self {
+            LaunchMode::Auto if under_systemd => LaunchMode::Systemd,
+            LaunchMode::Auto => LaunchMode::Direct,
+            chosen => chosen,
+        }
+    }
+}
+
 impl FirewallConfig {
     /// The check interval.
     pub fn check_interval(&self) -> Duration {
@@ -164,6 +194,8 @@ pub struct Config {
     pub allowed_users: Vec<String>,
     /// Groups whose members may start sessions.
     pub allowed_groups: Vec<String>,
+    /// How session workers are started.
+    pub launch: LaunchMode,
     /// The firewall settings.
     pub firewall: FirewallConfig,
 }
@@ -185,6 +217,7 @@ impl Default for Config {
             idle_timeout: 0,
             allowed_users: Vec::new(),
             allowed_groups: Vec::new(),
+            launch: LaunchMode::Auto,
             firewall: FirewallConfig::default(),
         }
     }
@@ -292,7 +325,7 @@ mod tests {
         let config = parse(
             "port_range = \"61000:61004\"\nmax_sessions = 7\nmax_sessions_per_user = 2\n\
              idle_timeout = 3600\nallowed_users = [\"alice\"]\nallowed_groups = [\"mosh\"]\n\
-             [firewall]\nbackend = \"nftables\"\ncheck_interval = 5\n",
+             launch = \"systemd\"\n[firewall]\nbackend = \"nftables\"\ncheck_interval = 5\n",
         )
         .unwrap();
         assert_eq!(
@@ -310,6 +343,31 @@ mod tests {
         assert_eq!(config.allowed_groups, ["mosh"]);
         assert_eq!(config.firewall.backend, FirewallBackend::Nftables);
         assert_eq!(config.firewall.check_interval(), Duration::from_secs(5));
+        assert_eq!(config.launch, LaunchMode::Systemd);
+    }
+
+    #[test]
+    fn launch_modes() {
+        for (text, mode) in [
+            ("", LaunchMode::Auto),
+            ("launch = \"auto\"", LaunchMode::Auto),
+            ("launch = \"direct\"", LaunchMode::Direct),
+            ("launch = \"systemd\"", LaunchMode::Systemd),
+        ] {
+            assert_eq!(parse(text).unwrap().launch, mode, "{text:?}");
+        }
+        for under_systemd in [false, true] {
+            assert_eq!(
+                LaunchMode::Direct.resolve(under_systemd),
+                LaunchMode::Direct
+            );
+            assert_eq!(
+                LaunchMode::Systemd.resolve(under_systemd),
+                LaunchMode::Systemd
+            );
+        }
+        assert_eq!(LaunchMode::Auto.resolve(true), LaunchMode::Systemd);
+        assert_eq!(LaunchMode::Auto.resolve(false), LaunchMode::Direct);
     }
 
     #[test]
@@ -333,6 +391,8 @@ mod tests {
             ("[firewall]\nbackedn = \"ufw\"", 2, "backedn"),
             ("[firewall]\ncheck_interval = 0", 2, "check_interval"),
             ("firewall = \"nftables\"", 1, "firewall"),
+            ("\n\nlaunch = \"fork\"", 3, "launch"),
+            ("launch = true", 1, "launch"),
             ("allowed_users = \"bob\"", 1, "allowed_users"),
         ] {
             let error = parse(text).unwrap_err();

@@ -9,6 +9,8 @@
 //! * `sessions/ID.sock`: one registration socket per worker (root only).
 //!   The daemon keeps a connection to each and learns the session's state
 //!   from it; a restarted daemon finds its sessions there again.
+//! * `sessions/ID.handoff`: while a session unit starts (systemd launch
+//!   mode), where its worker fetches its descriptors (root only).
 
 mod registry;
 mod requests;

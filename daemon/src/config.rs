@@ -7,9 +7,11 @@
 //! idle_timeout = 0              # seconds a session may go without its client; 0 = forever
 //! allowed_users = []            # with allowed_groups: both empty lets everyone in
 //! allowed_groups = []
+//! launch = "auto"               # auto | direct | systemd: how session workers start
 //!
 //! [firewall]
 //! backend = "auto"              # auto | nftables | ufw | iptables | firewalld | none
+//! check_interval = 60           # seconds between checks that the rules are in place
 //! ```
 //!
 //! Every key is optional. Unknown keys and bad values are refused with an
@@ -112,11 +114,64 @@ impl fmt::Display for FirewallBackend {
 }
 
 /// The `[firewall]` table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FirewallConfig {
     /// The backend.
     pub backend: FirewallBackend,
+    /// Seconds between checks that the rules are still in place (someone
+    /// may reload the firewall); missing rules are put back.
+    #[serde(deserialize_with = "positive_u64")]
+    pub check_interval: u64,
+}
+
+impl Default for FirewallConfig {
+    fn default() -> Self {
+        Self {
+            backend: FirewallBackend::Auto,
+            check_interval: 60,
+        }
+    }
+}
+
+/// How the daemon starts a session's worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LaunchMode {
+    /// `systemd` when the daemon itself runs as a systemd service, else
+    /// `direct`.
+    #[default]
+    Auto,
+    /// As the daemon's own child process, which inherits the daemon's
+    /// service sandbox.
+    Direct,
+    /// As a transient service unit `mosh-session-ID.service` started by
+    /// the service manager, outside the daemon's sandbox; the worker
+    /// receives its descriptors over a root-only handoff socket.
+    Systemd,
+}
+
+impl LaunchMode {
+    /// `Direct` or `Systemd`, deciding `Auto` by `under_systemd`: whether
+    /// the daemon runs as a systemd service.
+    pub fn resolve(self, under_systemd: bool) -> LaunchMode {
+        match self {
+            LaunchMode::Auto if under_systemd => LaunchMode::Systemd,
+            LaunchMode::Auto => LaunchMode::Direct,
+            chosen => chosen,
+        }
+    }
+}
+
+impl FirewallConfig {
+    /// The check interval.
+    pub fn check_interval(&self) -> Duration {
+        Duration::from_secs(self.check_interval)
+    }
+}
+
+fn positive_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    positive(deserializer).map(|n| n as u64)
 }
 
 /// The daemon's settings.
@@ -139,6 +194,8 @@ pub struct Config {
     pub allowed_users: Vec<String>,
     /// Groups whose members may start sessions.
     pub allowed_groups: Vec<String>,
+    /// How session workers are started.
+    pub launch: LaunchMode,
     /// The firewall settings.
     pub firewall: FirewallConfig,
 }
@@ -160,6 +217,7 @@ impl Default for Config {
             idle_timeout: 0,
             allowed_users: Vec::new(),
             allowed_groups: Vec::new(),
+            launch: LaunchMode::Auto,
             firewall: FirewallConfig::default(),
         }
     }
@@ -267,7 +325,7 @@ mod tests {
         let config = parse(
             "port_range = \"61000:61004\"\nmax_sessions = 7\nmax_sessions_per_user = 2\n\
              idle_timeout = 3600\nallowed_users = [\"alice\"]\nallowed_groups = [\"mosh\"]\n\
-             [firewall]\nbackend = \"nftables\"\n",
+             launch = \"systemd\"\n[firewall]\nbackend = \"nftables\"\ncheck_interval = 5\n",
         )
         .unwrap();
         assert_eq!(
@@ -284,6 +342,32 @@ mod tests {
         assert_eq!(config.allowed_users, ["alice"]);
         assert_eq!(config.allowed_groups, ["mosh"]);
         assert_eq!(config.firewall.backend, FirewallBackend::Nftables);
+        assert_eq!(config.firewall.check_interval(), Duration::from_secs(5));
+        assert_eq!(config.launch, LaunchMode::Systemd);
+    }
+
+    #[test]
+    fn launch_modes() {
+        for (text, mode) in [
+            ("", LaunchMode::Auto),
+            ("launch = \"auto\"", LaunchMode::Auto),
+            ("launch = \"direct\"", LaunchMode::Direct),
+            ("launch = \"systemd\"", LaunchMode::Systemd),
+        ] {
+            assert_eq!(parse(text).unwrap().launch, mode, "{text:?}");
+        }
+        for under_systemd in [false, true] {
+            assert_eq!(
+                LaunchMode::Direct.resolve(under_systemd),
+                LaunchMode::Direct
+            );
+            assert_eq!(
+                LaunchMode::Systemd.resolve(under_systemd),
+                LaunchMode::Systemd
+            );
+        }
+        assert_eq!(LaunchMode::Auto.resolve(true), LaunchMode::Systemd);
+        assert_eq!(LaunchMode::Auto.resolve(false), LaunchMode::Direct);
     }
 
     #[test]
@@ -305,7 +389,10 @@ mod tests {
             ("idle_timeout = \"long\"", 1, "idle_timeout"),
             ("[firewall]\nbackend = \"pf\"", 2, "backend"),
             ("[firewall]\nbackedn = \"ufw\"", 2, "backedn"),
+            ("[firewall]\ncheck_interval = 0", 2, "check_interval"),
             ("firewall = \"nftables\"", 1, "firewall"),
+            ("\n\nlaunch = \"fork\"", 3, "launch"),
+            ("launch = true", 1, "launch"),
             ("allowed_users = \"bob\"", 1, "allowed_users"),
         ] {
             let error = parse(text).unwrap_err();

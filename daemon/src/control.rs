@@ -162,6 +162,9 @@ pub struct DaemonStatus {
     pub ports_total: usize,
     /// The pool, `LOW:HIGH`.
     pub port_range: String,
+    /// The firewall backend and its state, e.g. `nftables (open)`.
+    #[serde(default)]
+    pub firewall: String,
 }
 
 /// `moshctl firewall status`: what the daemon's firewall rules open.

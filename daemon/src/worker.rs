@@ -14,9 +14,10 @@
 //! whenever the session's state changes.
 
 use std::ffi::CString;
-use std::io::{self, Read};
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::io::{self, IoSliceMut, Read};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mosh_proto::Base64Key;
@@ -36,6 +37,13 @@ pub const UDP_FD: i32 = 3;
 pub const REGISTRATION_FD: i32 = 4;
 /// The read end of the pipe carrying the [`WorkerSetup`].
 pub const SETUP_FD: i32 = 5;
+
+/// Lowest descriptor used to park descriptors while moving them into place.
+const PARKING_FD: i32 = 10;
+/// How long a worker started by systemd waits for its descriptors.
+const HANDOFF_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest session id carried by a handoff message.
+const MAX_HANDOFF_ID: usize = 64;
 
 /// Largest setup message read from the pipe.
 const MAX_SETUP: u64 = 256 * 1024;
@@ -112,6 +120,14 @@ pub enum WorkerError {
         /// What failed.
         reason: String,
     },
+    /// Receiving the descriptors from the daemon's handoff socket failed.
+    #[error("handoff from {path}: {reason}")]
+    Handoff {
+        /// The handoff socket.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
     /// The runtime or a socket failed.
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -159,6 +175,100 @@ pub fn run() -> Result<(), WorkerError> {
         .enable_all()
         .build()?;
     runtime.block_on(serve(setup, key))
+}
+
+/// Runs a worker started by the service manager: receives the session's
+/// descriptors for session `id` from the daemon's handoff socket at `path`,
+/// puts them at [`UDP_FD`], [`REGISTRATION_FD`] and [`SETUP_FD`], then goes
+/// on as [`run`]. Must be called before any other thread exists.
+pub fn run_from_handoff(path: &Path, id: &str) -> Result<(), WorkerError> {
+    let fail = |reason: String| WorkerError::Handoff {
+        path: path.to_owned(),
+        reason,
+    };
+    let received = receive_descriptors(path, id).map_err(fail)?;
+    place_descriptors(received.map(IntoRawFd::into_raw_fd))?;
+    // The received descriptors that were not overwritten, and the parked
+    // copies, are above SETUP_FD: `run` closes them first thing.
+    run()
+}
+
+/// Connects to the handoff socket, checks that root owns the other end, and
+/// receives exactly three descriptors and the session id `id`.
+fn receive_descriptors(path: &Path, id: &str) -> Result<[OwnedFd; 3], String> {
+    let stream = StdUnixStream::connect(path).map_err(|e| format!("connecting: {e}"))?;
+    stream
+        .set_read_timeout(Some(HANDOFF_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let peer = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(|e| format!("SO_PEERCRED: {e}"))?;
+    if peer.uid() != 0 {
+        return Err(format!(
+            "the other end runs as uid {}, not root",
+            peer.uid()
+        ));
+    }
+    let mut body = [0u8; MAX_HANDOFF_ID];
+    let mut space = nix::cmsg_space!([RawFd; 3]);
+    let mut iov = [IoSliceMut::new(&mut body)];
+    let message = nix::sys::socket::recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("receiving: {e}"))?;
+    let mut received = Vec::new();
+    for control in message.cmsgs().map_err(|e| e.to_string())? {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = control {
+            // SAFETY: the kernel just installed these descriptors in this
+            // process for this message; nothing else owns them.
+            received.extend(
+                fds.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    let truncated = message
+        .flags
+        .intersects(nix::sys::socket::MsgFlags::MSG_CTRUNC | nix::sys::socket::MsgFlags::MSG_TRUNC);
+    let length = message.bytes;
+    if truncated {
+        return Err("the message was truncated".into());
+    }
+    if &body[..length] != id.as_bytes() {
+        return Err(format!(
+            "it is for session {:?}, not {id}",
+            String::from_utf8_lossy(&body[..length])
+        ));
+    }
+    let count = received.len();
+    <[OwnedFd; 3]>::try_from(received).map_err(|_| format!("{count} descriptors instead of 3"))
+}
+
+/// Moves `sources` to [`UDP_FD`], [`REGISTRATION_FD`] and [`SETUP_FD`]
+/// (first out of the way, to descriptors at or above 10, so that no source
+/// is overwritten before it is moved), leaving them open across exec. The
+/// parked copies are close-on-exec and stay open otherwise. Only
+/// async-signal-safe calls: fit for a forked child before exec.
+pub fn place_descriptors(sources: [RawFd; 3]) -> io::Result<()> {
+    let mut parked = [0; 3];
+    for (slot, source) in parked.iter_mut().zip(sources) {
+        // SAFETY: F_DUPFD_CLOEXEC on a descriptor number returns a new one
+        // at or above PARKING_FD or fails; no memory is involved.
+        *slot = unsafe { libc::fcntl(source, libc::F_DUPFD_CLOEXEC, PARKING_FD) };
+        if *slot < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    for (source, target) in parked.into_iter().zip([UDP_FD, REGISTRATION_FD, SETUP_FD]) {
+        // SAFETY: dup2 between valid descriptors; the new descriptor has no
+        // close-on-exec flag, so an exec'd worker inherits it.
+        if unsafe { libc::dup2(source, target) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Sets the name `ps` and `/proc/PID/comm` show.
@@ -377,6 +487,90 @@ mod tests {
         let text = format!("{setup:?}");
         assert!(!text.contains("SpQ+"), "{text}");
         assert!(text.contains("alice"), "{text}");
+    }
+
+    /// Serves one handoff connection on a fresh socket: sends `id` and
+    /// three descriptors (the ends of a pipe and /dev/null).
+    fn handoff_server(id: &'static str) -> (tempdir::Dir, std::thread::JoinHandle<()>) {
+        let dir = tempdir::Dir::new();
+        let listener = std::os::unix::net::UnixListener::bind(dir.path().join("h.sock")).unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let (read, write) = nix::unistd::pipe().unwrap();
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let fds = [read.as_raw_fd(), write.as_raw_fd(), null.as_raw_fd()];
+            nix::sys::socket::sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[io::IoSlice::new(id.as_bytes())],
+                &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+                nix::sys::socket::MsgFlags::empty(),
+                None,
+            )
+            .unwrap();
+        });
+        (dir, server)
+    }
+
+    #[test]
+    fn handoff_brings_three_descriptors_for_the_right_session_from_root() {
+        let (dir, server) = handoff_server("ab12");
+        let received = receive_descriptors(&dir.path().join("h.sock"), "ab12");
+        server.join().unwrap();
+        if nix::unistd::geteuid().is_root() {
+            let [read, write, _null] = received.unwrap();
+            let mut write = std::fs::File::from(write);
+            io::Write::write_all(&mut write, b"x").unwrap();
+            let mut byte = [0u8];
+            std::fs::File::from(read).read_exact(&mut byte).unwrap();
+            assert_eq!(&byte, b"x");
+        } else {
+            let error = received.err().unwrap();
+            assert!(error.contains("not root"), "{error}");
+        }
+    }
+
+    #[test]
+    fn handoff_for_another_session_is_refused() {
+        let (dir, server) = handoff_server("ab12");
+        let received = receive_descriptors(&dir.path().join("h.sock"), "cd34");
+        server.join().unwrap();
+        let error = received.err().unwrap();
+        assert!(
+            error.contains("not cd34") || error.contains("not root"),
+            "{error}"
+        );
+    }
+
+    /// A directory removed on drop.
+    mod tempdir {
+        use std::path::{Path, PathBuf};
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+
+        pub struct Dir(PathBuf);
+
+        impl Dir {
+            pub fn new() -> Self {
+                let path = std::env::temp_dir().join(format!(
+                    "mosh-worker-test-{}x{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::create_dir_all(&path).unwrap();
+                Self(path)
+            }
+
+            pub fn path(&self) -> &Path {
+                &self.0
+            }
+        }
+
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
     }
 
     #[test]

@@ -151,7 +151,9 @@ pub struct TestDaemon {
     notify: UnixDatagram,
     ports: (u16, u16),
     env: Vec<(String, String)>,
-    netns: Option<String>,
+    /// A command (and its arguments) the daemon is run under, such as
+    /// `ip netns exec NAME`.
+    wrapper: Vec<String>,
 }
 
 /// The configuration's `[firewall]` table unless `extra_config` has one:
@@ -171,7 +173,7 @@ impl TestDaemon {
         extra_config: &str,
         env: &[(&str, &str)],
     ) -> io::Result<Self> {
-        Self::start_full(ports, extra_config, env, None)
+        Self::start_full(ports, extra_config, env, &[])
     }
 
     /// [`TestDaemon::start_with_env`] inside network namespace `netns`
@@ -183,14 +185,26 @@ impl TestDaemon {
         extra_config: &str,
         env: &[(&str, &str)],
     ) -> io::Result<Self> {
-        Self::start_full(ports, extra_config, env, Some(netns))
+        Self::start_wrapped(&["ip", "netns", "exec", netns], ports, extra_config, env)
+    }
+
+    /// [`TestDaemon::start_with_env`] run under `wrapper` (a program and
+    /// its arguments that ends by running the daemon's command line, such
+    /// as `nsenter -t PID -m -n`).
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        ports: (u16, u16),
+        extra_config: &str,
+        env: &[(&str, &str)],
+    ) -> io::Result<Self> {
+        Self::start_full(ports, extra_config, env, wrapper)
     }
 
     fn start_full(
         ports: (u16, u16),
         extra_config: &str,
         env: &[(&str, &str)],
-        netns: Option<&str>,
+        wrapper: &[&str],
     ) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(unique("mosh-e2e-daemon-"));
         std::fs::create_dir_all(&dir)?;
@@ -217,7 +231,7 @@ impl TestDaemon {
                 .iter()
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
-            netns: netns.map(str::to_owned),
+            wrapper: wrapper.iter().map(|word| word.to_string()).collect(),
         };
         daemon.launch()?;
         let ready = daemon.wait_notification("READY=1", START_TIMEOUT)?;
@@ -236,10 +250,10 @@ impl TestDaemon {
             .append(true)
             .open(self.dir.join("daemon.log"))?;
         let program = our_program("mosh-daemon")?;
-        let mut command = match &self.netns {
-            Some(netns) => {
-                let mut command = Command::new("ip");
-                command.args(["netns", "exec", netns]).arg(program);
+        let mut command = match self.wrapper.split_first() {
+            Some((wrapper, args)) => {
+                let mut command = Command::new(wrapper);
+                command.args(args).arg(program);
                 command
             }
             None => Command::new(program),

@@ -1,6 +1,8 @@
 //! Test harness shared by the end-to-end tests: finding and running stock
 //! mosh, tmux sessions, the UDP impairment proxy, and small protocol helpers.
 //!
+//! * [`container`]: a Debian system booted with `systemd-nspawn`, for
+//!   tests that need systemd as PID 1.
 //! * [`daemon`]: a foreground `mosh-daemon` in a private directory, and
 //!   throw-away users to run `mosh-server new` and `moshctl` as.
 //! * [`impair`]: a UDP relay that delays, drops, duplicates, blacks out
@@ -18,6 +20,7 @@
 //! * [`process`]: detached processes, awaited and ended by pid.
 //! * [`states`]: small `mosh_proto::State` implementations for tests.
 
+pub mod container;
 pub mod daemon;
 pub mod impair;
 pub mod measure;

@@ -33,6 +33,9 @@ pub enum PortProbe {
     /// The kernel said no one listens (ICMP port unreachable): the
     /// firewall let the datagram through.
     Refused,
+    /// The firewall refused the datagram with another ICMP error (such as
+    /// firewalld's host-prohibited).
+    Rejected,
 }
 
 /// A server and a client namespace, joined.
@@ -148,6 +151,16 @@ impl NetPair {
                 Err(error)
                     if matches!(
                         error.kind(),
+                        io::ErrorKind::HostUnreachable
+                            | io::ErrorKind::NetworkUnreachable
+                            | io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    return Ok(PortProbe::Rejected);
+                }
+                Err(error)
+                    if matches!(
+                        error.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) => {}
                 Err(error) => return Err(error),
@@ -174,6 +187,102 @@ impl NetPair {
                 transport.last_heard().map(drop)
             })
             .is_ok()
+    }
+}
+
+/// A firewalld with its own D-Bus system bus, in a private mount namespace
+/// inside a network namespace: `/run/dbus` and `/run/firewalld` are fresh
+/// tmpfs mounts there, so nothing of the host's is used or changed.
+/// Programs join it with [`Firewalld::wrapper`]; dropping it stops both
+/// daemons.
+#[derive(Debug)]
+pub struct Firewalld {
+    firewalld: std::process::Child,
+    bus_pid_file: PathBuf,
+}
+
+impl Firewalld {
+    /// Starts the bus and firewalld in `netns` and waits until firewalld
+    /// says it runs.
+    pub fn start(netns: &str) -> io::Result<Self> {
+        let bus_pid_file = std::env::temp_dir().join(format!("{netns}.dbus.pid"));
+        let script = format!(
+            "set -e; mount -t tmpfs tmpfs /run/dbus; mkdir -p /run/firewalld; \
+             mount -t tmpfs tmpfs /run/firewalld; \
+             dbus-daemon --system --nofork --nopidfile </dev/null >/dev/null 2>&1 & \
+             echo $! > {}; exec firewalld --nofork --nopid",
+            bus_pid_file.display()
+        );
+        let log =
+            std::fs::File::create(std::env::temp_dir().join(format!("{netns}.firewalld.log")))?;
+        let firewalld = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                netns,
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+            ])
+            .args(["sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let running = Self {
+            firewalld,
+            bus_pid_file,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = running.command("firewall-cmd", &["--state"])?;
+            if String::from_utf8_lossy(&state.stdout).trim() == "running" {
+                return Ok(running);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "firewalld did not start: {}",
+                    String::from_utf8_lossy(&state.stderr)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The command prefix that runs a program in firewalld's namespaces.
+    pub fn wrapper(&self) -> Vec<String> {
+        [
+            "nsenter",
+            "-t",
+            &self.firewalld.id().to_string(),
+            "-m",
+            "-n",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    /// Runs `program ARGS...` in firewalld's namespaces.
+    pub fn command(&self, program: &str, args: &[&str]) -> io::Result<Output> {
+        let wrapper = self.wrapper();
+        Command::new(&wrapper[0])
+            .args(&wrapper[1..])
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+    }
+}
+
+impl Drop for Firewalld {
+    fn drop(&mut self) {
+        let _ = self.firewalld.kill();
+        let _ = self.firewalld.wait();
+        if let Ok(pid) = std::fs::read_to_string(&self.bus_pid_file) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+        let _ = std::fs::remove_file(&self.bus_pid_file);
     }
 }
 

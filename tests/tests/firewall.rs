@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser};
-use mosh_e2e::netns::{NetPair, PortProbe, SERVER_IP};
+use mosh_e2e::netns::{Firewalld, NetPair, PortProbe, SERVER_IP};
 use mosh_e2e::tmux::TmuxSession;
 use mosh_e2e::{UTF8_LOCALE, require_program, stock};
 
@@ -95,6 +95,20 @@ fn nft_json(netns: &str) -> String {
     NetPair::run(netns, "nft", &["-j", "list", "ruleset"]).expect("nft list ruleset")
 }
 
+/// The ports in the daemon's own nftables set.
+fn daemon_set(netns: &str) -> Vec<u64> {
+    let listing: serde_json::Value = serde_json::from_str(&nft_json(netns)).unwrap();
+    listing["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|object| object.get("set"))
+        .find(|set| set["table"] == "mosh_daemon" && set["name"] == "ports")
+        .and_then(|set| set["elem"].as_array())
+        .map(|ports| ports.iter().filter_map(|p| p.as_u64()).collect())
+        .unwrap_or_default()
+}
+
 fn stop(daemon: &mut TestDaemon) {
     assert_eq!(
         daemon.stop_with("TERM"),
@@ -121,14 +135,12 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
     )
     .unwrap();
     NetPair::run(&pair.server, "nft", &["-f", ruleset.to_str().unwrap()]).unwrap();
-    let _ = std::fs::remove_file(&ruleset);
-    let before = nft_json(&pair.server);
     assert_eq!(pair.probe_port(POOL.0).unwrap(), PortProbe::Silent);
 
     let mut daemon = TestDaemon::start_in_netns(
         &pair.server,
         POOL,
-        "[firewall]\nbackend = \"nftables\"",
+        "[firewall]\nbackend = \"nftables\"\ncheck_interval = 1",
         &[],
     )
     .unwrap();
@@ -145,9 +157,13 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
 
     let session = daemon.new_session(As::Root, &SESSION);
     let port = session.port;
-    wait_status(&daemon, "opened the session's port", |s| {
-        open_ports(s) == [u64::from(port)]
-    });
+    assert_eq!(
+        open_ports(&firewall_status(&daemon)),
+        [u64::from(port)],
+        "the port is open by the time mosh-server new prints it"
+    );
+    let status = daemon.moshctl(As::Root, &["status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("firewall: nftables (open)"));
     assert!(pair.session_answers(port, &session.key, PATIENCE));
     for other in (POOL.0..=POOL.1).filter(|&p| p != port) {
         assert_eq!(
@@ -156,6 +172,32 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
             "port {other} (no session) is open"
         );
     }
+
+    // An administrator reloads the firewall: the daemon's rules are gone
+    // until its next check puts them back.
+    // (The daemon is paused meanwhile, to take the reloaded ruleset, whose
+    // handles are new, as the one to restore at stop.)
+    daemon.signal("STOP");
+    NetPair::run(&pair.server, "nft", &["flush", "ruleset"]).unwrap();
+    NetPair::run(&pair.server, "nft", &["-f", ruleset.to_str().unwrap()]).unwrap();
+    let _ = std::fs::remove_file(&ruleset);
+    let before = nft_json(&pair.server);
+    assert!(!before.contains("mosh"));
+    daemon.signal("CONT");
+    let deadline = Instant::now() + PATIENCE;
+    while daemon_set(&pair.server) != [u64::from(port)] {
+        assert!(
+            Instant::now() < deadline,
+            "the rules never came back:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        daemon
+            .log()
+            .contains("the rules are gone; putting them back")
+    );
 
     // A session answers only its first client until another client has
     // sent more datagrams, so each check below that expects an answer
@@ -295,8 +337,26 @@ fn ufw_opens_the_pool_while_the_daemon_runs() {
 }
 
 #[test]
-fn iptables_opens_the_pool_past_a_drop_policy() {
-    require_tools(&["ip", "iptables", "ip6tables", "tmux", "mosh-client"]);
+fn iptables_nft_opens_the_pool_past_a_drop_policy() {
+    iptables_opens_the_pool_past_a_drop_policy("iptables-nft", "iptables");
+}
+
+#[test]
+fn iptables_legacy_opens_the_pool_past_a_drop_policy() {
+    iptables_opens_the_pool_past_a_drop_policy("iptables-legacy", "iptables-legacy");
+}
+
+/// Sets a drop policy with `program` (one variant of iptables) and checks
+/// that the daemon finds it and opens the pool in that variant.
+fn iptables_opens_the_pool_past_a_drop_policy(program: &str, backend: &str) {
+    require_tools(&[
+        "ip",
+        "iptables",
+        "ip6tables",
+        program,
+        "tmux",
+        "mosh-client",
+    ]);
     let pair = NetPair::new().unwrap();
     for rule in [
         &["-A", "INPUT", "-i", "lo", "-j", "ACCEPT"][..],
@@ -312,16 +372,16 @@ fn iptables_opens_the_pool_past_a_drop_policy() {
         ],
         &["-P", "INPUT", "DROP"],
     ] {
-        NetPair::run(&pair.server, "iptables", rule).unwrap();
+        NetPair::run(&pair.server, program, rule).unwrap();
     }
-    let rules = || NetPair::run(&pair.server, "iptables", &["-S"]).unwrap();
+    let rules = || NetPair::run(&pair.server, program, &["-S"]).unwrap();
     let before = rules();
     assert_eq!(pair.probe_port(POOL.0).unwrap(), PortProbe::Silent);
 
     let mut daemon =
         TestDaemon::start_in_netns(&pair.server, POOL, "[firewall]\nbackend = \"auto\"", &[])
             .unwrap();
-    range_backend_reaches(&pair, &daemon, "iptables");
+    range_backend_reaches(&pair, &daemon, backend);
     for restart in 1..=3 {
         daemon.restart(|| {}).unwrap();
         wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {
@@ -337,6 +397,47 @@ fn iptables_opens_the_pool_past_a_drop_policy() {
 }
 
 #[test]
+fn firewalld_opens_the_pool_in_the_default_zone() {
+    require_tools(&[
+        "ip",
+        "unshare",
+        "nsenter",
+        "dbus-daemon",
+        "firewalld",
+        "firewall-cmd",
+        "tmux",
+        "mosh-client",
+    ]);
+    let pair = NetPair::new().unwrap();
+    let firewalld = Firewalld::start(&pair.server).unwrap();
+    let ports = || {
+        let output = firewalld
+            .command("firewall-cmd", &["--list-ports"])
+            .unwrap();
+        assert!(output.status.success(), "firewall-cmd --list-ports");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    assert_eq!(ports(), "");
+    assert_eq!(pair.probe_port(POOL.0).unwrap(), PortProbe::Rejected);
+
+    let wrapper = firewalld.wrapper();
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let mut daemon =
+        TestDaemon::start_wrapped(&wrapper, POOL, "[firewall]\nbackend = \"auto\"", &[]).unwrap();
+    range_backend_reaches(&pair, &daemon, "firewalld");
+    for restart in 1..=3 {
+        daemon.restart(|| {}).unwrap();
+        wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {
+            s["state"] == "open"
+        });
+    }
+    assert_eq!(ports(), format!("{}-{}/udp", POOL.0, POOL.1));
+    stop(&mut daemon);
+    assert_eq!(ports(), "");
+    assert_eq!(pair.probe_port(POOL.1).unwrap(), PortProbe::Rejected);
+}
+
+#[test]
 fn a_missing_backend_is_reported_and_sessions_still_start() {
     require_tools(&["ip"]);
     let pair = NetPair::new().unwrap();
@@ -349,7 +450,7 @@ fn a_missing_backend_is_reported_and_sessions_still_start() {
         (
             "firewalld",
             None,
-            "`firewall-cmd --state`: firewall-cmd is not installed",
+            "`firewall-cmd --state`: firewalld is not running",
         ),
     ] {
         let config = format!("[firewall]\nbackend = \"{backend}\"");

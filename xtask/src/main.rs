@@ -208,7 +208,7 @@ mod tests {
         let keys = struct_fields::<mosh_daemon::config::Config>();
         assert!(keys.len() >= 7, "{keys:?}");
         let table_keys = struct_fields::<mosh_daemon::config::FirewallConfig>();
-        assert_eq!(table_keys, ["backend"]);
+        assert_eq!(table_keys, ["backend", "check_interval"]);
         for key in keys.into_iter().chain(table_keys) {
             assert!(
                 CONFIG_PAGE.contains(&format!(".B {key}\n"))

@@ -1,13 +1,33 @@
 //! `mosh-daemon-worker`: one session's process, started by `mosh-daemon`
-//! with its sockets and setup pipe as descriptors 3 to 5 (see
-//! `mosh_daemon::worker`). A program of its own, not a mode of the daemon,
+//! with its sockets and setup pipe as descriptors 3 to 5, or by the service
+//! manager as `mosh-daemon-worker --handoff PATH ID`, receiving them from
+//! the daemon over the root-only socket PATH (see `mosh_daemon::worker`). A program of its own, not a mode of the daemon,
 //! so that each session maps only the code a session needs.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
+/// sysexits.h `EX_USAGE`.
+const EX_USAGE: u8 = 64;
+
 fn main() -> ExitCode {
-    match mosh_daemon::worker::run() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.as_slice() {
+        [] => mosh_daemon::worker::run(),
+        [flag, path, id] if flag == "--handoff" => {
+            mosh_daemon::worker::run_from_handoff(Path::new(path), id)
+        }
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "mosh-daemon-worker: started by mosh-daemon only\n\
+                 Usage: mosh-daemon-worker [--handoff PATH ID]"
+            );
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let _ = writeln!(std::io::stderr(), "mosh-daemon-worker: {error}");

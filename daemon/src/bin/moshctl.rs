@@ -170,13 +170,14 @@ fn table(sessions: &[SessionReport], now: u64) -> String {
 
 fn describe(status: &DaemonStatus) -> String {
     format!(
-        "mosh-daemon {}\nuptime:   {}\nsessions: {}\nports:    {} of {} in use ({})\n",
+        "mosh-daemon {}\nuptime:   {}\nsessions: {}\nports:    {} of {} in use ({})\nfirewall: {}\n",
         status.version,
         human(status.uptime_secs),
         status.sessions,
         status.ports_used,
         status.ports_total,
-        status.port_range
+        status.port_range,
+        status.firewall
     )
 }
 

@@ -23,13 +23,23 @@ pub fn running() -> Result<bool, ToolError> {
 /// Adds the pool to the default zone (firewalld ignores a port it has).
 pub fn install(pool: PortPool) -> Result<(), ToolError> {
     if !running()? {
-        return Err(ToolError::Unexpected {
+        return Err(ToolError::Unusable {
             command: "firewall-cmd --state".into(),
             reason: "firewalld is not running".into(),
         });
     }
     let spec = format!("--add-port={}", port_spec(pool));
     tool::run("firewall-cmd", &[&spec], None).map(drop)
+}
+
+/// Whether the default zone has the pool.
+pub fn in_place(pool: PortPool) -> Result<bool, ToolError> {
+    let spec = format!("--query-port={}", port_spec(pool));
+    match tool::run("firewall-cmd", &[&spec], None) {
+        Ok(answer) => Ok(answer.trim() == "yes"),
+        Err(ToolError::Failed { .. }) => Ok(false),
+        Err(error) => Err(error),
+    }
 }
 
 /// Removes the pool from the default zone.

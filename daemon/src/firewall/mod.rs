@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 
 pub use self::nftables::NftablesBackend;
 pub use self::tool::ToolError;
-use crate::config::{FirewallBackend, PortPool};
+use crate::config::{FirewallBackend, FirewallConfig, PortPool};
 use crate::control::{FirewallRequest, FirewallStatus};
 
 /// Most `moshctl firewall open`/`close` requests waiting at once.
@@ -41,7 +41,7 @@ const MAX_WAITING_REQUESTS: usize = 16;
 enum Backend {
     Nftables(NftablesBackend),
     Ufw,
-    Iptables,
+    Iptables(iptables::Variant),
     Firewalld,
     None,
 }
@@ -51,7 +51,7 @@ impl Backend {
         match self {
             Backend::Nftables(_) => "nftables",
             Backend::Ufw => "ufw",
-            Backend::Iptables => "iptables",
+            Backend::Iptables(variant) => variant.name(),
             Backend::Firewalld => "firewalld",
             Backend::None => "none",
         }
@@ -64,7 +64,7 @@ impl Backend {
         Ok(match choice {
             FirewallBackend::Nftables => Backend::Nftables(NftablesBackend::default()),
             FirewallBackend::Ufw => Backend::Ufw,
-            FirewallBackend::Iptables => Backend::Iptables,
+            FirewallBackend::Iptables => Backend::Iptables(iptables::Variant::detect()),
             FirewallBackend::Firewalld => Backend::Firewalld,
             FirewallBackend::None => Backend::None,
             FirewallBackend::Auto => detect()?,
@@ -75,7 +75,7 @@ impl Backend {
         match self {
             Backend::Nftables(nft) => nft.install(),
             Backend::Ufw => ufw::install(pool),
-            Backend::Iptables => iptables::install(pool),
+            Backend::Iptables(variant) => iptables::install(*variant, pool),
             Backend::Firewalld => firewalld::install(pool),
             Backend::None => Ok(()),
         }
@@ -88,11 +88,22 @@ impl Backend {
         }
     }
 
+    /// Whether the rules are in place as installed.
+    fn in_place(&self, pool: PortPool) -> Result<bool, ToolError> {
+        match self {
+            Backend::Nftables(nft) => nft.in_place(),
+            Backend::Ufw => ufw::in_place(pool),
+            Backend::Iptables(variant) => iptables::in_place(*variant),
+            Backend::Firewalld => firewalld::in_place(pool),
+            Backend::None => Ok(true),
+        }
+    }
+
     fn remove(&mut self, pool: PortPool) -> Result<(), ToolError> {
         match self {
             Backend::Nftables(nft) => nft.remove(),
             Backend::Ufw => ufw::remove(),
-            Backend::Iptables => iptables::remove(),
+            Backend::Iptables(variant) => iptables::remove(*variant),
             Backend::Firewalld => firewalld::remove(pool),
             Backend::None => Ok(()),
         }
@@ -113,13 +124,13 @@ fn detect() -> Result<Backend, ToolError> {
         return Ok(Backend::Ufw);
     }
     match nftables::detect() {
-        Ok(Some(true)) => return Ok(Backend::Iptables),
+        Ok(Some(true)) => return Ok(Backend::Iptables(iptables::Variant::detect())),
         Ok(Some(false)) => return Ok(Backend::Nftables(NftablesBackend::default())),
         Ok(None) | Err(ToolError::Missing { .. }) => {}
         Err(error) => return Err(error),
     }
     if absent(iptables::in_use())? {
-        return Ok(Backend::Iptables);
+        return Ok(Backend::Iptables(iptables::Variant::detect()));
     }
     Ok(Backend::None)
 }
@@ -128,8 +139,9 @@ fn detect() -> Result<Backend, ToolError> {
 #[derive(Debug, Default)]
 struct Pending {
     ports: Option<BTreeSet<u16>>,
-    config: Option<(FirewallBackend, PortPool)>,
+    config: Option<(FirewallConfig, PortPool)>,
     requests: VecDeque<(FirewallRequest, oneshot::Sender<FirewallStatus>)>,
+    settled: Vec<oneshot::Sender<()>>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -158,7 +170,8 @@ impl Firewall {
     /// Starts the firewall thread, which removes what an earlier daemon
     /// left and puts the backend's rules in place (no session port is
     /// open until [`Firewall::set_ports`]).
-    pub fn start(choice: FirewallBackend, pool: PortPool) -> Firewall {
+    pub fn start(config: FirewallConfig, pool: PortPool) -> Firewall {
+        let choice = config.backend;
         let status = Arc::new(Mutex::new(FirewallStatus {
             backend: "none".into(),
             configured: choice.to_string(),
@@ -168,11 +181,12 @@ impl Firewall {
             range: None,
         }));
         let mailbox = Arc::new(Mailbox::default());
-        mailbox.post(|pending| pending.config = Some((choice, pool)));
+        mailbox.post(|pending| pending.config = Some((config, pool)));
         let worker = Worker {
             mailbox: mailbox.clone(),
             status: status.clone(),
             choice,
+            check_interval: config.check_interval(),
             pool,
             configured: false,
             backend: Backend::None,
@@ -203,9 +217,22 @@ impl Firewall {
 
     /// A new configuration: if the backend or the pool changed, the old
     /// rules are removed and the new ones put in place.
-    pub fn reconfigure(&self, choice: FirewallBackend, pool: PortPool) {
+    pub fn reconfigure(&self, config: FirewallConfig, pool: PortPool) {
         self.mailbox
-            .post(|pending| pending.config = Some((choice, pool)));
+            .post(|pending| pending.config = Some((config, pool)));
+    }
+
+    /// Waits (at most `patience`) until every change posted so far has
+    /// been carried out, so that a new session's port is open before its
+    /// client is told about it.
+    pub async fn settled(&self, patience: std::time::Duration) {
+        let (done, finished) = oneshot::channel();
+        self.mailbox.post(|pending| {
+            if pending.settled.len() < MAX_WAITING_REQUESTS * 64 {
+                pending.settled.push(done);
+            }
+        });
+        let _ = tokio::time::timeout(patience, finished).await;
     }
 
     /// The state as last published.
@@ -252,6 +279,8 @@ struct Worker {
     status: Arc<Mutex<FirewallStatus>>,
     choice: FirewallBackend,
     pool: PortPool,
+    /// How often to check that the rules are still in place.
+    check_interval: std::time::Duration,
     /// Whether a configuration was applied yet.
     configured: bool,
     backend: Backend,
@@ -267,20 +296,37 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
+        let mut last_check = std::time::Instant::now();
         loop {
             let pending = {
                 let mut pending = self.mailbox.pending.lock().expect("firewall mailbox");
                 while pending.ports.is_none()
                     && pending.config.is_none()
                     && pending.requests.is_empty()
+                    && pending.settled.is_empty()
                     && pending.stop.is_none()
                 {
-                    pending = self.mailbox.wake.wait(pending).expect("firewall mailbox");
+                    let next_check = last_check + self.check_interval;
+                    let wait = next_check.saturating_duration_since(std::time::Instant::now());
+                    if wait.is_zero() {
+                        break;
+                    }
+                    pending = self
+                        .mailbox
+                        .wake
+                        .wait_timeout(pending, wait)
+                        .expect("firewall mailbox")
+                        .0;
                 }
                 std::mem::take(&mut *pending)
             };
-            if let Some((choice, pool)) = pending.config {
-                self.configure(choice, pool);
+            if let Some((config, pool)) = pending.config {
+                self.check_interval = config.check_interval();
+                self.configure(config.backend, pool);
+                last_check = std::time::Instant::now();
+            } else if last_check.elapsed() >= self.check_interval {
+                self.check();
+                last_check = std::time::Instant::now();
             }
             for (request, reply) in pending.requests {
                 match request {
@@ -295,6 +341,9 @@ impl Worker {
                 self.sync();
             }
             self.publish();
+            for waiter in pending.settled {
+                let _ = waiter.send(());
+            }
             if let Some(done) = pending.stop {
                 self.uninstall();
                 self.publish();
@@ -368,6 +417,28 @@ impl Worker {
         }
     }
 
+    /// Puts the rules back if they are gone (someone reloaded the
+    /// firewall, say).
+    fn check(&mut self) {
+        if !self.installed {
+            return;
+        }
+        let pool = self.pool;
+        match self.backend.in_place(pool) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    "firewall ({}): the rules are gone; putting them back",
+                    self.backend.name()
+                );
+                self.install();
+            }
+            Err(error) => {
+                let _ = self.outcome("checking the rules", Err(error));
+            }
+        }
+    }
+
     /// Opens exactly the session ports; when that fails (someone flushed
     /// the ruleset, say), puts the rules in place again once.
     fn sync(&mut self) {
@@ -428,7 +499,7 @@ impl Worker {
                 _ => Vec::new(),
             },
             range: match self.backend {
-                Backend::Ufw | Backend::Iptables | Backend::Firewalld if open => {
+                Backend::Ufw | Backend::Iptables(_) | Backend::Firewalld if open => {
                     Some(self.pool.to_string())
                 }
                 _ => None,

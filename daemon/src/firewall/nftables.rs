@@ -66,6 +66,8 @@ struct Survey {
     tagged_rules: Vec<(NfFamily, String, String, u32)>,
     /// Sets named [`FOREIGN_SET`] outside the daemon's table.
     foreign_sets: Vec<(NfFamily, String)>,
+    /// The ports in the daemon's own set.
+    own_ports: BTreeSet<u16>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +103,8 @@ struct ListedSet {
     family: String,
     table: String,
     name: String,
+    #[serde(default)]
+    elem: Vec<serde_json::Value>,
 }
 
 fn family(name: &str) -> Option<NfFamily> {
@@ -159,7 +163,14 @@ fn survey(listing: &str) -> Result<Survey, String> {
                         continue;
                     };
                     let own = family == NfFamily::INet && set.table == TABLE;
-                    if set.name == FOREIGN_SET && !own {
+                    if own && set.name == SET {
+                        survey.own_ports = set
+                            .elem
+                            .iter()
+                            .filter_map(|port| port.as_u64())
+                            .filter_map(|port| u16::try_from(port).ok())
+                            .collect();
+                    } else if set.name == FOREIGN_SET && !own {
                         survey.foreign_sets.push((family, set.table));
                     }
                 }
@@ -357,6 +368,19 @@ impl NftablesBackend {
         nft_apply(commands)?;
         self.open = ports.clone();
         Ok(())
+    }
+
+    /// Whether the daemon's table is there, every other input base chain
+    /// has its tagged rule, and the ports are in the sets.
+    pub fn in_place(&self) -> Result<bool, ToolError> {
+        let found = nft_list()?;
+        let every_chain = found.foreign_inputs.iter().all(|(family, table, chain)| {
+            found
+                .tagged_rules
+                .iter()
+                .any(|(f, t, c, _)| (f, t, c) == (family, table, chain))
+        });
+        Ok(found.own_table && every_chain && found.own_ports == self.open)
     }
 
     /// Deletes the daemon's table, its tagged rules and its sets.

@@ -49,6 +49,14 @@ pub enum ToolError {
         /// The command line.
         command: String,
     },
+    /// The tool runs, but the firewall it drives is not usable.
+    #[error("`{command}`: {reason}")]
+    Unusable {
+        /// The command line that found out.
+        command: String,
+        /// Why.
+        reason: String,
+    },
     /// The program's output could not be understood.
     #[error("`{command}` printed something unexpected: {reason}")]
     Unexpected {

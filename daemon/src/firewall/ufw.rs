@@ -34,6 +34,15 @@ pub fn remove() -> Result<(), ToolError> {
     Ok(())
 }
 
+/// Whether the daemon's rule for `pool` is there.
+pub fn in_place(pool: PortPool) -> Result<bool, ToolError> {
+    let added = tool::run("ufw", &["show", "added"], None)?;
+    let range = pool.to_string();
+    Ok(tagged_rules(&added)
+        .iter()
+        .any(|rule| rule.iter().any(|word| word.starts_with(&range))))
+}
+
 /// Whether ufw is enabled.
 pub fn active() -> Result<bool, ToolError> {
     let status = tool::run("ufw", &["status"], None)?;

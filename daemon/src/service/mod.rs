@@ -9,6 +9,8 @@
 //! * `sessions/ID.sock`: one registration socket per worker (root only).
 //!   The daemon keeps a connection to each and learns the session's state
 //!   from it; a restarted daemon finds its sessions there again.
+//! * `sessions/ID.handoff`: while a session unit starts (systemd launch
+//!   mode), where its worker fetches its descriptors (root only).
 
 mod registry;
 mod requests;
@@ -126,7 +128,7 @@ impl Shared {
 pub async fn run(options: Options) -> Result<(), ServiceError> {
     let config = Config::load(&options.config_path, options.config_optional)?;
     let sessions_dir = prepare_runtime_dir(&options.runtime_dir)?;
-    let firewall = Firewall::start(config.firewall.backend, config.port_range);
+    let firewall = Firewall::start(config.firewall, config.port_range);
     let shared = Arc::new(Shared {
         config: RwLock::new(config),
         registry: Mutex::new(Registry::default()),
@@ -190,7 +192,7 @@ fn reload(shared: &Shared, options: &Options) {
         Ok(config) => {
             shared
                 .firewall
-                .reconfigure(config.firewall.backend, config.port_range);
+                .reconfigure(config.firewall, config.port_range);
             *shared.config.write().expect("config lock") = config;
             tracing::info!("configuration reloaded");
         }

@@ -211,6 +211,10 @@ fn status(shared: &Shared, peer: Peer) -> Response {
         ports_used: registry.ports_used(pool),
         ports_total: pool.size(),
         port_range: pool.to_string(),
+        firewall: {
+            let firewall = shared.firewall.status();
+            format!("{} ({})", firewall.backend, firewall.state)
+        },
     })
 }
 

@@ -1,38 +1,69 @@
 //! Starting, watching, ending and re-adopting session workers.
 //!
-//! A worker is started with its UDP socket, its registration listener and
-//! the read end of its setup pipe as descriptors 3, 4 and 5 (see
-//! [`crate::worker`]). The daemon then connects to the registration socket
+//! A worker gets its UDP socket, its registration listener and the read end
+//! of its setup pipe as descriptors 3, 4 and 5 (see [`crate::worker`]), in
+//! one of two ways ([`LaunchMode`]):
+//!
+//! * direct: the worker is the daemon's child, the descriptors put in place
+//!   between fork and exec;
+//! * systemd: `systemd-run` asks the service manager to start the worker as
+//!   the transient unit `mosh-session-ID.service` in `mosh.slice`, outside
+//!   the daemon's sandbox. The daemon listens on `sessions/ID.handoff`
+//!   (root only, one per session), accepts only a root peer whose process
+//!   is in that unit's cgroup, and sends it the descriptors with
+//!   `SCM_RIGHTS`. A worker that has not fetched them within
+//!   [`START_TIMEOUT`] has its unit stopped, and the port is freed.
+//!
+//! The daemon then connects to the registration socket
 //! and keeps that connection for the life of the session: every line is a
 //! fresh [`SessionReport`], and the end of the connection means the worker
 //! is gone, so its port returns to the pool.
 
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::process::Stdio;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use mosh_proto::Base64Key;
 use nix::sys::signal::Signal;
 use nix::unistd::{Pid, User};
 use tokio::io::BufReader;
-use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinSet;
 
 use super::{Allocation, Shared};
-use crate::config::Config;
+use crate::config::{Config, LaunchMode};
 use crate::control::{NewSession, SessionReport, Started, read_message};
-use crate::worker::{REGISTRATION_FD, SETUP_FD, UDP_FD, WorkerSetup, unix_seconds};
+use crate::worker::{WorkerSetup, place_descriptors, unix_seconds};
 
-/// How long a new worker may take to report for the first time.
+/// How long a new worker may take to fetch its descriptors (systemd mode),
+/// and then to report for the first time.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a running worker may take to answer a restarted daemon.
 const ADOPT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Lowest descriptor used to park descriptors while moving them into place.
-const PARKING_FD: i32 = 10;
+/// How long a new session waits for the firewall to open its port.
+const FIREWALL_PATIENCE: Duration = Duration::from_secs(3);
+/// How long `systemd-run` or `systemctl` may take.
+const SYSTEMD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The slice session units run in.
+const SESSION_SLICE: &str = "mosh.slice";
+/// `PATH` for `systemd-run` and `systemctl`.
+const SYSTEM_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Whether the daemon runs as a systemd service: started by the service
+/// manager (`INVOCATION_ID`) on a system booted with systemd.
+static UNDER_SYSTEMD: LazyLock<bool> = LazyLock::new(|| {
+    std::env::var_os("INVOCATION_ID").is_some() && Path::new("/run/systemd/system").is_dir()
+});
+
+/// The transient unit a session's worker runs in, in systemd mode.
+pub fn unit_name(id: &str) -> String {
+    format!("mosh-session-{id}.service")
+}
 
 /// Starts a session for `user`; the error is one line for the user.
 pub async fn start(
@@ -78,6 +109,7 @@ pub async fn start(
         socket
     };
     shared.sessions_changed();
+    shared.firewall.settled(FIREWALL_PATIENCE).await;
     let port = udp.local_addr().map(|a| a.port()).unwrap_or_default();
     let setup = WorkerSetup {
         id: id.clone(),
@@ -94,10 +126,15 @@ pub async fn start(
         port,
         idle_timeout_secs: config.idle_timeout,
     };
-    match launch(shared, &id, udp.into(), setup).await {
+    let mode = config.launch.resolve(*UNDER_SYSTEMD);
+    match launch(shared, mode, &id, udp.into(), setup).await {
         Ok(pid) => {
+            let unit = match mode {
+                LaunchMode::Systemd => format!(" in {}", unit_name(&id)),
+                _ => String::new(),
+            };
             tracing::info!(
-                "session {id} for {} on port {port}, worker {pid}",
+                "session {id} for {} on port {port}, worker {pid}{unit}",
                 user.name
             );
             Ok(Started {
@@ -120,6 +157,7 @@ pub async fn start(
 /// Starts the worker and waits for its first report; returns its pid.
 async fn launch(
     shared: &Arc<Shared>,
+    mode: LaunchMode,
     id: &str,
     udp: OwnedFd,
     setup: WorkerSetup,
@@ -128,39 +166,229 @@ async fn launch(
     let listener = std::os::unix::net::UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let (setup_read, setup_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let listener_fd: OwnedFd = listener.into();
-    let sources = [
-        udp.as_raw_fd(),
-        listener_fd.as_raw_fd(),
-        setup_read.as_raw_fd(),
-    ];
+    let descriptors = [udp, listener.into(), setup_read];
+    let (pid, worker) = match mode {
+        LaunchMode::Systemd => {
+            let pid = start_unit(shared, id, &setup.user, descriptors).await?;
+            (pid, Worker::Unit(unit_name(id)))
+        }
+        LaunchMode::Direct | LaunchMode::Auto => {
+            let child = spawn_child(shared, descriptors)?;
+            (child.id().unwrap_or_default(), Worker::Child(child))
+        }
+    };
+    let handed_over = hand_over(shared, id, &path, setup_write, &setup).await;
+    worker.settle(handed_over.is_ok()).await;
+    let worker_pid = handed_over?;
+    if worker_pid != pid {
+        tracing::warn!("worker {pid} reported pid {worker_pid}");
+    }
+    Ok(pid)
+}
+
+/// A started worker, until it has reported.
+enum Worker {
+    /// The daemon's own child.
+    Child(tokio::process::Child),
+    /// A transient unit of the service manager.
+    Unit(String),
+}
+
+impl Worker {
+    /// Ends a worker that failed to start (`started` false), or leaves a
+    /// started one running (a child is reaped when it exits).
+    async fn settle(self, started: bool) {
+        match self {
+            Worker::Child(mut child) => {
+                if !started {
+                    let _ = child.start_kill();
+                }
+                tokio::spawn(async move {
+                    let _ = child.wait().await;
+                });
+            }
+            Worker::Unit(unit) if !started => stop_unit(&unit).await,
+            Worker::Unit(_) => {}
+        }
+    }
+}
+
+/// Starts `mosh-daemon-worker` as the daemon's child with `descriptors` as
+/// its descriptors 3, 4 and 5.
+fn spawn_child(
+    shared: &Shared,
+    descriptors: [OwnedFd; 3],
+) -> std::io::Result<tokio::process::Child> {
+    let sources = descriptors.each_ref().map(AsRawFd::as_raw_fd);
     let mut command = tokio::process::Command::new(&shared.worker_program);
     command
         .env_clear()
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit());
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
     // SAFETY: the closure runs in the forked child before exec and only
     // calls fcntl and dup2, which are async-signal-safe; it allocates
     // nothing and touches no lock.
     unsafe {
         command.pre_exec(move || place_descriptors(sources));
     }
-    let mut child = command.spawn()?;
-    drop((udp, listener_fd, setup_read));
-    let pid = child.id().unwrap_or_default();
-    let handed_over = hand_over(shared, id, &path, setup_write, &setup).await;
-    if handed_over.is_err() {
-        let _ = child.start_kill();
+    let child = command.spawn()?;
+    drop(descriptors);
+    Ok(child)
+}
+
+/// Starts the worker as the transient unit of session `id` and hands it
+/// `descriptors` over `sessions/ID.handoff`; returns the worker's pid. On
+/// any failure the unit is stopped; the descriptors are closed either way.
+async fn start_unit(
+    shared: &Shared,
+    id: &str,
+    user: &str,
+    descriptors: [OwnedFd; 3],
+) -> std::io::Result<u32> {
+    let path = shared.sessions_dir.join(format!("{id}.handoff"));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    let _remove = RemoveOnDrop(path.clone());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let unit = unit_name(id);
+    let description = format!("mosh session {id} of {user}");
+    let handoff = path.to_string_lossy();
+    let worker = shared.worker_program.to_string_lossy();
+    let run = [
+        "--unit",
+        &unit,
+        "--description",
+        &description,
+        "--slice",
+        SESSION_SLICE,
+        "--collect",
+        "--no-block",
+        "--quiet",
+        // A session's leftover processes (nohup, screen) outlive it, as
+        // with stock mosh and sshd without logind's KillUserProcesses.
+        "--property=KillMode=process",
+        // The user's shell starts with SIGPIPE at its default action.
+        "--property=IgnoreSIGPIPE=no",
+        "--",
+        &worker,
+        "--handoff",
+        &handoff,
+        id,
+    ];
+    systemd_tool("systemd-run", &run).await?;
+    let handed = tokio::time::timeout(START_TIMEOUT, hand_descriptors(&listener, id, &descriptors))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::other(format!(
+                "{unit} did not fetch its descriptors in time"
+            )))
+        });
+    if handed.is_err() {
+        stop_unit(&unit).await;
     }
-    tokio::spawn(async move {
-        let _ = child.wait().await;
-    });
-    let worker_pid = handed_over?;
-    if worker_pid != pid {
-        tracing::warn!("worker {pid} reported pid {worker_pid}");
+    handed
+}
+
+/// Removes a file when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
-    Ok(pid)
+}
+
+/// Accepts connections on the handoff socket until one comes from root in
+/// session `id`'s unit, sends it the session id and `descriptors`, and
+/// returns its pid. Other peers are turned away.
+async fn hand_descriptors(
+    listener: &UnixListener,
+    id: &str,
+    descriptors: &[OwnedFd; 3],
+) -> std::io::Result<u32> {
+    let unit = unit_name(id);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let credentials = stream.peer_cred()?;
+        let pid = credentials
+            .pid()
+            .and_then(|pid| u32::try_from(pid).ok())
+            .unwrap_or(0);
+        if credentials.uid() != 0 || !process_in_unit(pid, &unit) {
+            tracing::warn!(
+                "session {id}: turned away a handoff connection from pid {pid}, uid {}",
+                credentials.uid()
+            );
+            continue;
+        }
+        let stream = stream.into_std()?;
+        stream.set_nonblocking(false)?;
+        stream.set_write_timeout(Some(START_TIMEOUT))?;
+        let fds = descriptors.each_ref().map(AsRawFd::as_raw_fd);
+        let rights = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+        let sent = nix::sys::socket::sendmsg::<()>(
+            stream.as_raw_fd(),
+            &[IoSlice::new(id.as_bytes())],
+            &rights,
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        )?;
+        if sent != id.len() {
+            return Err(std::io::Error::other("the handoff message was cut short"));
+        }
+        return Ok(pid);
+    }
+}
+
+/// Whether process `pid` runs in the cgroup of `unit`, per
+/// `/proc/PID/cgroup`.
+fn process_in_unit(pid: u32, unit: &str) -> bool {
+    pid > 1
+        && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|text| cgroups_name_unit(&text, unit))
+}
+
+/// Whether a `/proc/PID/cgroup` text puts the process in `unit`'s own
+/// cgroup (cgroup v2, or the `name=systemd` hierarchy of v1).
+fn cgroups_name_unit(text: &str, unit: &str) -> bool {
+    text.lines()
+        .filter_map(|line| line.splitn(3, ':').nth(2))
+        .any(|path| path.rsplit('/').next() == Some(unit))
+}
+
+/// Asks the service manager to stop `unit`, without waiting for it.
+async fn stop_unit(unit: &str) {
+    if let Err(error) = systemd_tool("systemctl", &["stop", "--no-block", "--", unit]).await {
+        tracing::warn!("stopping {unit}: {error}");
+    }
+}
+
+/// Runs `systemd-run` or `systemctl` with `args`, bounded in time; the error
+/// quotes its first line of complaint.
+async fn systemd_tool(program: &str, args: &[&str]) -> std::io::Result<()> {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", SYSTEM_PATH)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(SYSTEMD_TIMEOUT, command.output())
+        .await
+        .map_err(|_| std::io::Error::other(format!("{program} did not finish in time")))?
+        .map_err(|e| std::io::Error::other(format!("running {program}: {e}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let why = stderr.lines().next().unwrap_or_default();
+    Err(std::io::Error::other(format!(
+        "{program} failed ({}): {why}",
+        output.status
+    )))
 }
 
 /// Sends the setup to a started worker, waits for its first report and
@@ -193,29 +421,6 @@ async fn hand_over(
     shared.registry().update(first);
     tokio::spawn(watch(shared.clone(), id.to_owned(), reader, write));
     Ok(worker_pid)
-}
-
-/// In the forked child: moves `sources` to descriptors 3, 4 and 5 (first
-/// out of the way, so that no source is overwritten before it is moved),
-/// leaving them open across exec.
-fn place_descriptors(sources: [i32; 3]) -> std::io::Result<()> {
-    let mut parked = [0; 3];
-    for (slot, source) in parked.iter_mut().zip(sources) {
-        // SAFETY: F_DUPFD_CLOEXEC on a valid descriptor returns a new one
-        // at or above PARKING_FD; no memory is involved.
-        *slot = unsafe { libc::fcntl(source, libc::F_DUPFD_CLOEXEC, PARKING_FD) };
-        if *slot < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    for (source, target) in parked.into_iter().zip([UDP_FD, REGISTRATION_FD, SETUP_FD]) {
-        // SAFETY: dup2 between valid descriptors; the new descriptor has no
-        // close-on-exec flag, so the worker inherits it.
-        if unsafe { libc::dup2(source, target) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// Follows a worker's reports until it is gone, then forgets its session.
@@ -278,6 +483,13 @@ pub async fn adopt_all(shared: &Arc<Shared>) -> usize {
     let mut attempts = JoinSet::new();
     for entry in entries.flatten() {
         let path = entry.path();
+        if path
+            .extension()
+            .is_some_and(|extension| extension == "handoff")
+        {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
         let Some(id) = path
             .file_name()
             .and_then(|name| name.to_str())
@@ -348,4 +560,33 @@ fn new_id() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 4];
     getrandom::fill(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_names() {
+        assert_eq!(unit_name("0a1b2c3d"), "mosh-session-0a1b2c3d.service");
+    }
+
+    #[test]
+    fn a_process_is_in_a_unit_only_by_its_own_cgroup() {
+        let unit = unit_name("0a1b2c3d");
+        for (text, inside) in [
+            ("0::/mosh.slice/mosh-session-0a1b2c3d.service\n", true),
+            (
+                "12:pids:/\n1:name=systemd:/mosh.slice/mosh-session-0a1b2c3d.service\n0::/\n",
+                true,
+            ),
+            ("0::/system.slice/mosh-daemon.service\n", false),
+            ("0::/mosh.slice/mosh-session-ffffffff.service\n", false),
+            ("0::/mosh-session-0a1b2c3d.service/child\n", false),
+            ("0::/x/mosh-session-0a1b2c3d.service.other\n", false),
+            ("", false),
+        ] {
+            assert_eq!(cgroups_name_unit(text, &unit), inside, "{text:?}");
+        }
+    }
 }

@@ -97,16 +97,53 @@ fn see_also() -> Vec<String> {
         .collect()
 }
 
-/// One program's man page: clap_mangen's sections, then the model's long
-/// after-help as NOTES and the other pages as SEE ALSO.
+/// The subcommands a page describes: not hidden, and not clap's `help`.
+fn documented_subcommands(command: &Command) -> impl Iterator<Item = &Command> {
+    command
+        .get_subcommands()
+        .filter(|sub| !sub.is_hide_set() && sub.get_name() != "help")
+}
+
+/// Every subcommand of `command`, depth first, in the same page (clap_mangen
+/// would only point to separate pages per subcommand): its full name, what
+/// it does, its usage line and its options.
+fn render_subcommands(page: &mut Vec<u8>, command: &Command, prefix: &str) -> io::Result<()> {
+    for sub in documented_subcommands(command) {
+        let name = format!("{prefix} {}", sub.get_name());
+        let mut roff = Roff::new();
+        roff.control("SS", [name.as_str()]);
+        if let Some(about) = sub.get_long_about().or_else(|| sub.get_about()) {
+            roff.text([roman(about.to_string())]);
+        }
+        let usage = sub.clone().bin_name(&name).render_usage().to_string();
+        let usage = usage.trim_start_matches("Usage:").trim();
+        roff.control("PP", [] as [&str; 0]).text([bold(usage)]);
+        roff.to_writer(page)?;
+        if sub.get_arguments().any(|arg| !arg.is_hide_set()) {
+            let mut options = Vec::new();
+            Man::new(sub.clone()).render_options_section(&mut options)?;
+            let options = String::from_utf8_lossy(&options);
+            for line in options.lines().filter(|line| *line != ".SH OPTIONS") {
+                page.extend_from_slice(line.as_bytes());
+                page.push(b'\n');
+            }
+        }
+        render_subcommands(page, sub, &name)?;
+    }
+    Ok(())
+}
+
+/// One program's man page: clap_mangen's sections, every subcommand's
+/// options, then the model's long after-help as NOTES and the other pages
+/// as SEE ALSO.
 fn man_page(command: Command, section: &str, see_also: &[String]) -> io::Result<Vec<u8>> {
     let name = command.get_name().to_owned();
+    let subcommands = command.clone();
     let notes = command
         .get_after_long_help()
         .or_else(|| command.get_after_help())
         .map(ToString::to_string);
     let has_options = command.get_arguments().any(|arg| !arg.is_hide_set());
-    let has_subcommands = command.has_subcommands();
     let man = Man::new(command)
         .section(section)
         .source(format!("mosh-daemon {}", env!("CARGO_PKG_VERSION")))
@@ -119,8 +156,11 @@ fn man_page(command: Command, section: &str, see_also: &[String]) -> io::Result<
     if has_options {
         man.render_options_section(&mut page)?;
     }
-    if has_subcommands {
-        man.render_subcommands_section(&mut page)?;
+    if documented_subcommands(&subcommands).next().is_some() {
+        Roff::new()
+            .control("SH", ["SUBCOMMANDS"])
+            .to_writer(&mut page)?;
+        render_subcommands(&mut page, &subcommands, &name)?;
     }
     let mut roff = Roff::new();
     if let Some(notes) = notes {
@@ -141,7 +181,27 @@ fn man_page(command: Command, section: &str, see_also: &[String]) -> io::Result<
     roff.text(inlines);
     roff.to_writer(&mut page)?;
     man.render_version_section(&mut page)?;
-    Ok(page)
+    Ok(one_preamble(&page))
+}
+
+/// `page` with roff's apostrophe preamble, which every rendered piece
+/// starts with, kept only at the top.
+fn one_preamble(page: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(page);
+    let mut seen = Vec::new();
+    let mut out = Vec::with_capacity(page.len());
+    for line in text.lines() {
+        let preamble = line.starts_with(".ie \\n(.g .ds Aq") || line.starts_with(".el .ds Aq");
+        if preamble {
+            if seen.contains(&line) {
+                continue;
+            }
+            seen.push(line);
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -277,6 +337,20 @@ mod tests {
             "mosh\\-server",
         ] {
             assert!(mosh.contains(needle), "mosh.1 lacks {needle:?}");
+        }
+        let server = fs::read_to_string(outdir.join("man/mosh-server.1")).unwrap();
+        assert!(server.contains(".SS \"mosh-server new\""), "{server}");
+        assert!(server.contains("LOCALADDR"), "{server}");
+        assert!(!server.contains("mosh\\-server\\-new(1)"), "{server}");
+        let moshctl = fs::read_to_string(outdir.join("man/moshctl.8")).unwrap();
+        assert!(
+            moshctl.contains(".SS \"moshctl firewall status\""),
+            "{moshctl}"
+        );
+        assert!(moshctl.contains("\\-\\-idle"), "{moshctl}");
+        for page in [&mosh, &server, &moshctl] {
+            assert_eq!(page.matches(".el .ds Aq").count(), 1, "{page}");
+            assert_eq!(page.matches(".SH OPTIONS").count(), 1, "{page}");
         }
         let bash = fs::read_to_string(outdir.join("completions/bash/mosh")).unwrap();
         assert!(bash.contains("--experimental-remote-ip"), "{bash}");

@@ -59,6 +59,7 @@ pub fn command() -> Command {
              It speaks the mosh 1.4 protocol.",
         )
         .args_conflicts_with_subcommands(true)
+        .disable_help_subcommand(true)
         .args([
             Arg::new("version")
                 .long("version")

@@ -1,11 +1,11 @@
 //! The daemon's firewall backends, each in a pair of network namespaces
 //! whose server side drops input by default: nftables opens exactly the
-//! ports of live sessions; ufw and iptables open the pool while the daemon
-//! runs; restarts and crashes never duplicate rules; stopping restores the
-//! ruleset; a
-//! missing backend is reported and sessions still start. Probes tell a
-//! dropped datagram (silence) from one let through (an authenticated answer
-//! from the session, or ICMP port unreachable where nothing listens).
+//! ports of live sessions; ufw, iptables (both variants) and firewalld open
+//! the pool while the daemon runs; restarts and crashes never duplicate
+//! rules; stopping restores the ruleset; a missing backend is reported and
+//! sessions still start. Probes tell a dropped datagram (silence, or
+//! firewalld's reject) from one let through (an authenticated answer from
+//! the session, or ICMP port unreachable where nothing listens).
 
 use std::time::{Duration, Instant};
 

@@ -34,8 +34,10 @@ const SUITE: &str = "bookworm";
 /// Where `debootstrap` downloads from.
 const MIRROR: &str = "http://deb.debian.org/debian";
 /// Packages on top of `minbase`.
-const PACKAGES: &str =
-    "systemd,systemd-sysv,dbus,nftables,mosh,procps,iproute2,util-linux,passwd,locales";
+/// `ufw` and `iptables` are for the firewall tests; the cached tarball is
+/// made again when this list changes (see [`debootstrap_tarball`]).
+const PACKAGES: &str = "systemd,systemd-sysv,dbus,nftables,mosh,procps,iproute2,util-linux,passwd,\
+                        locales,ufw,iptables";
 /// How long booting may take until `systemctl is-system-running` settles.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 /// `PATH` for commands run inside.
@@ -63,6 +65,16 @@ impl Container {
     /// Unpacks a fresh root file system, boots it and waits until systemd
     /// reports the system running (or degraded).
     pub fn boot() -> io::Result<Self> {
+        Self::boot_with(false)
+    }
+
+    /// [`Container::boot`] with a network of its own (loopback only), for
+    /// tests that change firewall rules.
+    pub fn boot_with_private_network() -> io::Result<Self> {
+        Self::boot_with(true)
+    }
+
+    fn boot_with(private_network: bool) -> io::Result<Self> {
         install_host_tools()?;
         let tarball = rootfs_tarball()?;
         let dir = containers_dir()?.join(format!(
@@ -82,6 +94,7 @@ impl Container {
                 .arg(&root)
                 .args(["--boot", "--keep-unit", "--register=no", "--quiet"])
                 .arg("--capability=CAP_NET_ADMIN")
+                .args(private_network.then_some("--private-network"))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
@@ -340,7 +353,8 @@ fn rootfs_tarball() -> io::Result<PathBuf> {
 fn debootstrap_tarball() -> io::Result<PathBuf> {
     let dir = containers_dir()?;
     let tarball = dir.join(format!("{SUITE}.tgz"));
-    if tarball.is_file() {
+    let packages = dir.join(format!("{SUITE}.tgz.packages"));
+    if tarball.is_file() && std::fs::read_to_string(&packages).is_ok_and(|made| made == PACKAGES) {
         return Ok(tarball);
     }
     let unique = format!(
@@ -361,7 +375,9 @@ fn debootstrap_tarball() -> io::Result<PathBuf> {
         "debootstrap --make-tarball",
     );
     let _ = std::fs::remove_dir_all(&work);
-    let renamed = made.and_then(|_| std::fs::rename(&partial, &tarball));
+    let renamed = made
+        .and_then(|_| std::fs::rename(&partial, &tarball))
+        .and_then(|()| std::fs::write(&packages, PACKAGES));
     if renamed.is_err() {
         let _ = std::fs::remove_file(&partial);
     }

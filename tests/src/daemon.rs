@@ -463,6 +463,12 @@ impl TestDaemon {
             )));
         }
         meanwhile();
+        self.start_again()
+    }
+
+    /// Starts the daemon again (after [`TestDaemon::stop_with`]) with the
+    /// same configuration, and waits for `READY=1`.
+    pub fn start_again(&mut self) -> io::Result<()> {
         self.launch()?;
         if self.wait_notification("READY=1", START_TIMEOUT)? {
             Ok(())

@@ -109,33 +109,28 @@ fn exec_start(unit: &str) -> &str {
         .expect("the unit has ExecStart=")
 }
 
-#[test]
-fn hardened_service_runs_each_session_in_its_own_unit() {
-    let started = Instant::now();
-    let programs: Vec<_> = [
+/// The shipped unit, as the tests install it.
+const UNIT: &str = include_str!("../../systemd/mosh-daemon.service");
+
+/// Installs our freshly built programs and the shipped unit (its
+/// `ExecStart=` pointed at them) with `config`, and starts the service.
+fn install_service(container: &Container, config: &str) {
+    for name in [
         "mosh-daemon",
         "mosh-daemon-worker",
         "mosh-server",
         "moshctl",
-    ]
-    .into_iter()
-    .map(|name| (name, our_program(name).unwrap()))
-    .collect();
-    let unit_text = include_str!("../../systemd/mosh-daemon.service");
-    let ports = free_port_range(4);
-
-    let container = Container::boot().unwrap();
-    step(started, "container booted");
-    for (name, path) in &programs {
+    ] {
+        let path = our_program(name).unwrap();
         container
-            .install(path, &format!("{BIN}/{name}"), 0o755)
+            .install(&path, &format!("{BIN}/{name}"), 0o755)
             .unwrap();
     }
     container
-        .write("/etc/systemd/system/mosh-daemon.service", unit_text)
+        .write("/etc/systemd/system/mosh-daemon.service", UNIT)
         .unwrap();
     let daemon = format!("{BIN}/mosh-daemon");
-    if exec_start(unit_text) != daemon {
+    if exec_start(UNIT) != daemon {
         container
             .write(
                 "/etc/systemd/system/mosh-daemon.service.d/test.conf",
@@ -144,15 +139,7 @@ fn hardened_service_runs_each_session_in_its_own_unit() {
             .unwrap();
     }
     container
-        .write(
-            "/etc/mosh-daemon/config.toml",
-            // The container shares the host's network: the daemon must
-            // leave the host's firewall alone.
-            &format!(
-                "port_range = \"{}:{}\"\n[firewall]\nbackend = \"none\"\n",
-                ports.0, ports.1
-            ),
-        )
+        .write("/etc/mosh-daemon/config.toml", config)
         .unwrap();
     container
         .run_ok("systemctl daemon-reload && systemctl start mosh-daemon.service")
@@ -160,6 +147,25 @@ fn hardened_service_runs_each_session_in_its_own_unit() {
             let log = container.run("journalctl -u mosh-daemon --no-pager");
             panic!("{e}\n{}", log.map(|o| text(&o.stdout)).unwrap_or_default())
         });
+}
+
+#[test]
+fn hardened_service_runs_each_session_in_its_own_unit() {
+    let started = Instant::now();
+    let unit_text = UNIT;
+    let ports = free_port_range(4);
+
+    let container = Container::boot().unwrap();
+    step(started, "container booted");
+    install_service(
+        &container,
+        // The container shares the host's network: the daemon must leave
+        // the host's firewall alone.
+        &format!(
+            "port_range = \"{}:{}\"\n[firewall]\nbackend = \"none\"\n",
+            ports.0, ports.1
+        ),
+    );
     step(started, "mosh-daemon.service started");
 
     let security = container
@@ -374,4 +380,94 @@ fn hardened_service_runs_each_session_in_its_own_unit() {
         started,
         "an impostor got nothing; a worker that never fetched its descriptors was stopped",
     );
+}
+
+/// The hardened service, in a container with a network of its own, drives
+/// nftables (a drop policy), legacy iptables and an enabled ufw (legacy
+/// first: ufw's chains would make the daemon choose the nf_tables variant): each
+/// backend's rules are there for a session and gone once the service
+/// stops, so the sandbox leaves the daemon what every firewall tool needs.
+#[test]
+fn hardened_service_drives_each_firewall_backend() {
+    let started = Instant::now();
+    let container = Container::boot_with_private_network().unwrap();
+    step(started, "container booted");
+    let config = |backend: &str| {
+        format!("port_range = \"60100:60103\"\n[firewall]\nbackend = \"{backend}\"\n")
+    };
+    install_service(&container, &config("none"));
+    let cases: [(&str, &str, &str, &str); 3] = [
+        (
+            "nftables",
+            "nft add table inet filter && \
+             nft add chain inet filter input '{ type filter hook input priority 0; policy drop; }'",
+            "nft list ruleset",
+            "nft delete table inet filter",
+        ),
+        (
+            "iptables",
+            "iptables-legacy -P INPUT DROP",
+            "iptables-legacy -S",
+            "iptables-legacy -P INPUT ACCEPT",
+        ),
+        (
+            "ufw",
+            "ufw --force enable",
+            "ufw show added",
+            "ufw --force reset && ufw --force disable",
+        ),
+    ];
+    for (backend, setup, listing, teardown) in cases {
+        container.run_ok(setup).unwrap();
+        // The tools above made their lock files; the service must cope
+        // without them, as on a system where none ran since boot.
+        container
+            .run_ok("rm -f /run/ufw.lock /run/xtables.lock")
+            .unwrap();
+        let before = container.run_ok(listing).unwrap();
+        container
+            .write("/etc/mosh-daemon/config.toml", &config(backend))
+            .unwrap();
+        container
+            .run_ok("systemctl restart mosh-daemon.service")
+            .unwrap();
+        let status = wait_inside(
+            &container,
+            &format!("{BIN}/moshctl firewall status --json"),
+            |status| status.contains("\"state\": \"open\""),
+        );
+        let output = container
+            .run(&format!("LANG=C.UTF-8 {BIN}/mosh-server new -- sleep 600"))
+            .unwrap();
+        let session = Connect::parse(&output).unwrap_or_else(|| {
+            panic!(
+                "{backend}: mosh-server new failed: {}\n{}",
+                text(&output.stdout),
+                text(&output.stderr)
+            )
+        });
+        let rules = container.run_ok(listing).unwrap();
+        let expected = match backend {
+            "nftables" => format!("elements = {{ {} }}", session.port),
+            "ufw" => "ufw allow 60100:60103/udp comment 'mosh-daemon'".into(),
+            _ => "-A MOSH-DAEMON -p udp -m udp --dport 60100:60103 -j ACCEPT".into(),
+        };
+        assert!(
+            rules.contains(&expected),
+            "{backend}: {expected:?} is not in:\n{rules}\nstatus: {status}"
+        );
+        container
+            .run_ok(&format!("{BIN}/moshctl kill --idle 0"))
+            .unwrap();
+        container
+            .run_ok("systemctl stop mosh-daemon.service")
+            .unwrap();
+        assert_eq!(
+            container.run_ok(listing).unwrap(),
+            before,
+            "{backend}: the rules after the service stopped"
+        );
+        container.run_ok(teardown).unwrap();
+        step(started, &format!("{backend} rules come and go"));
+    }
 }

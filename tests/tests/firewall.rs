@@ -1,10 +1,11 @@
 //! The daemon's firewall backends, each in a pair of network namespaces
 //! whose server side drops input by default: nftables opens exactly the
-//! ports of live sessions; ufw and iptables open the pool while the daemon
-//! runs; restarts never duplicate rules; stopping restores the ruleset; a
-//! missing backend is reported and sessions still start. Probes tell a
-//! dropped datagram (silence) from one let through (an authenticated answer
-//! from the session, or ICMP port unreachable where nothing listens).
+//! ports of live sessions; ufw, iptables (both variants) and firewalld open
+//! the pool while the daemon runs; restarts and crashes never duplicate
+//! rules; stopping restores the ruleset; a missing backend is reported and
+//! sessions still start. Probes tell a dropped datagram (silence, or
+//! firewalld's reject) from one let through (an authenticated answer from
+//! the session, or ICMP port unreachable where nothing listens).
 
 use std::time::{Duration, Instant};
 
@@ -227,6 +228,11 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
             open_ports(s) == live
         });
     }
+    // A crash leaves the rules; the next start puts them in place once.
+    assert_eq!(daemon.stop_with("KILL"), None);
+    assert_eq!(daemon_set(&pair.server), live);
+    daemon.start_again().unwrap();
+    wait_status(&daemon, "reopened after a crash", |s| open_ports(s) == live);
     let ruleset = nft_json(&pair.server);
     let listing: serde_json::Value = serde_json::from_str(&ruleset).unwrap();
     let objects = listing["nftables"].as_array().unwrap();
@@ -388,6 +394,13 @@ fn iptables_opens_the_pool_past_a_drop_policy(program: &str, backend: &str) {
             s["state"] == "open"
         });
     }
+    assert_eq!(daemon.stop_with("KILL"), None);
+    assert!(
+        rules().contains("-j MOSH-DAEMON"),
+        "a crash leaves the rules"
+    );
+    daemon.start_again().unwrap();
+    wait_status(&daemon, "reopened after a crash", |s| s["state"] == "open");
     let listed = rules();
     assert_eq!(listed.matches("-j MOSH-DAEMON").count(), 1, "{listed}");
     assert_eq!(listed.matches("-A MOSH-DAEMON").count(), 1, "{listed}");

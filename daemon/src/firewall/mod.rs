@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-pub use self::nftables::NftablesBackend;
+use self::nftables::NftablesBackend;
 pub use self::tool::ToolError;
 use crate::config::{FirewallBackend, FirewallConfig, PortPool};
 use crate::control::{FirewallRequest, FirewallStatus};

@@ -2,8 +2,8 @@
 //! whose server side drops input by default: nftables opens exactly the
 //! ports of live sessions; ufw, iptables (both variants) and firewalld open
 //! the pool while the daemon runs; restarts and crashes never duplicate
-//! rules; stopping restores the ruleset; a missing backend is reported and
-//! sessions still start. Probes tell a dropped datagram (silence, or
+//! rules; stopping restores the ruleset as it was before the first start; a
+//! missing backend is reported and sessions still start. Probes tell a dropped datagram (silence, or
 //! firewalld's reject) from one let through (an authenticated answer from
 //! the session, or ICMP port unreachable where nothing listens).
 
@@ -110,6 +110,65 @@ fn daemon_set(netns: &str) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// A distribution's default-deny input chain: table `inet filter`, policy
+/// drop, accepting only loopback and established traffic.
+const DROP_POLICY: &str = "table inet filter {\n\
+       chain input {\n\
+         type filter hook input priority filter; policy drop;\n\
+         ct state established,related accept\n\
+         iif \"lo\" accept\n\
+       }\n\
+     }\n";
+
+/// Loads [`DROP_POLICY`] into `netns`'s ruleset.
+fn load_drop_policy(netns: &str) {
+    let file = std::env::temp_dir().join(format!("{netns}.nft"));
+    std::fs::write(&file, DROP_POLICY).unwrap();
+    NetPair::run(netns, "nft", &["-f", file.to_str().unwrap()]).unwrap();
+    let _ = std::fs::remove_file(&file);
+}
+
+/// The daemon's table, chain, rule and port sets each stand once in the
+/// ruleset, as does its tagged rule in the [`DROP_POLICY`] chain.
+fn assert_each_daemon_object_once(netns: &str) {
+    let ruleset = nft_json(netns);
+    let listing: serde_json::Value = serde_json::from_str(&ruleset).unwrap();
+    let objects = listing["nftables"].as_array().unwrap();
+    let count = |kind: &str, matches: &dyn Fn(&serde_json::Value) -> bool| {
+        objects
+            .iter()
+            .filter_map(|object| object.get(kind))
+            .filter(|value| matches(value))
+            .count()
+    };
+    assert_eq!(
+        count("table", &|t| t["name"] == "mosh_daemon"),
+        1,
+        "{ruleset}"
+    );
+    assert_eq!(
+        count("chain", &|c| c["table"] == "mosh_daemon"),
+        1,
+        "{ruleset}"
+    );
+    assert_eq!(
+        count("rule", &|r| r["table"] == "mosh_daemon"),
+        1,
+        "{ruleset}"
+    );
+    assert_eq!(
+        count("rule", &|r| r["table"] == "filter"
+            && r["comment"] == "mosh-daemon"),
+        1,
+        "{ruleset}"
+    );
+    assert_eq!(
+        count("set", &|s| s["name"] == "mosh_daemon_ports"),
+        1,
+        "{ruleset}"
+    );
+}
+
 fn stop(daemon: &mut TestDaemon) {
     assert_eq!(
         daemon.stop_with("TERM"),
@@ -123,19 +182,7 @@ fn stop(daemon: &mut TestDaemon) {
 fn nftables_opens_exactly_the_ports_of_live_sessions() {
     require_tools(&["ip", "nft", "tmux", "mosh-client"]);
     let pair = NetPair::new().unwrap();
-    let ruleset = std::env::temp_dir().join(format!("{}.nft", pair.server));
-    std::fs::write(
-        &ruleset,
-        "table inet filter {\n\
-           chain input {\n\
-             type filter hook input priority filter; policy drop;\n\
-             ct state established,related accept\n\
-             iif \"lo\" accept\n\
-           }\n\
-         }\n",
-    )
-    .unwrap();
-    NetPair::run(&pair.server, "nft", &["-f", ruleset.to_str().unwrap()]).unwrap();
+    load_drop_policy(&pair.server);
     assert_eq!(pair.probe_port(POOL.0).unwrap(), PortProbe::Silent);
 
     let mut daemon = TestDaemon::start_in_netns(
@@ -180,8 +227,7 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
     // handles are new, as the one to restore at stop.)
     daemon.signal("STOP");
     NetPair::run(&pair.server, "nft", &["flush", "ruleset"]).unwrap();
-    NetPair::run(&pair.server, "nft", &["-f", ruleset.to_str().unwrap()]).unwrap();
-    let _ = std::fs::remove_file(&ruleset);
+    load_drop_policy(&pair.server);
     let before = nft_json(&pair.server);
     assert!(!before.contains("mosh"));
     daemon.signal("CONT");
@@ -233,42 +279,7 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
     assert_eq!(daemon_set(&pair.server), live);
     daemon.start_again().unwrap();
     wait_status(&daemon, "reopened after a crash", |s| open_ports(s) == live);
-    let ruleset = nft_json(&pair.server);
-    let listing: serde_json::Value = serde_json::from_str(&ruleset).unwrap();
-    let objects = listing["nftables"].as_array().unwrap();
-    let count = |kind: &str, matches: &dyn Fn(&serde_json::Value) -> bool| {
-        objects
-            .iter()
-            .filter_map(|object| object.get(kind))
-            .filter(|value| matches(value))
-            .count()
-    };
-    assert_eq!(
-        count("table", &|t| t["name"] == "mosh_daemon"),
-        1,
-        "{ruleset}"
-    );
-    assert_eq!(
-        count("chain", &|c| c["table"] == "mosh_daemon"),
-        1,
-        "{ruleset}"
-    );
-    assert_eq!(
-        count("rule", &|r| r["table"] == "mosh_daemon"),
-        1,
-        "{ruleset}"
-    );
-    assert_eq!(
-        count("rule", &|r| r["table"] == "filter"
-            && r["comment"] == "mosh-daemon"),
-        1,
-        "{ruleset}"
-    );
-    assert_eq!(
-        count("set", &|s| s["name"] == "mosh_daemon_ports"),
-        1,
-        "{ruleset}"
-    );
+    assert_each_daemon_object_once(&pair.server);
     let after_restarts = daemon.new_session(As::Root, &SESSION);
     assert!(pair.session_answers(after_restarts.port, &after_restarts.key, PATIENCE));
 
@@ -282,6 +293,39 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
 
     stop(&mut daemon);
     assert_eq!(nft_json(&pair.server), before, "the ruleset after stop");
+}
+
+/// Three restarts with a live session leave every rule in place once, and
+/// stopping gives back the ruleset exactly as it was before the daemon
+/// first started (`nft -j list ruleset`, handles included).
+#[test]
+fn nftables_restarts_never_duplicate_and_stop_restores_the_ruleset() {
+    require_tools(&["ip", "nft"]);
+    let pair = NetPair::new().unwrap();
+    load_drop_policy(&pair.server);
+    let pristine = nft_json(&pair.server);
+
+    let mut daemon = TestDaemon::start_in_netns(
+        &pair.server,
+        POOL,
+        "[firewall]\nbackend = \"nftables\"",
+        &[],
+    )
+    .unwrap();
+    let session = daemon.new_session(As::Root, &SESSION);
+    assert_ne!(nft_json(&pair.server), pristine);
+    for restart in 1..=3 {
+        daemon.restart(|| {}).unwrap();
+        wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {
+            open_ports(s) == [u64::from(session.port)]
+        });
+        assert_each_daemon_object_once(&pair.server);
+    }
+    assert_eq!(daemon_set(&pair.server), [u64::from(session.port)]);
+    assert!(pair.session_answers(session.port, &session.key, PATIENCE));
+
+    stop(&mut daemon);
+    assert_eq!(nft_json(&pair.server), pristine, "the ruleset after stop");
 }
 
 /// The session's port and another pool port are reachable while the daemon

@@ -369,6 +369,14 @@ fn ufw_opens_the_pool_while_the_daemon_runs() {
     let ours = |text: &str| text.matches("comment 'mosh-daemon'").count();
     let before = added();
 
+    // The application profile the packages ship is one ufw reads.
+    let profile =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/ufw/mosh-daemon");
+    std::fs::copy(profile, etc.join("applications.d/mosh-daemon")).unwrap();
+    let info = NetPair::run(&pair.server, "ufw", &["app", "info", "mosh-daemon"]).unwrap();
+    assert!(info.contains("Profile: mosh-daemon"), "{info}");
+    assert!(info.contains("60000:61000/udp"), "{info}");
+
     let mut daemon =
         TestDaemon::start_in_netns(&pair.server, POOL, "[firewall]\nbackend = \"auto\"", &[])
             .unwrap();

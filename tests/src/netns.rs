@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -203,12 +203,23 @@ pub struct Firewalld {
 
 impl Firewalld {
     /// Starts the bus and firewalld in `netns` and waits until firewalld
-    /// says it runs.
-    pub fn start(netns: &str) -> io::Result<Self> {
+    /// says it runs. Its `/etc/firewalld/services` is a fresh tmpfs holding
+    /// copies of the `services` files.
+    pub fn start(netns: &str, services: &[&Path]) -> io::Result<Self> {
         let bus_pid_file = std::env::temp_dir().join(format!("{netns}.dbus.pid"));
+        let copies: String = services
+            .iter()
+            .map(|file| {
+                format!(
+                    "cp {} /etc/firewalld/services/; ",
+                    crate::daemon::shell_quote(&file.to_string_lossy())
+                )
+            })
+            .collect();
         let script = format!(
             "set -e; mount -t tmpfs tmpfs /run/dbus; mkdir -p /run/firewalld; \
              mount -t tmpfs tmpfs /run/firewalld; \
+             mount -t tmpfs tmpfs /etc/firewalld/services; {copies}\
              dbus-daemon --system --nofork --nopidfile </dev/null >/dev/null 2>&1 & \
              echo $! > {}; exec firewalld --nofork --nopid",
             bus_pid_file.display()

@@ -7,6 +7,7 @@
 //! firewalld's reject) from one let through (an authenticated answer from
 //! the session, or ICMP port unreachable where nothing listens).
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser};
@@ -167,6 +168,13 @@ fn assert_each_daemon_object_once(netns: &str) {
         1,
         "{ruleset}"
     );
+}
+
+/// A file under `packaging/` in this checkout.
+fn packaged(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging")
+        .join(path)
 }
 
 fn stop(daemon: &mut TestDaemon) {
@@ -370,9 +378,11 @@ fn ufw_opens_the_pool_while_the_daemon_runs() {
     let before = added();
 
     // The application profile the packages ship is one ufw reads.
-    let profile =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/ufw/mosh-daemon");
-    std::fs::copy(profile, etc.join("applications.d/mosh-daemon")).unwrap();
+    std::fs::copy(
+        packaged("ufw/mosh-daemon"),
+        etc.join("applications.d/mosh-daemon"),
+    )
+    .unwrap();
     let info = NetPair::run(&pair.server, "ufw", &["app", "info", "mosh-daemon"]).unwrap();
     assert!(info.contains("Profile: mosh-daemon"), "{info}");
     assert!(info.contains("60000:61000/udp"), "{info}");
@@ -474,7 +484,8 @@ fn firewalld_opens_the_pool_in_the_default_zone() {
         "mosh-client",
     ]);
     let pair = NetPair::new().unwrap();
-    let firewalld = Firewalld::start(&pair.server).unwrap();
+    let firewalld =
+        Firewalld::start(&pair.server, &[&packaged("firewalld/mosh-daemon.xml")]).unwrap();
     let ports = || {
         let output = firewalld
             .command("firewall-cmd", &["--list-ports"])
@@ -484,6 +495,12 @@ fn firewalld_opens_the_pool_in_the_default_zone() {
     };
     assert_eq!(ports(), "");
     assert_eq!(pair.probe_port(POOL.0).unwrap(), PortProbe::Rejected);
+    // The service file the packages ship is one firewalld reads.
+    let service = firewalld
+        .command("firewall-cmd", &["--info-service=mosh-daemon"])
+        .unwrap();
+    let service = String::from_utf8_lossy(&service.stdout);
+    assert!(service.contains("ports: 60000-61000/udp"), "{service}");
 
     let wrapper = firewalld.wrapper();
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();

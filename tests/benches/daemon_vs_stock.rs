@@ -4,7 +4,9 @@
 //! memory of all those sessions idling without a client (proportional set
 //! size of each session's whole process tree: a stock server and the shell
 //! process it forks at once; our worker (which starts the shell on first
-//! contact) plus the daemon's growth, per session).
+//! contact) plus the daemon's growth, per session). A third row runs the
+//! daemon in a network namespace whose nftables input policy is drop, with
+//! the nftables backend opening each session's port before it is printed.
 //!
 //! Run as root: `cargo build --release --bins && cargo bench -p mosh-e2e
 //! --bench daemon_vs_stock`.
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use mosh_e2e::daemon::{As, Connect, TestDaemon, free_port_range};
 use mosh_e2e::measure::{pss_kib, tree_pss_kib};
+use mosh_e2e::netns::NetPair;
 use mosh_e2e::{UTF8_LOCALE, our_program, process, stock};
 
 /// The idle session's command (never started: no client comes).
@@ -62,12 +65,12 @@ fn stock_run(runs: usize) -> Measured {
     }
 }
 
-fn daemon_run(runs: usize) -> Measured {
-    let daemon = TestDaemon::start(
-        free_port_range(runs as u16 + 5),
-        &format!("max_sessions_per_user = {runs}\nmax_sessions = {runs}"),
-    )
-    .expect("start mosh-daemon");
+/// The daemon's configuration for `runs` sessions of one user.
+fn limits(runs: usize) -> String {
+    format!("max_sessions_per_user = {runs}\nmax_sessions = {runs}\n")
+}
+
+fn daemon_run(daemon: &TestDaemon, runs: usize) -> Measured {
     let program = our_program("mosh-server").expect("our mosh-server");
     let socket = daemon.socket();
     std::thread::sleep(Duration::from_millis(500));
@@ -110,9 +113,31 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(200usize);
     let stock = stock_run(runs);
-    let ours = daemon_run(runs);
+    let ours = {
+        let daemon = TestDaemon::start(free_port_range(runs as u16 + 5), &limits(runs))
+            .expect("start mosh-daemon");
+        daemon_run(&daemon, runs)
+    };
+    // The same in a namespace whose input policy is drop, the nftables
+    // backend opening each session's port before `mosh-server new` prints it.
+    let with_nftables = {
+        let pair = NetPair::new().expect("network namespaces");
+        NetPair::load_drop_policy(&pair.server).expect("drop policy");
+        let daemon = TestDaemon::start_in_netns(
+            &pair.server,
+            (60000, 60000 + runs as u16 + 5),
+            &format!("{}[firewall]\nbackend = \"nftables\"", limits(runs)),
+            &[],
+        )
+        .expect("start mosh-daemon in a namespace");
+        daemon_run(&daemon, runs)
+    };
     println!("session setup over {runs} runs, and memory per idle session (PSS):");
-    for (name, m) in [("stock mosh-server", &stock), ("mosh-daemon", &ours)] {
+    for (name, m) in [
+        ("stock mosh-server", &stock),
+        ("mosh-daemon", &ours),
+        ("mosh-daemon + nft", &with_nftables),
+    ] {
         println!(
             "  {name:<18} p50 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} KiB/session",
             m.p50.as_secs_f64() * 1e3,
@@ -120,10 +145,12 @@ fn main() {
             m.pss_kib_per_session
         );
     }
-    println!(
-        "  ratios (ours/stock): p50 {:.2}  p99 {:.2}  memory {:.2}",
-        ours.p50.as_secs_f64() / stock.p50.as_secs_f64(),
-        ours.p99.as_secs_f64() / stock.p99.as_secs_f64(),
-        ours.pss_kib_per_session / stock.pss_kib_per_session
-    );
+    for (name, m) in [("ours", &ours), ("ours + nft", &with_nftables)] {
+        println!(
+            "  ratios ({name}/stock): p50 {:.2}  p99 {:.2}  memory {:.2}",
+            m.p50.as_secs_f64() / stock.p50.as_secs_f64(),
+            m.p99.as_secs_f64() / stock.p99.as_secs_f64(),
+            m.pss_kib_per_session / stock.pss_kib_per_session
+        );
+    }
 }

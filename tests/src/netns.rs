@@ -25,6 +25,17 @@ pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 231, 0, 2);
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// A distribution's default-deny nftables input chain: table
+/// `inet filter`, policy drop, accepting only loopback and established
+/// traffic.
+pub const DROP_POLICY: &str = "table inet filter {\n\
+       chain input {\n\
+         type filter hook input priority filter; policy drop;\n\
+         ct state established,related accept\n\
+         iif \"lo\" accept\n\
+       }\n\
+     }\n";
+
 /// What a probe of a UDP port found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortProbe {
@@ -111,6 +122,15 @@ impl NetPair {
             )));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Loads [`DROP_POLICY`] into `netns`'s nftables ruleset.
+    pub fn load_drop_policy(netns: &str) -> io::Result<()> {
+        let file = std::env::temp_dir().join(format!("{netns}.nft"));
+        std::fs::write(&file, DROP_POLICY)?;
+        let loaded = Self::run(netns, "nft", &["-f", &file.to_string_lossy()]);
+        let _ = std::fs::remove_file(&file);
+        loaded.map(drop)
     }
 
     /// The directory `ip netns exec` mounts over `/etc` entries in

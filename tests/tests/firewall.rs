@@ -111,26 +111,9 @@ fn daemon_set(netns: &str) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-/// A distribution's default-deny input chain: table `inet filter`, policy
-/// drop, accepting only loopback and established traffic.
-const DROP_POLICY: &str = "table inet filter {\n\
-       chain input {\n\
-         type filter hook input priority filter; policy drop;\n\
-         ct state established,related accept\n\
-         iif \"lo\" accept\n\
-       }\n\
-     }\n";
-
-/// Loads [`DROP_POLICY`] into `netns`'s ruleset.
-fn load_drop_policy(netns: &str) {
-    let file = std::env::temp_dir().join(format!("{netns}.nft"));
-    std::fs::write(&file, DROP_POLICY).unwrap();
-    NetPair::run(netns, "nft", &["-f", file.to_str().unwrap()]).unwrap();
-    let _ = std::fs::remove_file(&file);
-}
-
 /// The daemon's table, chain, rule and port sets each stand once in the
-/// ruleset, as does its tagged rule in the [`DROP_POLICY`] chain.
+/// ruleset, as does its tagged rule in the drop-policy chain
+/// ([`mosh_e2e::netns::DROP_POLICY`]).
 fn assert_each_daemon_object_once(netns: &str) {
     let ruleset = nft_json(netns);
     let listing: serde_json::Value = serde_json::from_str(&ruleset).unwrap();
@@ -190,7 +173,7 @@ fn stop(daemon: &mut TestDaemon) {
 fn nftables_opens_exactly_the_ports_of_live_sessions() {
     require_tools(&["ip", "nft", "tmux", "mosh-client"]);
     let pair = NetPair::new().unwrap();
-    load_drop_policy(&pair.server);
+    NetPair::load_drop_policy(&pair.server).unwrap();
     assert_eq!(pair.probe_port(POOL.0).unwrap(), PortProbe::Silent);
 
     let mut daemon = TestDaemon::start_in_netns(
@@ -235,7 +218,7 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
     // handles are new, as the one to restore at stop.)
     daemon.signal("STOP");
     NetPair::run(&pair.server, "nft", &["flush", "ruleset"]).unwrap();
-    load_drop_policy(&pair.server);
+    NetPair::load_drop_policy(&pair.server).unwrap();
     let before = nft_json(&pair.server);
     assert!(!before.contains("mosh"));
     daemon.signal("CONT");
@@ -310,7 +293,7 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
 fn nftables_restarts_never_duplicate_and_stop_restores_the_ruleset() {
     require_tools(&["ip", "nft"]);
     let pair = NetPair::new().unwrap();
-    load_drop_policy(&pair.server);
+    NetPair::load_drop_policy(&pair.server).unwrap();
     let pristine = nft_json(&pair.server);
 
     let mut daemon = TestDaemon::start_in_netns(

@@ -317,6 +317,11 @@ fn nftables_restarts_never_duplicate_and_stop_restores_the_ruleset() {
 
     stop(&mut daemon);
     assert_eq!(nft_json(&pair.server), pristine, "the ruleset after stop");
+    assert!(
+        daemon.log().contains("firewall (nftables): rules removed"),
+        "{}",
+        daemon.log()
+    );
 }
 
 /// The session's port and another pool port are reachable while the daemon

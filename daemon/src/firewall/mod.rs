@@ -410,11 +410,18 @@ impl Worker {
 
     fn uninstall(&mut self) {
         if self.installed {
-            let pool = self.pool;
-            let result = self.backend.remove(pool);
-            self.outcome("removing the rules", result);
-            self.installed = false;
+            self.remove();
         }
+    }
+
+    /// Removes the backend's rules, and says so in the log.
+    fn remove(&mut self) {
+        let pool = self.pool;
+        let result = self.backend.remove(pool);
+        if self.outcome("removing the rules", result) && !matches!(self.backend, Backend::None) {
+            tracing::info!("firewall ({}): rules removed", self.backend.name());
+        }
+        self.installed = false;
     }
 
     /// Puts the rules back if they are gone (someone reloaded the
@@ -471,10 +478,7 @@ impl Worker {
 
     fn close(&mut self) {
         self.closed = true;
-        let pool = self.pool;
-        let result = self.backend.remove(pool);
-        self.outcome("removing the rules", result);
-        self.installed = false;
+        self.remove();
     }
 
     /// Publishes the state and returns it.

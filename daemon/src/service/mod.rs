@@ -172,7 +172,6 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     let _ = std::fs::remove_file(&socket_path);
     connections.shutdown().await;
     shared.firewall.stop().await;
-    tracing::info!("firewall rules removed");
     Ok(())
 }
 

@@ -201,6 +201,17 @@ fn describe_firewall(status: &FirewallStatus) -> String {
     if let Some(error) = &status.error {
         text.push_str(&format!("error:    {error}\n"));
     }
+    if status.state == "disabled" {
+        let why = if status.configured == "auto" {
+            "auto found no active firewall (firewalld, ufw, iptables or nftables)"
+        } else {
+            "[firewall] backend is \"none\""
+        };
+        text.push_str(&format!(
+            "note:     the daemon manages no firewall rules: {why}; clients need the \
+             session ports open (set [firewall] backend in /etc/mosh-daemon/config.toml)\n"
+        ));
+    }
     text
 }
 
@@ -229,5 +240,29 @@ mod tests {
         assert!(lines[1].contains("16m40s ago"));
         assert!(lines[1].ends_with("10s ago       connected"));
         assert_eq!(table(&[], 0).lines().last(), Some("(no sessions)"));
+    }
+
+    #[test]
+    fn a_disabled_firewall_says_why() {
+        let status = |configured: &str| FirewallStatus {
+            backend: "none".into(),
+            configured: configured.into(),
+            state: "disabled".into(),
+            error: None,
+            ports: Vec::new(),
+            range: None,
+        };
+        let auto = describe_firewall(&status("auto"));
+        assert!(auto.contains("auto found no active firewall"), "{auto}");
+        let none = describe_firewall(&status("none"));
+        assert!(none.contains("backend is \"none\""), "{none}");
+        let open = describe_firewall(&FirewallStatus {
+            backend: "nftables".into(),
+            state: "open".into(),
+            ports: vec![60001],
+            ..status("nftables")
+        });
+        assert!(open.contains("open:     udp 60001"), "{open}");
+        assert!(!open.contains("note:"), "{open}");
     }
 }

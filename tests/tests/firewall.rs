@@ -2,10 +2,12 @@
 //! whose server side drops input by default: nftables opens exactly the
 //! ports of live sessions; ufw, iptables (both variants) and firewalld open
 //! the pool while the daemon runs; restarts and crashes never duplicate
-//! rules; stopping restores the ruleset as it was before the first start; a
-//! missing backend is reported and sessions still start. Probes tell a dropped datagram (silence, or
-//! firewalld's reject) from one let through (an authenticated answer from
-//! the session, or ICMP port unreachable where nothing listens).
+//! rules, and a reload moves the range rule to a new pool; stopping
+//! restores the ruleset as it was before the first start; a missing
+//! backend is reported and sessions still start. Probes tell a dropped
+//! datagram (silence, or firewalld's reject) from one let through (an
+//! authenticated answer from the session, or ICMP port unreachable where
+//! nothing listens).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -454,9 +456,32 @@ fn iptables_opens_the_pool_past_a_drop_policy(program: &str, backend: &str) {
     let listed = rules();
     assert_eq!(listed.matches("-j MOSH-DAEMON").count(), 1, "{listed}");
     assert_eq!(listed.matches("-A MOSH-DAEMON").count(), 1, "{listed}");
+
+    // A reload (SIGHUP) that widens the pool moves the rule to the new
+    // range, still once.
+    let wider = (POOL.0, POOL.1 + 4);
+    daemon
+        .write_config(&format!(
+            "port_range = \"{}:{}\"\n[firewall]\nbackend = \"auto\"\n",
+            wider.0, wider.1
+        ))
+        .unwrap();
+    daemon.signal("HUP");
+    wait_status(&daemon, "moved to the wider pool", |s| {
+        s["state"] == "open" && s["range"] == format!("{}:{}", wider.0, wider.1)
+    });
+    let listed = rules();
+    assert_eq!(listed.matches("-A MOSH-DAEMON").count(), 1, "{listed}");
+    assert!(
+        listed.contains(&format!("--dport {}:{} -j ACCEPT", wider.0, wider.1)),
+        "{listed}"
+    );
+    assert_eq!(pair.probe_port(wider.1).unwrap(), PortProbe::Refused);
+
     stop(&mut daemon);
     assert_eq!(rules(), before);
     assert_eq!(pair.probe_port(POOL.1).unwrap(), PortProbe::Silent);
+    assert_eq!(pair.probe_port(wider.1).unwrap(), PortProbe::Silent);
 }
 
 #[test]

@@ -5,8 +5,8 @@
 //! through it, a daemon restart the session survives, `moshctl kill`
 //! taking the unit away, a root process outside the session's unit turned
 //! away from the handoff socket, a worker that never fetches its
-//! descriptors being stopped in time, and the daemon's sandbox still letting it drive
-//! nftables.
+//! descriptors being stopped in time, and the daemon's sandbox still
+//! letting it drive nftables, iptables-legacy and ufw.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -384,9 +384,10 @@ fn hardened_service_runs_each_session_in_its_own_unit() {
 
 /// The hardened service, in a container with a network of its own, drives
 /// nftables (a drop policy), legacy iptables and an enabled ufw (legacy
-/// first: ufw's chains would make the daemon choose the nf_tables variant): each
-/// backend's rules are there for a session and gone once the service
-/// stops, so the sandbox leaves the daemon what every firewall tool needs.
+/// first: ufw's chains would make the daemon choose the nf_tables
+/// variant): each backend's rules are there for a session and gone once
+/// the service stops, so the sandbox leaves the daemon what every firewall
+/// tool needs.
 #[test]
 fn hardened_service_drives_each_firewall_backend() {
     let started = Instant::now();

@@ -155,6 +155,24 @@ fn assert_each_daemon_object_once(netns: &str) {
     );
 }
 
+/// Restarts the daemon three times; after each start, waits until its
+/// firewall status satisfies `reopened`, then runs `check`.
+fn restart_three_times(
+    daemon: &mut TestDaemon,
+    reopened: impl Fn(&serde_json::Value) -> bool,
+    check: impl Fn(),
+) {
+    for restart in 1..=3 {
+        daemon.restart(|| {}).unwrap();
+        wait_status(
+            daemon,
+            &format!("reopened after restart {restart}"),
+            &reopened,
+        );
+        check();
+    }
+}
+
 /// A file under `packaging/` in this checkout.
 fn packaged(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -261,12 +279,7 @@ fn nftables_opens_exactly_the_ports_of_live_sessions() {
     assert!(pair.session_answers(while_closed.port, &while_closed.key, PATIENCE));
     let live = [u64::from(port), u64::from(while_closed.port)];
 
-    for restart in 1..=3 {
-        daemon.restart(|| {}).unwrap();
-        wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {
-            open_ports(s) == live
-        });
-    }
+    restart_three_times(&mut daemon, |s| open_ports(s) == live, || {});
     // A crash leaves the rules; the next start puts them in place once.
     assert_eq!(daemon.stop_with("KILL"), None);
     assert_eq!(daemon_set(&pair.server), live);
@@ -307,13 +320,11 @@ fn nftables_restarts_never_duplicate_and_stop_restores_the_ruleset() {
     .unwrap();
     let session = daemon.new_session(As::Root, &SESSION);
     assert_ne!(nft_json(&pair.server), pristine);
-    for restart in 1..=3 {
-        daemon.restart(|| {}).unwrap();
-        wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {
-            open_ports(s) == [u64::from(session.port)]
-        });
-        assert_each_daemon_object_once(&pair.server);
-    }
+    restart_three_times(
+        &mut daemon,
+        |s| open_ports(s) == [u64::from(session.port)],
+        || assert_each_daemon_object_once(&pair.server),
+    );
     assert_eq!(daemon_set(&pair.server), [u64::from(session.port)]);
     assert!(pair.session_answers(session.port, &session.key, PATIENCE));
 
@@ -381,12 +392,7 @@ fn ufw_opens_the_pool_while_the_daemon_runs() {
         TestDaemon::start_in_netns(&pair.server, POOL, "[firewall]\nbackend = \"auto\"", &[])
             .unwrap();
     range_backend_reaches(&pair, &daemon, "ufw");
-    for restart in 1..=3 {
-        daemon.restart(|| {}).unwrap();
-        wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {
-            s["state"] == "open"
-        });
-    }
+    restart_three_times(&mut daemon, |s| s["state"] == "open", || {});
     let listed = added();
     assert_eq!(ours(&listed), 1, "{listed}");
     stop(&mut daemon);
@@ -440,12 +446,7 @@ fn iptables_opens_the_pool_past_a_drop_policy(program: &str, backend: &str) {
         TestDaemon::start_in_netns(&pair.server, POOL, "[firewall]\nbackend = \"auto\"", &[])
             .unwrap();
     range_backend_reaches(&pair, &daemon, backend);
-    for restart in 1..=3 {
-        daemon.restart(|| {}).unwrap();
-        wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {
-            s["state"] == "open"
-        });
-    }
+    restart_three_times(&mut daemon, |s| s["state"] == "open", || {});
     assert_eq!(daemon.stop_with("KILL"), None);
     assert!(
         rules().contains("-j MOSH-DAEMON"),
@@ -520,12 +521,7 @@ fn firewalld_opens_the_pool_in_the_default_zone() {
     let mut daemon =
         TestDaemon::start_wrapped(&wrapper, POOL, "[firewall]\nbackend = \"auto\"", &[]).unwrap();
     range_backend_reaches(&pair, &daemon, "firewalld");
-    for restart in 1..=3 {
-        daemon.restart(|| {}).unwrap();
-        wait_status(&daemon, &format!("reopened after restart {restart}"), |s| {
-            s["state"] == "open"
-        });
-    }
+    restart_three_times(&mut daemon, |s| s["state"] == "open", || {});
     assert_eq!(ports(), format!("{}-{}/udp", POOL.0, POOL.1));
     stop(&mut daemon);
     assert_eq!(ports(), "");

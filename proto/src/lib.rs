@@ -11,6 +11,8 @@
 //!   fragments, and their bounded reassembly.
 //! * [`messages`]: the protobuf messages (`Instruction`, `HostMessage`,
 //!   `UserMessage`).
+//! * [`extensions`]: the native extensions our two ends negotiate, invisible
+//!   to stock peers.
 //! * [`transport`]: the State Synchronization Protocol state machine that keeps
 //!   a local [`State`] mirrored at the peer and the peer's mirrored here.
 //!
@@ -20,6 +22,7 @@
 
 pub mod connection;
 pub mod crypto;
+pub mod extensions;
 pub mod fragment;
 pub mod key;
 pub mod messages;
@@ -30,6 +33,7 @@ pub mod transport;
 
 pub use connection::{Connection, Role};
 pub use crypto::{CryptoError, Direction, Session};
+pub use extensions::{Extension, ExtensionSet, Negotiation, Peer};
 pub use key::{Base64Key, KeyError};
 pub use state::{State, StateError};
 pub use transport::{Delivery, Transmit, Transport, TransportConfig, TransportError};

@@ -27,6 +27,20 @@ pub struct Instruction {
     /// Random padding that blurs lengths; ignored.
     #[prost(bytes = "vec", optional, tag = "7")]
     pub chaff: Option<Vec<u8>>,
+    /// Our native-extension negotiation (see [`crate::extensions`]); a tag
+    /// stock mosh does not define, so a stock peer skips it. Absent on
+    /// everything sent to or by a stock peer after the first few datagrams.
+    #[prost(message, optional, tag = "100")]
+    pub extensions: Option<Extensions>,
+}
+
+/// The negotiation field: a client's offer or a server's answer.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Extensions {
+    /// Bit mask of [`crate::extensions::Extension`]s: those the client
+    /// supports, or those the server enabled.
+    #[prost(uint64, optional, tag = "1")]
+    pub supported: Option<u64>,
 }
 
 /// The only protocol version mosh 1.4 speaks.

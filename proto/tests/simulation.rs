@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{Impairment, Network, Rng, Stream};
-use mosh_proto::{Base64Key, Transport, TransportConfig};
+use mosh_proto::{Base64Key, ExtensionSet, Peer, Transport, TransportConfig};
 use proptest::prelude::*;
 
 type Side = Transport<Stream, Stream>;
@@ -31,6 +31,8 @@ struct Outcome {
     server_took: Vec<u8>,
     client_saw: Vec<u8>,
     max_states_held: usize,
+    client_knows: Peer,
+    server_knows: Peer,
 }
 
 struct Sim {
@@ -45,12 +47,14 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(seed: u64, impairment: Impairment) -> Self {
+    fn new(seed: u64, impairment: Impairment, ends: Extensions) -> Self {
         let start = Instant::now();
         let key = Base64Key::from_bytes(seed.to_le_bytes().repeat(2).try_into().unwrap());
         let server_addr: SocketAddr = SERVER.parse().unwrap();
         let client = Transport::new(
-            TransportConfig::client(server_addr).with_chaff_seed(seed),
+            TransportConfig::client(server_addr)
+                .with_chaff_seed(seed)
+                .with_extensions(ends.client),
             &key,
             Stream::default(),
             Stream::default(),
@@ -58,7 +62,9 @@ impl Sim {
         )
         .unwrap();
         let server = Transport::new(
-            TransportConfig::server().with_chaff_seed(!seed),
+            TransportConfig::server()
+                .with_chaff_seed(!seed)
+                .with_extensions(ends.server),
             &key,
             Stream::default(),
             Stream::default(),
@@ -143,12 +149,30 @@ impl Sim {
     }
 }
 
+/// The native extensions each end supports.
+#[derive(Debug, Clone, Copy)]
+struct Extensions {
+    client: ExtensionSet,
+    server: ExtensionSet,
+}
+
+/// Both ends stock.
+const STOCK: Extensions = Extensions {
+    client: ExtensionSet::EMPTY,
+    server: ExtensionSet::EMPTY,
+};
+
 /// Runs a session: for 10 simulated seconds the client types and the server
 /// prints; half-way the client's address changes; then both stop and the run
 /// goes on until both sides hold each other's latest state; then the client
 /// shuts down.
 fn simulate(seed: u64, impairment: Impairment) -> Outcome {
-    let mut sim = Sim::new(seed, impairment);
+    simulate_with(seed, impairment, STOCK)
+}
+
+/// [`simulate`] with the given native extensions at each end.
+fn simulate_with(seed: u64, impairment: Impairment, ends: Extensions) -> Outcome {
+    let mut sim = Sim::new(seed, impairment, ends);
     let mut rng = Rng::new(seed ^ 0xABCD);
     let mut client_sent = Vec::new();
     let mut server_sent = Vec::new();
@@ -209,6 +233,8 @@ fn simulate(seed: u64, impairment: Impairment) -> Outcome {
         client_sent,
         server_sent,
         max_states_held: sim.max_states_held,
+        client_knows: sim.client.peer_extensions(),
+        server_knows: sim.server.peer_extensions(),
     }
 }
 
@@ -292,6 +318,64 @@ fn identical_seeds_give_identical_runs() {
     assert_eq!(a.shutdown_at, b.shutdown_at);
 }
 
+#[test]
+fn stock_ends_negotiate_nothing() {
+    let outcome = simulate(
+        3,
+        Impairment {
+            loss: 0.1,
+            duplicate: 0.1,
+            delay: Duration::from_millis(50),
+            jitter: Duration::from_millis(50),
+        },
+    );
+    assert_healthy(&outcome, false);
+    assert_eq!(outcome.client_knows, Peer::Stock);
+    assert_eq!(outcome.server_knows, Peer::Stock);
+}
+
+#[test]
+fn our_client_finds_a_server_without_extensions_is_stock() {
+    let ends = Extensions {
+        client: ExtensionSet::all(),
+        server: ExtensionSet::EMPTY,
+    };
+    let outcome = simulate_with(
+        11,
+        Impairment {
+            loss: 0.3,
+            duplicate: 0.1,
+            delay: Duration::from_millis(200),
+            jitter: Duration::from_millis(150),
+        },
+        ends,
+    );
+    assert_healthy(&outcome, true);
+    assert_eq!(outcome.client_knows, Peer::Stock);
+    assert_eq!(outcome.server_knows, Peer::Stock);
+}
+
+#[test]
+fn our_server_finds_a_client_without_extensions_is_stock() {
+    let ends = Extensions {
+        client: ExtensionSet::EMPTY,
+        server: ExtensionSet::all(),
+    };
+    let outcome = simulate_with(
+        12,
+        Impairment {
+            loss: 0.3,
+            duplicate: 0.1,
+            delay: Duration::from_millis(200),
+            jitter: Duration::from_millis(150),
+        },
+        ends,
+    );
+    assert_healthy(&outcome, true);
+    assert_eq!(outcome.client_knows, Peer::Stock);
+    assert_eq!(outcome.server_knows, Peer::Stock);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
@@ -310,5 +394,25 @@ proptest! {
             jitter: Duration::from_millis(jitter_ms),
         });
         assert_healthy(&outcome, loss > 0.25);
+    }
+
+    #[test]
+    fn our_two_ends_agree_whatever_the_network_does(
+        seed in any::<u64>(),
+        loss in 0.0f64..0.5,
+        duplicate in 0.0f64..0.3,
+        delay_ms in 0u64..400,
+        jitter_ms in 0u64..400,
+    ) {
+        let ends = Extensions { client: ExtensionSet::all(), server: ExtensionSet::all() };
+        let outcome = simulate_with(seed, Impairment {
+            loss,
+            duplicate,
+            delay: Duration::from_millis(delay_ms),
+            jitter: Duration::from_millis(jitter_ms),
+        }, ends);
+        assert_healthy(&outcome, loss > 0.25);
+        prop_assert_eq!(outcome.client_knows, Peer::Native(ExtensionSet::all()));
+        prop_assert_eq!(outcome.server_knows, Peer::Native(ExtensionSet::all()));
     }
 }

@@ -16,6 +16,7 @@ use prost::Message;
 
 use crate::connection::{Connection, ReceiveError, Role};
 use crate::crypto::CryptoError;
+use crate::extensions::{ExtensionSet, Negotiation, Peer};
 use crate::fragment::{self, Fragment, FragmentAssembly, FragmentError, Fragmenter};
 use crate::key::Base64Key;
 use crate::messages::{Instruction, PROTOCOL_VERSION};
@@ -37,6 +38,7 @@ pub struct TransportConfig {
     role: Role,
     remote: Option<SocketAddr>,
     chaff_seed: Option<u64>,
+    extensions: ExtensionSet,
 }
 
 impl TransportConfig {
@@ -46,6 +48,7 @@ impl TransportConfig {
             role: Role::Server,
             remote: None,
             chaff_seed: None,
+            extensions: ExtensionSet::EMPTY,
         }
     }
 
@@ -55,6 +58,7 @@ impl TransportConfig {
             role: Role::Client,
             remote: Some(server),
             chaff_seed: None,
+            extensions: ExtensionSet::EMPTY,
         }
     }
 
@@ -62,6 +66,14 @@ impl TransportConfig {
     /// is seeded from the OS random source.
     pub fn with_chaff_seed(mut self, seed: u64) -> Self {
         self.chaff_seed = Some(seed);
+        self
+    }
+
+    /// The native extensions this end supports and negotiates with the peer
+    /// (see [`crate::extensions`]). The default, the empty set, is stock
+    /// mosh on the wire.
+    pub fn with_extensions(mut self, extensions: ExtensionSet) -> Self {
+        self.extensions = extensions;
         self
     }
 }
@@ -145,6 +157,7 @@ pub struct Transport<L, R> {
     outbox: VecDeque<Transmit>,
     seal_failure: Option<CryptoError>,
     stats: TransportStats,
+    negotiation: Negotiation,
 }
 
 impl<L: State, R: State> Transport<L, R> {
@@ -175,6 +188,7 @@ impl<L: State, R: State> Transport<L, R> {
             outbox: VecDeque::new(),
             seal_failure: None,
             stats: TransportStats::default(),
+            negotiation: Negotiation::new(config.role, config.extensions),
         })
     }
 
@@ -225,7 +239,10 @@ impl<L: State, R: State> Transport<L, R> {
                 instruction.protocol_version,
             ));
         }
-        self.sender.process_ack(instruction.ack_num.unwrap_or(0));
+        let ack_num = instruction.ack_num.unwrap_or(0);
+        self.negotiation
+            .handle_instruction(ack_num, instruction.extensions.as_ref());
+        self.sender.process_ack(ack_num);
         let new_num = instruction.new_num.unwrap_or(0);
         if self.receiver.holds(new_num) {
             return Ok(Delivery::Duplicate);
@@ -281,9 +298,10 @@ impl<L: State, R: State> Transport<L, R> {
         let Some(destination) = self.connection.remote() else {
             return;
         };
-        let Some(instruction) = self.sender.tick(now, self.connection.rtt()) else {
+        let Some(mut instruction) = self.sender.tick(now, self.connection.rtt()) else {
             return;
         };
+        instruction.extensions = self.negotiation.outgoing();
         let compressed = fragment::compress(&instruction.encode_to_vec());
         let fragments = self
             .fragmenter
@@ -395,6 +413,12 @@ impl<L: State, R: State> Transport<L, R> {
     /// Whether we have acknowledged the peer's shutdown: this end may exit.
     pub fn counterparty_shutdown_ack_sent(&self) -> bool {
         self.sender.counterparty_shutdown_ack_sent()
+    }
+
+    /// What this end knows about the peer's native extensions; features ask
+    /// `peer_extensions().enabled()` before using one.
+    pub fn peer_extensions(&self) -> Peer {
+        self.negotiation.peer()
     }
 
     /// Where datagrams go, if known.

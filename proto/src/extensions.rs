@@ -43,18 +43,21 @@ pub enum Extension {
     /// Cell attributes stock mosh cannot carry (strikethrough, underline
     /// styles and colour, overline, hyperlinks) in the screen diff.
     Attributes,
+    /// Lines that leave the top of the server's screen, sent to the client
+    /// for the local terminal's scrollback.
+    Scrollback,
 }
 
 impl Extension {
     /// Every extension this build knows, in bit order.
-    pub const ALL: [Extension; 1] = [Extension::Attributes];
+    pub const ALL: [Extension; 2] = [Extension::Attributes, Extension::Scrollback];
 
     /// The extension's bit in [`messages::Extensions::supported`]. Bits are
-    /// never reused: bit 1 is reserved for scrollback history and bit 2 for
-    /// the native cipher.
+    /// never reused: bit 2 is reserved for the native cipher.
     pub const fn bit(self) -> u64 {
         match self {
             Extension::Attributes => 1 << 0,
+            Extension::Scrollback => 1 << 1,
         }
     }
 
@@ -62,6 +65,7 @@ impl Extension {
     pub const fn name(self) -> &'static str {
         match self {
             Extension::Attributes => "attributes",
+            Extension::Scrollback => "scrollback",
         }
     }
 }
@@ -277,11 +281,14 @@ mod tests {
     fn sets_name_their_members_and_drop_unknown_bits() {
         let all = ExtensionSet::all();
         assert!(all.contains(Extension::Attributes));
-        assert_eq!(all.to_string(), "attributes");
+        assert_eq!(all.to_string(), "attributes,scrollback");
         assert_eq!(ExtensionSet::EMPTY.to_string(), "none");
         assert_eq!(ExtensionSet::from_bits(u64::MAX), all);
         assert_eq!(ExtensionSet::from_bits(1 << 40), ExtensionSet::EMPTY);
-        assert!(all.without(Extension::Attributes).is_empty());
+        assert_eq!(
+            all.without(Extension::Attributes),
+            ExtensionSet::EMPTY.with(Extension::Scrollback)
+        );
         let collected: ExtensionSet = all.iter().collect();
         assert_eq!(collected, all);
     }

@@ -67,6 +67,27 @@ pub struct HostInstruction {
     /// Client input state whose echo is now on screen.
     #[prost(message, optional, tag = "7")]
     pub echoack: Option<EchoAck>,
+    /// Scrollback history (native extension `scrollback`; a tag stock mosh
+    /// does not define, sent only to a client that negotiated it).
+    #[prost(message, optional, tag = "100")]
+    pub history: Option<HistoryLines>,
+}
+
+/// Lines that left the top of the server's screen: the state now holds
+/// history up to (not including) line `end`; the lines from `first` on are
+/// given, and those between the base state's end and `first` were no longer
+/// kept by the server.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HistoryLines {
+    /// Number of the line after the last one the state includes.
+    #[prost(uint64, optional, tag = "1")]
+    pub end: Option<u64>,
+    /// Number of the first line in `lines`.
+    #[prost(uint64, optional, tag = "2")]
+    pub first: Option<u64>,
+    /// Lines `first..end`, each as the bytes that draw it (SGR and text).
+    #[prost(bytes = "vec", repeated, tag = "3")]
+    pub lines: Vec<Vec<u8>>,
 }
 
 /// `HostBuffers.HostBytes`.

@@ -38,6 +38,7 @@ use crate::framebuffer::{Attrs, Color, Renditions};
 use crate::framebuffer::{
     Framebuffer, MAX_HEIGHT, MAX_WIDTH, MouseEncoding, MouseReporting, SavedCursor,
 };
+use crate::history::{HistoryLog, encode_row};
 use crate::parser::{CsiParams, Parser, new_parser};
 
 /// Most bytes of replies kept until drained; later replies are dropped.
@@ -74,6 +75,7 @@ impl Emulator {
                 last_char: None,
                 run: [0; RUN_CAPACITY],
                 run_len: 0,
+                history: None,
             },
         }
     }
@@ -104,6 +106,18 @@ impl Emulator {
         self.term.fb.resize(width, height);
     }
 
+    /// From now on, lines that scroll off the top of the main screen (scroll
+    /// region starting at the top row, alternate screen not shown) are
+    /// appended to `log`.
+    pub fn set_history(&mut self, log: HistoryLog) {
+        self.term.history = Some(log);
+    }
+
+    /// The log lines are appended to, if any.
+    pub fn history(&self) -> Option<&HistoryLog> {
+        self.term.history.as_ref()
+    }
+
     /// Whether answers to status requests are waiting.
     pub fn has_replies(&self) -> bool {
         !self.term.replies.is_empty()
@@ -126,6 +140,7 @@ struct Terminal {
     last_char: Option<char>,
     run: [u8; RUN_CAPACITY],
     run_len: usize,
+    history: Option<HistoryLog>,
 }
 
 impl Terminal {
@@ -187,12 +202,26 @@ impl Terminal {
         self.fb.ds.height
     }
 
+    /// Scrolls the region up by `n`; rows leaving the top of the main screen
+    /// go to the history log first.
+    fn scroll_up(&mut self, top: usize, bottom: usize, n: usize) {
+        if let Some(log) = &self.history
+            && top == 0
+            && !self.fb.alternate_screen()
+        {
+            for row in &self.fb.rows()[..n.min(bottom + 1)] {
+                log.push(encode_row(row));
+            }
+        }
+        self.fb.scroll_up_region(top, bottom, n);
+    }
+
     /// Line feed: down one row, scrolling at the bottom of the region.
     fn index(&mut self) {
         let ds = &self.fb.ds;
         let (row, bottom, top) = (ds.cursor_row, ds.scroll_bottom, ds.scroll_top);
         if row == bottom {
-            self.fb.scroll_up_region(top, bottom, 1);
+            self.scroll_up(top, bottom, 1);
         } else if row + 1 < self.height() {
             self.fb.ds.cursor_row += 1;
         }
@@ -701,7 +730,7 @@ impl Terminal {
             ([], 'M') => self.insert_lines(n, false),
             ([], 'S') => {
                 let (top, bottom) = (self.fb.ds.scroll_top, self.fb.ds.scroll_bottom);
-                self.fb.scroll_up_region(top, bottom, n);
+                self.scroll_up(top, bottom, n);
             }
             ([], 'T') if p.len() <= 1 => {
                 let (top, bottom) = (self.fb.ds.scroll_top, self.fb.ds.scroll_bottom);

@@ -6,6 +6,8 @@
 //! * [`framebuffer`]: cells, rows, renditions, modes, title, clipboard.
 //! * [`emulator`]: [`Emulator`], actions applied to a framebuffer.
 //! * [`display`]: [`Display::new_frame`], the screen differ.
+//! * [`history`]: scrollback history, the lines that leave the top of the
+//!   screen (server log, client inbox).
 //! * [`complete`]: [`Complete`], the server→client SSP state.
 //! * [`input`]: [`UserStream`], the client→server SSP state, and the
 //!   server's [`KeyTranslator`].
@@ -36,6 +38,7 @@ pub mod complete;
 pub mod display;
 pub mod emulator;
 pub mod framebuffer;
+pub mod history;
 pub mod input;
 pub mod parser;
 

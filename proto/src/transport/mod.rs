@@ -351,6 +351,13 @@ impl<L: State, R: State> Transport<L, R> {
         self.sender.current()
     }
 
+    /// The newest local state the peer acknowledged (the initial state until
+    /// it has acknowledged one): every diff sent is based on it or on a
+    /// newer one.
+    pub fn acknowledged_state(&self) -> &L {
+        self.sender.acknowledged()
+    }
+
     /// The newest remote state received.
     pub fn latest_remote_state(&self) -> &R {
         self.receiver.latest().1

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::display::sgr;
 use crate::emulator::Emulator;
-use crate::framebuffer::{Renditions, Row};
+use crate::framebuffer::{MAX_WIDTH, Renditions, Row};
 
 /// Lines kept by default (`scrollback` in the configuration).
 pub const DEFAULT_LINES: usize = 10_000;
@@ -248,7 +248,16 @@ impl HistoryInbox {
 /// where the rendition changes, text, trailing blanks cut, SGR 0 at the end
 /// when anything but the default rendition was used.
 pub fn encode_row(row: &Row) -> Vec<u8> {
-    let cells = row.cells();
+    encode_row_within(row, row.cells().len())
+}
+
+/// [`encode_row`] of the first `width` columns only; a wide character that
+/// would straddle the edge is left out.
+pub fn encode_row_within(row: &Row, width: usize) -> Vec<u8> {
+    let mut cells = &row.cells()[..width.min(row.cells().len())];
+    if cells.last().is_some_and(|c| c.wide) {
+        cells = &cells[..cells.len() - 1];
+    }
     let used = cells
         .iter()
         .rposition(|c| !c.is_blank() || c.rend != Renditions::default())
@@ -275,13 +284,18 @@ pub fn encode_row(row: &Row) -> Vec<u8> {
     out
 }
 
-/// The row an encoded line draws, `width` columns wide, parsed by an
-/// emulator (untrusted input: cursor motion, modes and anything else only
-/// affect this scratch row).
-pub fn decode_line(bytes: &[u8], width: usize) -> Row {
-    let mut emulator = Emulator::new(width, 1);
+/// The row an encoded line draws, parsed by an emulator one row of
+/// [`MAX_WIDTH`] columns without autowrap (untrusted input: cursor motion,
+/// modes and anything else only affect this scratch row).
+pub fn decode_line(bytes: &[u8]) -> Row {
+    let mut emulator = Emulator::new(MAX_WIDTH, 1);
+    emulator.feed(b"\x1b[?7l");
     emulator.feed(&bytes[..bytes.len().min(MAX_LINE_BYTES)]);
-    emulator.framebuffer().row(0).clone()
+    let fb = emulator.framebuffer_mut();
+    if fb.alternate_screen() {
+        fb.leave_alternate();
+    }
+    fb.row(0).clone()
 }
 
 /// The marker line a client shows where the server no longer had `count`
@@ -404,20 +418,28 @@ mod tests {
         emulator.feed("\x1b[1;31mred\x1b[0m 界x\x1b[44m  \x1b[0m".as_bytes());
         let row = emulator.framebuffer().row(0).clone();
         let bytes = encode_row(&row);
-        let back = decode_line(&bytes, 20);
+        let back = decode_line(&bytes);
+        assert_eq!(encode_row(&back), bytes);
         assert!(
-            back.same_content(&row),
+            back.cells()[..20]
+                .iter()
+                .zip(row.cells())
+                .all(|(a, b)| a == b),
             "{:?}",
             String::from_utf8_lossy(&bytes)
+        );
+        assert_eq!(
+            encode_row_within(&back, 5),
+            b"\x1b[0;1;31mred\x1b[0m",
+            "the wide character at the edge is left out"
         );
     }
 
     #[test]
     fn decoding_confines_hostile_bytes_to_one_row() {
-        let row = decode_line(b"ok\x1b[10;10Hx\x1b[?1049h\x1b[2J", 10);
-        assert_eq!(row.cells().len(), 10);
-        let blank = decode_line(b"", 10);
-        assert!(blank.same_content(&Row::new(10, Renditions::default())));
+        let row = decode_line(b"ok\x1b[10;10Hx\x1b[?1049h\x1b[2J");
+        assert_eq!(encode_row(&row), b"ok       x", "the main screen's row");
+        assert!(encode_row(&decode_line(b"")).is_empty());
     }
 
     #[test]

@@ -55,7 +55,7 @@ fn colours_and_wide_characters_survive_the_trip() {
     let (mut emulator, log) = recording(20, 2, 100);
     emulator.feed("\x1b[1;32mgreen\x1b[0m 漢字\r\n\r\n".as_bytes());
     let line = log.span(0, 1).lines[0].clone();
-    let row = decode_line(&line, 20);
+    let row = decode_line(&line);
     assert_eq!(row.cells()[0].contents(), "g");
     assert!(
         row.cells()[0]

@@ -124,6 +124,7 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
         escape: EscapeFilter::from_env(env("MOSH_ESCAPE_KEY").as_deref()),
         title_prefix: env("MOSH_TITLE_NOPREFIX").is_none(),
         display: terminal::display_for(&term, info.as_ref()),
+        scrollback: env("MOSH_NO_SCROLLBACK").is_none(),
     })))
 }
 

@@ -9,7 +9,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mosh_proto::{Base64Key, Delivery, Transport, TransportConfig};
+use mosh_proto::{Base64Key, Delivery, Extension, ExtensionSet, Transport, TransportConfig};
+use mosh_term::history::HistoryInbox;
 use mosh_term::{Complete, Display, Framebuffer, UserStream};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -21,6 +22,7 @@ use crate::escape::{Action, EscapeFilter};
 use crate::notify::{NETWORK_ERROR_TIME, StatusBar};
 use crate::paint::{self, Canvas};
 use crate::predict::{DisplayMode, Predictor};
+use crate::scrollback::{SYNC_BEGIN, SYNC_END, push_history};
 use crate::terminal::{self, RawTerminal};
 
 /// After this long without any server state, the "Nothing received" notice.
@@ -63,6 +65,10 @@ pub struct SessionConfig {
     pub title_prefix: bool,
     /// What the user's terminal can do.
     pub display: Display,
+    /// Offer the `scrollback` extension: with a server of ours, lines that
+    /// scroll off its screen enter this terminal's scrollback (off with
+    /// `MOSH_NO_SCROLLBACK`, which `mosh --no-scrollback` sets).
+    pub scrollback: bool,
 }
 
 /// How a session ended.
@@ -190,6 +196,12 @@ struct Client<'t> {
     escape: EscapeFilter,
     shown: Framebuffer,
     repaint: bool,
+    /// Where received history lines wait until they are written out.
+    inbox: HistoryInbox,
+    /// History lines below this number have been written out.
+    history_written: u64,
+    /// Drawing on the main screen, whose scrollback takes history lines.
+    main_screen: bool,
     started: Instant,
     connected: bool,
     nothing_received_shown: bool,
@@ -204,11 +216,16 @@ impl<'t> Client<'t> {
         let (width, height) = (usize::from(cols), usize::from(rows));
         let mut user = UserStream::new();
         user.push_resize(i32::from(cols), i32::from(rows));
+        let mut extensions = ExtensionSet::EMPTY;
+        if config.scrollback {
+            extensions = extensions.with(Extension::Scrollback);
+        }
+        let inbox = HistoryInbox::default();
         let transport = Transport::new(
-            TransportConfig::client(config.server),
+            TransportConfig::client(config.server).with_extensions(extensions),
             &config.key,
             UserStream::new(),
-            Complete::new(width, height),
+            Complete::new(width, height).with_history_inbox(inbox.clone()),
             now.into_std(),
         )?;
         let mut client = Client {
@@ -222,6 +239,9 @@ impl<'t> Client<'t> {
             datagrams: mpsc::channel(256),
             shown: Framebuffer::new(width, height),
             repaint: true,
+            inbox,
+            history_written: 0,
+            main_screen: false,
             started: now,
             connected: false,
             nothing_received_shown: false,
@@ -574,9 +594,40 @@ impl<'t> Client<'t> {
         self.resume();
     }
 
+    /// With a server that sends history: moves to the main screen once, and
+    /// returns the bytes that write the history lines received since the
+    /// last call into the terminal's scrollback (the screen must then be
+    /// repainted).
+    fn history_bytes(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let enabled = self.transport.peer_extensions().enabled();
+        if !enabled.contains(Extension::Scrollback) {
+            return out;
+        }
+        let (width, height) = (self.shown.width(), self.shown.height());
+        if !self.main_screen {
+            self.main_screen = true;
+            self.config.display.keeps_scrollback = true;
+            self.terminal.use_main_screen(height);
+            self.repaint = true;
+            self.log(|| "mosh-client: the server sends scrollback history".to_owned());
+        }
+        let end = self.transport.latest_remote_state().history_end();
+        if end > self.history_written {
+            let entries = self.inbox.take(self.history_written, end);
+            self.history_written = end;
+            push_history(&entries, width, height, &mut out);
+        }
+        out
+    }
+
     /// Draws the server's screen with the overlays, as a diff against what
-    /// the terminal shows.
+    /// the terminal shows, after any new history lines.
     fn draw(&mut self, now: Instant) {
+        let history = self.history_bytes();
+        if !history.is_empty() {
+            self.repaint = true;
+        }
         self.update_predictor_network();
         let remote = self.transport.latest_remote_state().framebuffer();
         self.predictor.cull(remote, now.into_std());
@@ -591,7 +642,13 @@ impl<'t> Client<'t> {
             .config
             .display
             .new_frame(!self.repaint, &self.shown, &target);
-        if !bytes.is_empty() {
+        if !history.is_empty() {
+            let mut frame = SYNC_BEGIN.to_vec();
+            frame.extend_from_slice(&history);
+            frame.extend_from_slice(&bytes);
+            frame.extend_from_slice(SYNC_END);
+            terminal::write_stdout(&frame);
+        } else if !bytes.is_empty() {
             terminal::write_stdout(&bytes);
         }
         self.shown = target;

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use mosh_term::Display;
 use rustix::termios::{self, InputModes, OptionalActions, Termios};
@@ -67,6 +68,7 @@ pub enum TerminalError {
 #[derive(Debug)]
 pub struct RawTerminal {
     screen: ScreenSwitch,
+    main_screen: AtomicBool,
 }
 
 impl RawTerminal {
@@ -77,7 +79,10 @@ impl RawTerminal {
         let original = termios::tcgetattr(rustix::stdio::stdin())
             .map_err(|e| TerminalError::GetAttributes(e.into()))?;
         *SAVED.lock().unwrap_or_else(|e| e.into_inner()) = Some((original, screen.leave.clone()));
-        let terminal = RawTerminal { screen };
+        let terminal = RawTerminal {
+            screen,
+            main_screen: AtomicBool::new(false),
+        };
         terminal.resume()?;
         Ok(terminal)
     }
@@ -93,10 +98,31 @@ impl RawTerminal {
             termios::tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &raw)
                 .map_err(|e| TerminalError::SetAttributes(e.into()))?;
         }
-        let mut init = self.screen.enter.clone();
+        let mut init = if self.main_screen.load(Ordering::Relaxed) {
+            Vec::new()
+        } else {
+            self.screen.enter.clone()
+        };
         init.extend_from_slice(CURSOR_KEYS_ON);
         write_stdout(&init);
         Ok(())
+    }
+
+    /// Leaves the alternate screen for the rest of the session, so that
+    /// what scrolls off the main screen's top enters the terminal's own
+    /// scrollback; the rows the main screen showed are pushed up into it
+    /// first (`height` rows), and the screen must then be repainted.
+    pub fn use_main_screen(&self, height: usize) {
+        if self.main_screen.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Some((_, leave)) = SAVED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            leave.clear();
+        }
+        let mut bytes = self.screen.leave.clone();
+        bytes.extend_from_slice(format!("\x1b[r\x1b[0m\x1b[{height};1H").as_bytes());
+        bytes.extend(std::iter::repeat_n(b'\n', height));
+        write_stdout(&bytes);
     }
 
     /// Writes the exit sequence and restores the original settings (as for
@@ -189,6 +215,7 @@ pub fn display_for(term: &str, info: Option<&Terminfo>) -> Display {
             "screen",
             "tmux",
         ]),
+        keeps_scrollback: false,
     }
 }
 

@@ -14,7 +14,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use mosh_proto::messages::UserMessage;
-use mosh_proto::{Base64Key, Delivery, Transport, TransportConfig};
+use mosh_proto::{Base64Key, Delivery, Extension, ExtensionSet, Transport, TransportConfig};
+use mosh_term::history::{HistoryLimits, HistoryLog};
 use mosh_term::{Complete, Emulator, KeyTranslator, UserStream};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,6 +61,9 @@ pub struct SessionConfig {
     pub banner: Vec<u8>,
     /// Where to publish the session's [`SessionStatus`], if anywhere.
     pub status: Option<tokio::sync::watch::Sender<SessionStatus>>,
+    /// Lines of scrollback history kept for clients that take it; 0 turns
+    /// the `scrollback` extension off.
+    pub scrollback: usize,
 }
 
 /// What a running session tells about itself.
@@ -116,6 +120,8 @@ struct Session {
     /// Made when the first client state arrives: a session nobody
     /// connected to holds no parser and only the transport's blank screen.
     emulator: Option<Emulator>,
+    /// The lines that left the top of the screen, when scrollback is on.
+    history: Option<HistoryLog>,
     translator: KeyTranslator,
     shell: Option<ShellChild>,
     pending_input: Vec<u8>,
@@ -130,10 +136,18 @@ impl Session {
     fn new(socket: UdpSocket, config: SessionConfig) -> Result<Self, SessionError> {
         let now = Instant::now();
         let (width, height) = INITIAL_SIZE;
+        let history = (config.scrollback > 0)
+            .then(|| HistoryLog::new(HistoryLimits::lines(config.scrollback)));
+        let mut extensions = ExtensionSet::EMPTY;
+        let mut screen = Complete::new(width, height);
+        if let Some(log) = &history {
+            extensions = extensions.with(Extension::Scrollback);
+            screen = screen.with_history_log(log.clone());
+        }
         let transport = Transport::new(
-            TransportConfig::server(),
+            TransportConfig::server().with_extensions(extensions),
             &config.key,
-            Complete::new(width, height),
+            screen,
             UserStream::new(),
             now.into_std(),
         )?;
@@ -142,6 +156,7 @@ impl Session {
             config,
             transport,
             emulator: None,
+            history,
             translator: KeyTranslator::new(),
             shell: None,
             pending_input: Vec::new(),
@@ -159,6 +174,9 @@ impl Session {
         self.emulator.get_or_insert_with(|| {
             let screen = self.transport.current_state().framebuffer().clone();
             let mut emulator = Emulator::from_framebuffer(screen);
+            if let Some(log) = &self.history {
+                emulator.set_history(log.clone());
+            }
             emulator.feed(&self.config.banner);
             emulator
         })
@@ -228,8 +246,16 @@ impl Session {
         }
     }
 
-    /// Sends every datagram the transport has due.
+    /// Sends every datagram the transport has due, with as much more
+    /// history as the client may take now.
     async fn send_due(&mut self, now: Instant) {
+        let enabled = self.transport.peer_extensions().enabled();
+        if enabled.contains(Extension::Scrollback) {
+            let acknowledged = self.transport.acknowledged_state().history_end();
+            self.transport
+                .current_state_mut()
+                .advance_history(acknowledged);
+        }
         while let Some(transmit) = self.transport.poll_transmit(now.into_std()) {
             match self
                 .socket

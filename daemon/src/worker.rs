@@ -389,6 +389,7 @@ async fn serve(setup: WorkerSetup, key: Base64Key) -> Result<(), WorkerError> {
             .then(|| Duration::from_secs(setup.idle_timeout_secs)),
         signal_timeout: None,
         status: Some(status_tx),
+        scrollback: mosh_term::history::DEFAULT_LINES,
     };
     session::run(socket, config).await?;
     Ok(())

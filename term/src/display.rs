@@ -24,6 +24,11 @@ pub struct Display {
     pub has_bce: bool,
     /// Window titles may be set.
     pub has_title: bool,
+    /// The terminal keeps the rows that scroll off its top in its own
+    /// scrollback, which must receive only history lines: never scroll the
+    /// whole screen or clear it (some terminals save a cleared screen),
+    /// repaint rows in place instead.
+    pub keeps_scrollback: bool,
 }
 
 impl Default for Display {
@@ -59,6 +64,7 @@ impl Display {
             has_ech: true,
             has_bce: true,
             has_title: true,
+            keeps_scrollback: false,
         }
     }
 
@@ -161,7 +167,12 @@ impl Frame<'_> {
             });
         }
         if !initialized || new.width() != last.width() || new.height() != last.height() {
-            self.out.extend_from_slice(b"\x1b[r\x1b[0m\x1b[H\x1b[2J");
+            self.out
+                .extend_from_slice(if self.display.keeps_scrollback {
+                    b"\x1b[r\x1b[0m\x1b[H"
+                } else {
+                    b"\x1b[r\x1b[0m\x1b[H\x1b[2J"
+                });
             initialized = false;
             self.cursor = Some(Cursor {
                 row: 0,
@@ -187,7 +198,7 @@ impl Frame<'_> {
         } else {
             vec![None; self.height()]
         };
-        if initialized {
+        if initialized && !self.display.keeps_scrollback {
             self.scroll(last, &mut shown);
         }
 

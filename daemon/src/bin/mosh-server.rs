@@ -129,6 +129,7 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         network_timeout,
         signal_timeout,
         status: None,
+        scrollback: mosh_term::history::DEFAULT_LINES,
     };
     print_connect_line(port, &key.printable())?;
     if std::env::var_os(FOREGROUND_VARIABLE).is_none() {

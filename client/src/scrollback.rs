@@ -10,12 +10,12 @@
 //! that lack it ignore.
 //!
 //! Lines are re-encoded from the client's own parse of the server's bytes
-//! ([`decode_line`]), so only SGR and text reach the terminal, cut to its
+//! ([`HistoryDecoder`]), so only SGR and text reach the terminal, cut to its
 //! width.
 
 use std::io::Write;
 
-use mosh_term::history::{HistoryEntry, decode_line, encode_row_within, gap_marker};
+use mosh_term::history::{HistoryDecoder, HistoryEntry, gap_marker};
 
 /// Begin a synchronized update.
 pub const SYNC_BEGIN: &[u8] = b"\x1b[?2026h";
@@ -29,15 +29,13 @@ pub fn push_history(entries: &[HistoryEntry], width: usize, height: usize, out: 
     if entries.is_empty() {
         return;
     }
-    let width = width.max(1);
     let height = height.max(1);
+    let mut decoder = HistoryDecoder::new(width);
     let lines: Vec<Vec<u8>> = entries
         .iter()
         .map(|entry| match entry {
-            HistoryEntry::Line(bytes) => encode_row_within(&decode_line(bytes), width),
-            HistoryEntry::Gap(count) => {
-                encode_row_within(&decode_line(gap_marker(*count).as_bytes()), width)
-            }
+            HistoryEntry::Line(bytes) => decoder.reencode(bytes),
+            HistoryEntry::Gap(count) => decoder.reencode(gap_marker(*count).as_bytes()),
         })
         .collect();
     out.extend_from_slice(b"\x1b[?25l\x1b[r\x1b[0m");

@@ -137,7 +137,7 @@ impl Complete {
                 history: Some(HistoryLines {
                     end: Some(self.history_end),
                     first: Some(span.first),
-                    lines: span.lines.iter().map(|line| line.to_vec()).collect(),
+                    lines: span.lines,
                 }),
                 ..HostInstruction::default()
             });

@@ -38,7 +38,7 @@ use crate::framebuffer::{Attrs, Color, Renditions};
 use crate::framebuffer::{
     Framebuffer, MAX_HEIGHT, MAX_WIDTH, MouseEncoding, MouseReporting, SavedCursor,
 };
-use crate::history::{HistoryLog, encode_row};
+use crate::history::HistoryLog;
 use crate::parser::{CsiParams, Parser, new_parser};
 
 /// Most bytes of replies kept until drained; later replies are dropped.
@@ -210,7 +210,7 @@ impl Terminal {
             && !self.fb.alternate_screen()
         {
             for row in &self.fb.rows()[..n.min(bottom + 1)] {
-                log.push(encode_row(row));
+                log.push_row(row);
             }
         }
         self.fb.scroll_up_region(top, bottom, n);

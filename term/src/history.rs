@@ -32,7 +32,7 @@ pub const MAX_BYTES: usize = 8 << 20;
 /// Bytes of history lines a server state may add beyond what the client
 /// has acknowledged, so that history never delays the screen by more than
 /// about this much per round trip.
-pub const HISTORY_BUDGET: usize = 16 << 10;
+pub const HISTORY_BUDGET: usize = 8 << 10;
 /// Longest encoded line accepted from a server; longer ones are cut.
 pub const MAX_LINE_BYTES: usize = 64 << 10;
 
@@ -61,28 +61,54 @@ impl Default for HistoryLimits {
     }
 }
 
-/// Lines `first..first + lines.len()` of a log, and the number after the
-/// last line asked for.
+/// Lines `first..first + lines.len()` of a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistorySpan {
     /// Number of the first line given; lines below it (down to where the
     /// request started) are no longer kept.
     pub first: u64,
     /// The encoded lines.
-    pub lines: Vec<Arc<[u8]>>,
+    pub lines: Vec<Vec<u8>>,
 }
 
+/// The kept lines, back to back in one ring of bytes (no allocation per
+/// line: a flood scrolls millions of lines through here).
 #[derive(Debug)]
 struct LogLines {
     limits: HistoryLimits,
-    lines: VecDeque<Arc<[u8]>>,
+    data: VecDeque<u8>,
+    lens: VecDeque<u32>,
     first: u64,
-    bytes: usize,
+    scratch: Vec<u8>,
 }
 
 impl LogLines {
     fn end(&self) -> u64 {
-        self.first + self.lines.len() as u64
+        self.first + self.lens.len() as u64
+    }
+
+    fn append(&mut self, line: &[u8]) {
+        let limits = self.limits;
+        if limits.lines == 0 {
+            self.first += 1;
+            return;
+        }
+        let line = &line[..line.len().min(MAX_LINE_BYTES).min(limits.bytes)];
+        self.data.extend(line);
+        self.lens.push_back(line.len() as u32);
+        while self.lens.len() > limits.lines || self.data.len() > limits.bytes {
+            let Some(old) = self.lens.pop_front() else {
+                break;
+            };
+            self.data.drain(..old as usize);
+            self.first += 1;
+        }
+    }
+
+    /// Byte offset of line `n` (kept) in `data`.
+    fn offset(&self, n: u64) -> usize {
+        let skip = (n - self.first) as usize;
+        self.lens.iter().take(skip).map(|&len| len as usize).sum()
     }
 }
 
@@ -96,9 +122,10 @@ impl HistoryLog {
     pub fn new(limits: HistoryLimits) -> HistoryLog {
         HistoryLog(Arc::new(Mutex::new(LogLines {
             limits,
-            lines: VecDeque::new(),
+            data: VecDeque::new(),
+            lens: VecDeque::new(),
             first: 0,
-            bytes: 0,
+            scratch: Vec::new(),
         })))
     }
 
@@ -106,26 +133,20 @@ impl HistoryLog {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends one encoded line, evicting the oldest beyond the limits. With
-    /// a line limit of 0 the line is only counted.
-    pub fn push(&self, line: Vec<u8>) {
+    /// Appends one encoded line (cut at [`MAX_LINE_BYTES`]), evicting the
+    /// oldest beyond the limits. With a line limit of 0 it is only counted.
+    pub fn push(&self, line: &[u8]) {
+        self.lock().append(line);
+    }
+
+    /// Appends `row`, encoded as [`encode_row`] does.
+    pub fn push_row(&self, row: &Row) {
         let mut log = self.lock();
-        let limits = log.limits;
-        if limits.lines == 0 || line.len() > limits.bytes {
-            log.first += 1;
-            log.lines.clear();
-            log.bytes = 0;
-            return;
-        }
-        log.bytes += line.len();
-        log.lines.push_back(line.into());
-        while log.lines.len() > limits.lines || log.bytes > limits.bytes {
-            let Some(old) = log.lines.pop_front() else {
-                break;
-            };
-            log.bytes -= old.len();
-            log.first += 1;
-        }
+        let mut scratch = std::mem::take(&mut log.scratch);
+        scratch.clear();
+        encode_row_into(row, row.cells().len(), &mut scratch);
+        log.append(&scratch);
+        log.scratch = scratch;
     }
 
     /// The number the next line will get: how many lines ever left the
@@ -142,7 +163,7 @@ impl HistoryLog {
     /// Lines kept and their bytes.
     pub fn held(&self) -> (usize, usize) {
         let log = self.lock();
-        (log.lines.len(), log.bytes)
+        (log.lens.len(), log.data.len())
     }
 
     /// The kept lines of `from..to`.
@@ -150,12 +171,17 @@ impl HistoryLog {
         let log = self.lock();
         let to = to.min(log.end());
         let first = from.max(log.first).min(to.max(from));
-        let skip = (first.saturating_sub(log.first)) as usize;
-        let take = to.saturating_sub(first) as usize;
-        HistorySpan {
-            first,
-            lines: log.lines.iter().skip(skip).take(take).cloned().collect(),
+        let mut lines = Vec::new();
+        if first < to {
+            let mut at = log.offset(first);
+            let skip = (first - log.first) as usize;
+            let take = (to - first) as usize;
+            for &len in log.lens.iter().skip(skip).take(take) {
+                lines.push(log.data.range(at..at + len as usize).copied().collect());
+                at += len as usize;
+            }
         }
+        HistorySpan { first, lines }
     }
 
     /// How far past `from` a state may reach so that the lines it adds come
@@ -166,11 +192,13 @@ impl HistoryLog {
         let start = from.max(log.first);
         let mut end = start;
         let mut spent = 0;
-        for line in log.lines.iter().skip((start - log.first) as usize) {
-            if end > start && spent + line.len() > budget {
+        let skip = start.saturating_sub(log.first) as usize;
+        for &len in log.lens.iter().skip(skip) {
+            let len = len as usize;
+            if end > start && spent + len > budget {
                 break;
             }
-            spent += line.len();
+            spent += len;
             end += 1;
         }
         end.max(from.min(log.end()))
@@ -254,6 +282,12 @@ pub fn encode_row(row: &Row) -> Vec<u8> {
 /// [`encode_row`] of the first `width` columns only; a wide character that
 /// would straddle the edge is left out.
 pub fn encode_row_within(row: &Row, width: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(width.min(row.cells().len()) + 8);
+    encode_row_into(row, width, &mut out);
+    out
+}
+
+fn encode_row_into(row: &Row, width: usize, out: &mut Vec<u8>) {
     let mut cells = &row.cells()[..width.min(row.cells().len())];
     if cells.last().is_some_and(|c| c.wide) {
         cells = &cells[..cells.len() - 1];
@@ -262,14 +296,13 @@ pub fn encode_row_within(row: &Row, width: usize) -> Vec<u8> {
         .iter()
         .rposition(|c| !c.is_blank() || c.rend != Renditions::default())
         .map_or(0, |last| last + 1);
-    let mut out = Vec::with_capacity(used + 8);
     let mut current = Renditions::default();
     for cell in &cells[..used] {
         if cell.spacer {
             continue;
         }
         if cell.rend != current {
-            sgr(&cell.rend, &mut out);
+            sgr(&cell.rend, out);
             current = cell.rend;
         }
         if cell.is_blank() {
@@ -281,21 +314,54 @@ pub fn encode_row_within(row: &Row, width: usize) -> Vec<u8> {
     if current != Renditions::default() {
         out.extend_from_slice(b"\x1b[0m");
     }
-    out
 }
 
-/// The row an encoded line draws, parsed by an emulator one row of
-/// [`MAX_WIDTH`] columns without autowrap (untrusted input: cursor motion,
-/// modes and anything else only affect this scratch row).
+/// The row an encoded line draws, parsed by an emulator one row as wide as
+/// the bytes could fill (at most [`MAX_WIDTH`] columns) without autowrap
+/// (untrusted input: cursor motion, modes and anything else only affect
+/// this scratch row).
 pub fn decode_line(bytes: &[u8]) -> Row {
-    let mut emulator = Emulator::new(MAX_WIDTH, 1);
+    let bytes = &bytes[..bytes.len().min(MAX_LINE_BYTES)];
+    let mut emulator = Emulator::new(bytes.len().clamp(1, MAX_WIDTH), 1);
     emulator.feed(b"\x1b[?7l");
-    emulator.feed(&bytes[..bytes.len().min(MAX_LINE_BYTES)]);
+    emulator.feed(bytes);
     let fb = emulator.framebuffer_mut();
     if fb.alternate_screen() {
         fb.leave_alternate();
     }
     fb.row(0).clone()
+}
+
+/// Decodes many lines for a terminal `width` columns wide with one scratch
+/// emulator, reset before each line: what [`decode_line`] does, cut to the
+/// width, without making an emulator per line.
+pub struct HistoryDecoder {
+    emulator: Emulator,
+    width: usize,
+}
+
+impl HistoryDecoder {
+    /// A decoder for lines shown `width` columns wide.
+    pub fn new(width: usize) -> HistoryDecoder {
+        let width = width.clamp(1, MAX_WIDTH - 1);
+        HistoryDecoder {
+            emulator: Emulator::new(width + 1, 1),
+            width,
+        }
+    }
+
+    /// The bytes that draw `line` cut to the width: only SGR and text, as
+    /// [`encode_row_within`] writes them.
+    pub fn reencode(&mut self, line: &[u8]) -> Vec<u8> {
+        self.emulator.feed(b"\x18\x1bc\x1b[?7l");
+        self.emulator.feed(&line[..line.len().min(MAX_LINE_BYTES)]);
+        self.emulator.take_replies();
+        let fb = self.emulator.framebuffer_mut();
+        if fb.alternate_screen() {
+            fb.leave_alternate();
+        }
+        encode_row_within(fb.row(0), self.width)
+    }
 }
 
 /// The marker line a client shows where the server no longer had `count`
@@ -328,10 +394,10 @@ mod tests {
             bytes: 10,
         });
         for text in ["a", "b", "c", "d"] {
-            log.push(line(text));
+            log.push(&line(text));
         }
         assert_eq!((log.first_held(), log.end()), (1, 4));
-        log.push(line("0123456789"));
+        log.push(&line("0123456789"));
         assert_eq!(log.held(), (1, 10), "the byte bound evicts too");
         let span = log.span(0, 5);
         assert_eq!(span.first, 4);
@@ -341,8 +407,8 @@ mod tests {
     #[test]
     fn zero_lines_keeps_nothing_but_counts() {
         let log = HistoryLog::new(HistoryLimits::lines(0));
-        log.push(line("x"));
-        log.push(line("y"));
+        log.push(&line("x"));
+        log.push(&line("y"));
         assert_eq!((log.first_held(), log.end(), log.held()), (2, 2, (0, 0)));
     }
 
@@ -350,11 +416,11 @@ mod tests {
     fn spans_clamp_to_what_is_held_and_asked() {
         let log = HistoryLog::new(HistoryLimits::lines(2));
         for text in ["a", "b", "c", "d"] {
-            log.push(line(text));
+            log.push(&line(text));
         }
         let span = log.span(0, 3);
         assert_eq!(span.first, 2);
-        assert_eq!(&*span.lines[0], b"c");
+        assert_eq!(span.lines[0], b"c");
         assert_eq!(span.lines.len(), 1);
         let old = log.span(0, 1);
         assert_eq!((old.first, old.lines.len()), (1, 0), "all of it evicted");
@@ -365,7 +431,7 @@ mod tests {
     fn advance_keeps_to_the_byte_budget_but_always_moves() {
         let log = HistoryLog::new(HistoryLimits::lines(100));
         for _ in 0..10 {
-            log.push(vec![b'x'; 100]);
+            log.push(&[b'x'; 100]);
         }
         assert_eq!(log.advance(0, 250), 2);
         assert_eq!(log.advance(0, 10), 1, "one line at least");
@@ -373,7 +439,7 @@ mod tests {
         assert_eq!(log.advance(10, 1000), 10);
         let small = HistoryLog::new(HistoryLimits::lines(2));
         for _ in 0..10 {
-            small.push(line("z"));
+            small.push(&line("z"));
         }
         assert_eq!(small.advance(0, 1000), 10, "jumps over what was evicted");
     }

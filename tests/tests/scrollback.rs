@@ -51,13 +51,35 @@ fn numbers(lines: &[String]) -> Vec<u64> {
     lines.iter().filter_map(|l| l.parse().ok()).collect()
 }
 
-/// Waits until the pane (history and screen) shows `marker` on a line of
-/// its own below everything else the run printed.
+/// Waits until `marker` is shown and the pane's numbered lines are
+/// `expected` (history may arrive after the screen that follows it), and
+/// returns the pane's lines; on timeout, they are what the caller asserts.
+fn wait_for_numbers(
+    pane: &TmuxSession,
+    marker: &str,
+    expected: &[u64],
+    timeout: Duration,
+) -> Vec<String> {
+    let mut lines = wait_for_line(pane, marker, timeout);
+    let deadline = Instant::now() + timeout;
+    while numbers(&lines) != expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        lines = everything(pane);
+    }
+    lines
+}
+
+/// Waits until the pane (history and screen) shows a line ending in
+/// `marker` that is not the command that echoes it (a prompt may precede
+/// the output when the shell read the command early).
 fn wait_for_line(pane: &TmuxSession, marker: &str, timeout: Duration) -> Vec<String> {
     let deadline = Instant::now() + timeout;
     loop {
         let lines = everything(pane);
-        if lines.iter().any(|l| l == marker) {
+        if lines
+            .iter()
+            .any(|l| l.ends_with(marker) && !l.contains("echo"))
+        {
             return lines;
         }
         assert!(
@@ -81,8 +103,8 @@ fn ours_with_ours(env: &[(&str, &str)]) -> (MoshServer, TmuxSession) {
 fn every_line_that_scrolls_off_lands_in_the_local_scrollback_once_and_in_order() {
     let (_server, pane) = ours_with_ours(&[]);
     type_line(&pane, "seq 1 5000; echo seq-done");
-    let lines = wait_for_line(&pane, "seq-done", QUICK);
     let expected: Vec<u64> = (1..=5000).collect();
+    let lines = wait_for_numbers(&pane, "seq-done", &expected, QUICK);
     assert_eq!(numbers(&lines), expected, "{}", lines.join("\n"));
     let done = lines.iter().position(|l| l == "seq-done").unwrap();
     assert!(
@@ -146,7 +168,178 @@ fn loss_delay_blackout_and_roaming_still_give_each_line_once_in_order() {
     proxy
         .roam(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
         .expect("roam to 127.0.0.2");
-    let lines = wait_for_line(&pane, "seq-done", Duration::from_secs(120));
     let expected: Vec<u64> = (1..=3000).collect();
+    let lines = wait_for_numbers(&pane, "seq-done", &expected, Duration::from_secs(120));
     assert_eq!(numbers(&lines), expected, "{}", lines.join("\n"));
+}
+
+/// The pane's history and screen with styles (`capture-pane -e`).
+fn everything_styled(pane: &TmuxSession) -> Vec<String> {
+    pane.run(["capture-pane", "-p", "-e", "-S", "-", "-E", "-"])
+        .unwrap()
+        .lines()
+        .map(|line| line.trim_end().to_owned())
+        .collect()
+}
+
+/// A coloured `ls`-like listing and CJK lines, 60 of them, then a marker.
+const COLOURED: &str = "i=0; while [ $i -lt 60 ]; do \
+    printf '\\033[1;34mdir%02d\\033[0m  \\033[32mexec%02d\\033[0m  \\033[4;31m漢字%02d\\033[0m 中文\\n' $i $i $i; \
+    i=$((i+1)); done; echo colour-done";
+
+#[test]
+fn colours_and_wide_characters_survive_into_the_scrollback() {
+    let (_server, pane) = ours_with_ours(&[]);
+    type_line(&pane, COLOURED);
+    wait_for_line(&pane, "colour-done", QUICK);
+    let direct = TmuxSession::start(
+        80,
+        24,
+        &SHELL,
+        &[
+            ("LANG", mosh_e2e::UTF8_LOCALE),
+            ("LC_ALL", mosh_e2e::UTF8_LOCALE),
+        ],
+    )
+    .expect("a plain tmux pane");
+    direct.wait_for("mosh$", QUICK).unwrap();
+    type_line(&direct, COLOURED);
+    wait_for_line(&direct, "colour-done", QUICK);
+    let listing = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|l| l.contains("dir") && l.contains("exec") && !l.contains("while"))
+            .collect()
+    };
+    let deadline = Instant::now() + QUICK;
+    let mut through_mosh = listing(everything_styled(&pane));
+    while through_mosh.len() < 60 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        through_mosh = listing(everything_styled(&pane));
+    }
+    let plain = listing(everything_styled(&direct));
+    assert_eq!(through_mosh.len(), 60, "{through_mosh:#?}");
+    assert_eq!(through_mosh, plain, "cell for cell, styles included");
+}
+
+#[test]
+fn the_alternate_screen_adds_nothing_and_less_dash_x_scrolls_like_a_plain_terminal() {
+    let (_server, pane) = ours_with_ours(&[]);
+    type_line(
+        &pane,
+        "seq 1 200 > /tmp/mosh-scrollback-lines; clear; echo ready",
+    );
+    wait_for_line(&pane, "ready", QUICK);
+    let before = numbers(&history(&pane));
+    type_line(
+        &pane,
+        "printf '\\033[?1049h'; seq 1000 1300; printf '\\033[?1049l'; echo alt-done",
+    );
+    wait_for_line(&pane, "alt-done", QUICK);
+    let after = numbers(&history(&pane));
+    assert_eq!(before, after, "nothing from the alternate screen");
+    assert!(after.iter().all(|&n| n < 1000), "{after:?}");
+
+    type_line(&pane, "LESS= less -X /tmp/mosh-scrollback-lines");
+    pane.wait_for("\n23\n", QUICK).unwrap();
+    pane.send_text("30j").unwrap();
+    pane.wait_for("\n53\n", QUICK).unwrap();
+    pane.send_text("q").unwrap();
+    type_line(&pane, "echo less-done");
+    let expected: Vec<u64> = (1..=30).collect();
+    let mut lines = wait_for_line(&pane, "less-done", QUICK);
+    let scrolled_off = |lines: &[String]| -> Vec<u64> {
+        numbers(lines).into_iter().filter(|&n| n <= 30).collect()
+    };
+    let deadline = Instant::now() + QUICK;
+    while !scrolled_off(&lines).ends_with(&expected) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        lines = everything(&pane);
+    }
+    let scrolled = scrolled_off(&lines);
+    assert_eq!(
+        scrolled[scrolled.len() - 30..],
+        expected,
+        "the lines less -X scrolled off the top are in the history, once, in order"
+    );
+}
+
+/// Whether the numbers after the last marker line run without a gap into
+/// the screen: the history, which may lag the screen, has caught up.
+fn history_caught_up(lines: &[String]) -> bool {
+    let Some(marker) = lines
+        .iter()
+        .rposition(|l| l.starts_with("[mosh: ") && l.ends_with(" not kept]"))
+    else {
+        return false;
+    };
+    let after = numbers(&lines[marker + 1..]);
+    after.windows(2).all(|w| w[1] == w[0] + 1)
+}
+
+/// Interrupts `seq 1 20000000` after 2 s and returns how long the prompt
+/// took to come back, and the pane's lines.
+fn interrupted_flood(pane: &TmuxSession) -> (Duration, Vec<String>) {
+    type_line(pane, "seq 1 20000000");
+    pane.wait_for("00", QUICK).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let interrupted = Instant::now();
+    pane.send_keys(&["C-c"]).unwrap();
+    type_line(pane, "echo after-$((2+3))");
+    pane.wait_for("after-5\n", QUICK).unwrap();
+    let took = interrupted.elapsed();
+    (took, everything(pane))
+}
+
+#[test]
+fn a_flood_stops_as_fast_as_without_scrollback_and_ends_with_the_marker_and_newest_lines() {
+    let (_on_server, on) = ours_with_ours(&[]);
+    let (_off_server, off) = ours_with_ours(&[("MOSH_NO_SCROLLBACK", "1")]);
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    let mut last_lines = Vec::new();
+    for _ in 0..3 {
+        let (took, lines) = interrupted_flood(&on);
+        with.push(took);
+        last_lines = lines;
+        without.push(interrupted_flood(&off).0);
+    }
+    with.sort();
+    without.sort();
+    let ratio = with[1].as_secs_f64() / without[1].as_secs_f64();
+    println!(
+        "Ctrl-C to prompt, median of 3: scrollback {:?}, without {:?}, ratio {ratio:.2}",
+        with[1], without[1]
+    );
+    assert!(
+        ratio <= 1.2 || with[1] - without[1] < Duration::from_millis(100),
+        "with scrollback {with:?}, without {without:?}"
+    );
+    let deadline = Instant::now() + QUICK;
+    while !history_caught_up(&last_lines) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        last_lines = everything(&on);
+    }
+    let marker = last_lines
+        .iter()
+        .rposition(|l| l.starts_with("[mosh: ") && l.ends_with(" not kept]"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no marker line: {}",
+                last_lines[last_lines.len().saturating_sub(40)..].join("\n")
+            )
+        });
+    let after: Vec<u64> = last_lines[marker + 1..]
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(
+        after.len() > 100,
+        "the newest kept lines follow the marker: {}",
+        after.len()
+    );
+    assert!(
+        after.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive after the marker"
+    );
 }

@@ -9,7 +9,7 @@
 //! library (`cargo run -p xtask -- gen-widths term/src/width_table.rs`);
 //! the e2e tests compare it with the C library for every code point.
 
-use crate::width_table::RUNS;
+use crate::width_table::{BLOCK_OF, BLOCKS};
 
 /// The columns `code_point` takes, as the C library's `wcwidth` gives them
 /// in the `C.UTF-8` locale: `Some(0)` for combining and other zero-width
@@ -30,13 +30,10 @@ use crate::width_table::RUNS;
 /// assert_eq!(wcwidth(0x1b), None);
 /// ```
 pub fn wcwidth(code_point: u32) -> Option<usize> {
-    // Printable ISO 8859-1, the common case, without the search.
-    if (0x20..0x7f).contains(&code_point) || (0xa0..=0xff).contains(&code_point) {
-        return Some(1);
-    }
-    let run = RUNS.partition_point(|&(first, _)| first <= code_point);
-    let (_, width) = RUNS[..run].last()?;
-    usize::try_from(*width).ok()
+    let block = BLOCK_OF.get((code_point >> 8) as usize)?;
+    let low = (code_point & 0xff) as usize;
+    let code = (BLOCKS[usize::from(*block)][low / 4] >> (low % 4 * 2)) & 0b11;
+    usize::from(code).checked_sub(1)
 }
 
 #[cfg(test)]
@@ -44,16 +41,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_table_starts_at_zero_and_each_run_changes_the_width() {
-        assert_eq!(RUNS[0].0, 0);
-        assert!(
-            RUNS.windows(2)
-                .all(|pair| pair[0].0 < pair[1].0 && pair[0].1 != pair[1].1)
-        );
-        assert!(
-            RUNS.iter()
-                .all(|&(first, width)| first <= 0x10_FFFF && (-1..=2).contains(&width))
-        );
+    fn the_table_covers_every_code_point() {
+        assert_eq!(BLOCK_OF.len() * 256, 0x11_0000);
+        assert!(BLOCK_OF.iter().all(|&b| usize::from(b) < BLOCKS.len()));
     }
 
     #[test]

@@ -54,8 +54,8 @@ fn main() -> ExitCode {
             }
         },
         [task, table] if task == "gen-widths" => match widths::gen_widths(Path::new(table)) {
-            Ok(runs) => {
-                println!("xtask: wrote {runs} width runs to {table}");
+            Ok(blocks) => {
+                println!("xtask: wrote {blocks} blocks of widths to {table}");
                 ExitCode::SUCCESS
             }
             Err(error) => {

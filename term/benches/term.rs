@@ -1,8 +1,8 @@
 //! Benchmarks: emulator throughput on plain, colour-heavy, cursor-heavy and
-//! non-ASCII input (Latin-1, CJK, combining marks, emoji: every character
-//! goes through the width lookup); `new_frame` cost for a one-cell and a full-screen change; and the
-//! size of `new_frame` output for typical updates (printed once); the cost
-//! of the framebuffer snapshot SSP keeps per state.
+//! non-ASCII input (Latin-1, CJK, combining marks, emoji: each character's
+//! width is looked up); `new_frame` cost for a one-cell and a full-screen
+//! change; and the size of `new_frame` output for typical updates (printed
+//! once); the cost of the framebuffer snapshot SSP keeps per state.
 
 use std::hint::black_box;
 

@@ -11,6 +11,8 @@
 //! * [`complete`]: [`Complete`], the server→client SSP state.
 //! * [`input`]: [`UserStream`], the client→server SSP state, and the
 //!   server's [`KeyTranslator`].
+//! * [`width`]: [`width::wcwidth`], the C library's character widths, which
+//!   the emulator and the client's prediction engine use.
 //!
 //! ```
 //! use mosh_term::{Display, Emulator};
@@ -41,6 +43,8 @@ pub mod framebuffer;
 pub mod history;
 pub mod input;
 pub mod parser;
+pub mod width;
+mod width_table;
 
 pub use complete::Complete;
 pub use display::Display;

@@ -1,11 +1,13 @@
-//! Datagram sealing: AES-128-OCB3 (RFC 7253, 128-bit tag, no associated data)
-//! under mosh's nonce layout, behind the small [`Aead`] trait so that another
-//! suite can be added without touching callers.
+//! Datagram sealing under mosh's nonce layout, behind the small [`Aead`]
+//! trait: AES-128-OCB3 (RFC 7253, 128-bit tag, no associated data), mosh's
+//! suite, and AES-256-GCM (128-bit tag, no associated data), the native
+//! suite's cipher (its keys come from [`crate::cipher`]).
 //!
 //! A sealed datagram is `BE64(direction << 63 | seq) ‖ ciphertext ‖ tag`; the
-//! 12-byte nonce is four zero bytes followed by those eight.
+//! 12-byte nonce is four zero bytes followed by those eight, in both suites.
 
 use aes::Aes128;
+use aes_gcm::Aes256Gcm;
 use ocb3::Ocb3;
 use ocb3::aead::array::Array;
 use ocb3::aead::{AeadInOut, KeyInit};
@@ -116,6 +118,38 @@ impl Aead for Aes128Ocb3 {
     }
 }
 
+/// AES-256 in GCM mode, the native suite's cipher; the key schedule is wiped
+/// when it is dropped.
+pub struct Aes256GcmAead(Aes256Gcm);
+
+impl Aes256GcmAead {
+    /// The cipher keyed with a 32-byte key.
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self(Aes256Gcm::new(&Array::from(*key)))
+    }
+}
+
+impl Aead for Aes256GcmAead {
+    fn seal_in_place(&self, nonce: &[u8; 12], buffer: &mut [u8]) -> [u8; TAG_LEN] {
+        let tag = self
+            .0
+            .encrypt_inout_detached(&Array::from(*nonce), &[], buffer.into())
+            .expect("GCM accepts any datagram-sized plaintext");
+        tag.into()
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: &[u8; 12],
+        buffer: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        self.0
+            .decrypt_inout_detached(&Array::from(*nonce), &[], buffer.into(), &Array::from(*tag))
+            .map_err(|_| CryptoError::Integrity)
+    }
+}
+
 /// A datagram opened and authenticated by [`Session::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opened {
@@ -137,6 +171,11 @@ impl Session {
     /// A session using mosh's AES-128-OCB3 under `key`.
     pub fn new(key: &Base64Key) -> Self {
         Self::with_aead(Box::new(Aes128Ocb3::new(key)))
+    }
+
+    /// A session using AES-256-GCM under a 32-byte key.
+    pub fn aes256_gcm(key: &[u8; 32]) -> Self {
+        Self::with_aead(Box::new(Aes256GcmAead::new(key)))
     }
 
     /// A session over any [`Aead`].

@@ -631,3 +631,295 @@ impl Handshake {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extensions::ExtensionSet;
+
+    fn hex(text: &str) -> Vec<u8> {
+        let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..clean.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&clean[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn hex32(text: &str) -> [u8; 32] {
+        hex(text).try_into().unwrap()
+    }
+
+    fn bootstrap() -> Base64Key {
+        Base64Key::from_bytes(core::array::from_fn(|i| i as u8))
+    }
+
+    /// The RFC 7748 section 6.1 key pairs: Alice is the client, Bob the server.
+    fn alice() -> KeyShare {
+        KeyShare::from_secret(hex32(
+            "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+        ))
+    }
+
+    fn bob() -> KeyShare {
+        KeyShare::from_secret(hex32(
+            "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+        ))
+    }
+
+    /// Known answers from proto/tests/vectors/native_cipher.py.
+    #[test]
+    fn derivation_known_answers() {
+        assert_eq!(
+            alice().public(),
+            &hex32("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
+        );
+        let bob_public = *bob().public();
+        assert_eq!(
+            bob_public,
+            hex32("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
+        );
+        let expected = [
+            (
+                1,
+                "59251ea91593074cacbb17d1d384abe5f383d5396697cb55416668d4b2ff7924",
+                "d4e06073fcdc9213b8cf0541a347a6360a4d059009a21bcb111e9c11c9187fbc",
+            ),
+            (
+                2,
+                "a4d21dcd9df471f45af24a3208d8e75cfa3762cd9473fd7d90ab1e8200d85795",
+                "6216b994555cc1bdae1782fab86dd1a88a77eae3cc06791771a4d31aa0a21324",
+            ),
+        ];
+        for (epoch, to_server, to_client) in expected {
+            let client = alice()
+                .agree(Some(&bob_public), Role::Client, epoch, &bootstrap())
+                .unwrap();
+            let server = bob()
+                .agree(Some(alice().public()), Role::Server, epoch, &bootstrap())
+                .unwrap();
+            for keys in [&client, &server] {
+                assert_eq!(keys.for_direction(Direction::ToServer), &hex32(to_server));
+                assert_eq!(keys.for_direction(Direction::ToClient), &hex32(to_client));
+            }
+        }
+    }
+
+    #[test]
+    fn unusable_key_shares_are_refused() {
+        let low_order = [
+            [0u8; 32],
+            hex32("0100000000000000000000000000000000000000000000000000000000000000"),
+            hex32("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+            hex32("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+            hex32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+        ];
+        for point in low_order {
+            assert_eq!(
+                alice()
+                    .agree(Some(&point), Role::Client, 1, &bootstrap())
+                    .unwrap_err(),
+                KeyExchangeError::LowOrder
+            );
+        }
+        assert_eq!(
+            alice()
+                .agree(None, Role::Client, 1, &bootstrap())
+                .unwrap_err(),
+            KeyExchangeError::Missing
+        );
+        assert_eq!(
+            alice()
+                .agree(Some(&[9; 31]), Role::Client, 1, &bootstrap())
+                .unwrap_err(),
+            KeyExchangeError::Length(31)
+        );
+    }
+
+    #[test]
+    fn fresh_shares_differ_and_agree() {
+        let (a, b) = (KeyShare::random().unwrap(), KeyShare::random().unwrap());
+        assert_ne!(a.public(), b.public());
+        let (a_public, b_public) = (*a.public(), *b.public());
+        let client = a
+            .agree(Some(&b_public), Role::Client, 1, &bootstrap())
+            .unwrap();
+        let server = b
+            .agree(Some(&a_public), Role::Server, 1, &bootstrap())
+            .unwrap();
+        for direction in [Direction::ToServer, Direction::ToClient] {
+            assert_eq!(
+                client.for_direction(direction),
+                server.for_direction(direction)
+            );
+        }
+        assert_ne!(
+            client.for_direction(Direction::ToServer),
+            client.for_direction(Direction::ToClient)
+        );
+        assert_eq!(format!("{client:?}"), "TrafficKeys(<secret>)");
+    }
+
+    fn keys_for_epoch_1() -> (TrafficKeys, TrafficKeys) {
+        let bob_public = *bob().public();
+        (
+            alice()
+                .agree(Some(&bob_public), Role::Client, 1, &bootstrap())
+                .unwrap(),
+            bob()
+                .agree(Some(alice().public()), Role::Server, 1, &bootstrap())
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn each_end_accepts_both_epochs_until_the_peer_proves_the_new_one() {
+        let now = Instant::now();
+        let mut client = Keyring::new(Role::Client, &bootstrap(), now);
+        let mut server = Keyring::new(Role::Server, &bootstrap(), now);
+        let (client_keys, server_keys) = keys_for_epoch_1();
+        let ocb_from_client = client.seal(0, b"offer").unwrap();
+        server.install(1, &server_keys, now);
+        assert_eq!(server.suite(), Suite::Aes128Ocb, "the server waits");
+        assert_eq!(server.open(&ocb_from_client).unwrap().1, 0);
+        let ocb_from_server = server.seal(0, b"answer").unwrap();
+
+        client.install(1, &client_keys, now);
+        client.send_with_newest();
+        assert_eq!(client.suite(), Suite::Aes256GcmX25519);
+        assert_eq!(client.open(&ocb_from_server).unwrap().1, 0);
+        client.confirm(0);
+        assert!(
+            !client.is_settled(),
+            "OCB from the server proves nothing new"
+        );
+
+        let gcm_from_client = client.seal(1, b"switched").unwrap();
+        let (opened, epoch) = server.open(&gcm_from_client).unwrap();
+        assert_eq!((opened.plaintext.as_slice(), epoch), (&b"switched"[..], 1));
+        server.confirm(epoch);
+        assert_eq!(server.suite(), Suite::Aes256GcmX25519);
+        assert!(server.is_settled());
+        assert_eq!(
+            server.open(&ocb_from_client).unwrap_err(),
+            CryptoError::Integrity,
+            "OCB refused once the client proved GCM"
+        );
+
+        let gcm_from_server = server.seal(1, b"ok").unwrap();
+        let (_, epoch) = client.open(&gcm_from_server).unwrap();
+        client.confirm(epoch);
+        assert!(client.is_settled());
+        assert_eq!(
+            client.open(&ocb_from_server).unwrap_err(),
+            CryptoError::Integrity
+        );
+        assert_eq!(
+            server.open(&gcm_from_server).unwrap_err(),
+            CryptoError::Integrity,
+            "a reflected GCM datagram fails: each direction has its own key"
+        );
+    }
+
+    #[test]
+    fn rekey_thresholds_count_datagrams_and_age() {
+        let now = Instant::now();
+        let mut ring = Keyring::new(Role::Client, &bootstrap(), now);
+        let (client_keys, _) = keys_for_epoch_1();
+        ring.install(1, &client_keys, now);
+        ring.send_with_newest();
+        ring.confirm(1);
+        let day = Duration::from_secs(86_400);
+        assert!(!ring.due_for_rekey(now, 3, day));
+        for seq in 0..3 {
+            ring.seal(seq, b"x").unwrap();
+        }
+        assert_eq!(ring.sealed_under_current(), 3);
+        assert!(ring.due_for_rekey(now, 3, day));
+        assert!(!ring.due_for_rekey(now, 4, day));
+        assert!(ring.due_for_rekey(now + day, 4, day));
+    }
+
+    #[test]
+    fn suites_have_names() {
+        assert_eq!(Suite::of_epoch(0).to_string(), "aes-128-ocb");
+        assert_eq!(Suite::of_epoch(3).to_string(), "aes-256-gcm+x25519");
+    }
+
+    /// Drives two handshakes by their fields alone (no datagrams), checking
+    /// the epoch-1 offer and answer and then a rekey.
+    #[test]
+    fn handshakes_offer_answer_and_rekey() {
+        let now = Instant::now();
+        let limits = RekeyLimits {
+            datagrams: 2,
+            age: Duration::from_secs(60),
+        };
+        let all = ExtensionSet::all();
+        let (mut cn, mut sn) = (
+            Negotiation::new(Role::Client, all),
+            Negotiation::new(Role::Server, all),
+        );
+        let mut ch = Handshake::new(Role::Client, true, &bootstrap(), limits).unwrap();
+        let mut sh = Handshake::new(Role::Server, true, &bootstrap(), limits).unwrap();
+        let mut cr = Keyring::new(Role::Client, &bootstrap(), now);
+        let mut sr = Keyring::new(Role::Server, &bootstrap(), now);
+
+        let offer = ch.outgoing(&cn, &cr, now).unwrap();
+        assert_eq!(offer.key_share.as_ref().map(Vec::len), Some(32));
+        assert_eq!(offer.key_epoch, None);
+        sh.handle_instruction(&mut sn, &mut sr, now, 0, Some(offer));
+        assert_eq!(sn.peer(), Peer::Native(all));
+        assert_eq!(sr.newest_epoch(), 1);
+        assert_eq!(sr.sending_epoch(), 0);
+
+        sn.handle_instruction(1, None);
+        let answer = sh.outgoing(&sn, &sr, now).unwrap();
+        assert_eq!(answer.supported, Some(all.bits()), "answers until switched");
+        assert!(answer.key_share.is_some());
+        ch.handle_instruction(&mut cn, &mut cr, now, 1, Some(answer));
+        assert_eq!(cr.suite(), Suite::Aes256GcmX25519);
+
+        sr.confirm(1);
+        cr.confirm(1);
+        assert_eq!(sh.outgoing(&sn, &sr, now), None, "switched: silent");
+        for seq in 0..2 {
+            cr.seal(seq, b"x").unwrap();
+        }
+        let rekey = ch.outgoing(&cn, &cr, now).unwrap();
+        assert_eq!((rekey.supported, rekey.key_epoch), (None, Some(2)));
+        sh.handle_instruction(&mut sn, &mut sr, now, 2, Some(rekey));
+        assert_eq!(sr.newest_epoch(), 2);
+        let rekey_answer = sh.outgoing(&sn, &sr, now).unwrap();
+        assert_eq!(rekey_answer.key_epoch, Some(2));
+        ch.handle_instruction(&mut cn, &mut cr, now, 2, Some(rekey_answer.clone()));
+        assert_eq!(cr.sending_epoch(), 2);
+        ch.handle_instruction(&mut cn, &mut cr, now, 2, Some(rekey_answer));
+        assert_eq!(cr.newest_epoch(), 2, "a repeated answer changes nothing");
+        sr.confirm(2);
+        assert_eq!(sh.outgoing(&sn, &sr, now), None);
+    }
+
+    #[test]
+    fn a_server_asks_for_a_rekey_when_its_own_count_is_reached() {
+        let now = Instant::now();
+        let limits = RekeyLimits {
+            datagrams: 1,
+            age: Duration::from_secs(60),
+        };
+        let mut sn = Negotiation::new(Role::Server, ExtensionSet::all());
+        let mut sh = Handshake::new(Role::Server, true, &bootstrap(), limits).unwrap();
+        let mut sr = Keyring::new(Role::Server, &bootstrap(), now);
+        let offer = messages::Extensions {
+            supported: Some(ExtensionSet::all().bits()),
+            key_share: Some(alice().public().to_vec()),
+            ..Default::default()
+        };
+        sh.handle_instruction(&mut sn, &mut sr, now, 0, Some(offer));
+        sr.confirm(1);
+        sn.handle_instruction(1, None);
+        assert_eq!(sh.outgoing(&sn, &sr, now), None);
+        sr.seal(5, b"x").unwrap();
+        let ask = sh.outgoing(&sn, &sr, now).unwrap();
+        assert_eq!(ask.rekey_request, Some(true));
+    }
+}

@@ -402,6 +402,87 @@ mod tests {
         );
     }
 
+    /// Known answers from proto/tests/vectors/native_cipher.py (test cases
+    /// 13 to 15 of McGrew and Viega's GCM specification).
+    #[test]
+    fn aes256_gcm_known_answers() {
+        let cases: [(&str, &str, &str, &str); 3] = [
+            (
+                "0000000000000000000000000000000000000000000000000000000000000000",
+                "000000000000000000000000",
+                "",
+                "530f8afbc74536b9a963b4f1c4cb738b",
+            ),
+            (
+                "0000000000000000000000000000000000000000000000000000000000000000",
+                "000000000000000000000000",
+                "00000000000000000000000000000000",
+                "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919",
+            ),
+            (
+                "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+                "cafebabefacedbaddecaf888",
+                "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72
+                 1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255",
+                "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa
+                 8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad
+                 b094dac5d93471bdec1a502270e3cc6c",
+            ),
+        ];
+        for (key, nonce, plaintext, expected) in cases {
+            let cipher = Aes256GcmAead::new(&hex(key).try_into().unwrap());
+            let nonce: [u8; 12] = hex(nonce).try_into().unwrap();
+            let mut buffer = hex(plaintext);
+            let tag = cipher.seal_in_place(&nonce, &mut buffer);
+            buffer.extend_from_slice(&tag);
+            assert_eq!(buffer, hex(expected));
+            let body_len = buffer.len() - TAG_LEN;
+            let (body, tag) = buffer.split_at_mut(body_len);
+            let tag: [u8; TAG_LEN] = (&*tag).try_into().unwrap();
+            cipher.open_in_place(&nonce, body, &tag).unwrap();
+            assert_eq!(body, hex(plaintext));
+        }
+    }
+
+    fn counting_gcm() -> Session {
+        Session::aes256_gcm(&core::array::from_fn(|i| i as u8))
+    }
+
+    #[test]
+    fn whole_gcm_datagram_vector() {
+        let mut session = counting_gcm();
+        let plaintext = hex("0102 ffff 0000000000000007 8000 68656c6c6f");
+        let datagram = session.seal(Direction::ToClient, 1, &plaintext).unwrap();
+        assert_eq!(
+            datagram,
+            hex(
+                "8000000000000001 5286dda208da2dd8e956ec470ecef9949855f867b26521b70a4b9d088bebc3720afb76"
+            )
+        );
+        let opened = session.open(&datagram).unwrap();
+        assert_eq!((opened.direction, opened.seq), (Direction::ToClient, 1));
+        assert_eq!(opened.plaintext, plaintext);
+        assert_eq!(
+            Session::new(&counting_key()).open(&datagram),
+            Err(CryptoError::Integrity),
+            "the OCB key does not open a GCM datagram"
+        );
+    }
+
+    #[test]
+    fn every_single_bit_flip_of_a_gcm_datagram_fails_to_verify() {
+        let mut session = counting_gcm();
+        let datagram = session
+            .seal(Direction::ToServer, 42, &[0x5a; 1300])
+            .unwrap();
+        session.open(&datagram).unwrap();
+        for bit in 0..datagram.len() * 8 {
+            let mut corrupt = datagram.clone();
+            corrupt[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(session.open(&corrupt), Err(CryptoError::Integrity));
+        }
+    }
+
     proptest! {
         #[test]
         fn seal_open_round_trip(

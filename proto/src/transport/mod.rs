@@ -483,6 +483,11 @@ impl<L: State, R: State> Transport<L, R> {
         self.connection.rtt().srtt()
     }
 
+    /// The retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        self.connection.rtt().rto()
+    }
+
     /// The current frame interval.
     pub fn send_interval(&self) -> Duration {
         self.connection.rtt().send_interval()

@@ -378,6 +378,7 @@ fn a_flood_crosses_several_rekeys_without_a_stall() {
             )
         });
     assert!(client.transport().key_epoch() > REKEYS as u64);
+    let mut report = Vec::new();
     for &(at, rto) in &switches {
         let near = gaps
             .iter()
@@ -391,7 +392,14 @@ fn a_flood_crosses_several_rekeys_without_a_stall() {
             near <= rto,
             "a {near:?} gap between screen states near a rekey, RTO {rto:?}"
         );
+        report.push(format!("longest gap {near:?} against RTO {rto:?}"));
     }
+    eprintln!(
+        "{} rekeys, {} screen states: {}",
+        switches.len(),
+        gaps.len(),
+        report.join("; ")
+    );
     let rows = screen_rows(client.transport().latest_remote_state());
     let numbers: Vec<Vec<u64>> = rows
         .iter()

@@ -899,6 +899,59 @@ mod tests {
         assert_eq!(sh.outgoing(&sn, &sr, now), None);
     }
 
+    /// An authenticated peer sending unusable key shares (a buggy or hostile
+    /// build of ours) gets no keys: the cipher is struck from the first
+    /// exchange, and a bad rekey leaves the current epoch in place.
+    #[test]
+    fn unusable_shares_from_the_peer_install_nothing() {
+        let now = Instant::now();
+        let limits = RekeyLimits::default();
+        let all = ExtensionSet::all();
+        let mut sn = Negotiation::new(Role::Server, all);
+        let mut sh = Handshake::new(Role::Server, true, &bootstrap(), limits).unwrap();
+        let mut sr = Keyring::new(Role::Server, &bootstrap(), now);
+        let offer = messages::Extensions {
+            supported: Some(all.bits()),
+            key_share: Some(vec![0; 32]),
+            ..Default::default()
+        };
+        sh.handle_instruction(&mut sn, &mut sr, now, 0, Some(offer));
+        assert_eq!(
+            sn.peer(),
+            Peer::Native(all.without(Extension::NativeCipher))
+        );
+        assert_eq!(sr.newest_epoch(), 0);
+        let answer = sh.outgoing(&sn, &sr, now).unwrap();
+        assert_eq!(answer.key_share, None);
+
+        let mut sn = Negotiation::new(Role::Server, all);
+        let mut sh = Handshake::new(Role::Server, true, &bootstrap(), limits).unwrap();
+        let mut sr = Keyring::new(Role::Server, &bootstrap(), now);
+        let offer = messages::Extensions {
+            supported: Some(all.bits()),
+            key_share: Some(alice().public().to_vec()),
+            ..Default::default()
+        };
+        sh.handle_instruction(&mut sn, &mut sr, now, 0, Some(offer));
+        sr.confirm(1);
+        for share in [vec![1; 5], vec![0; 32]] {
+            let rekey = messages::Extensions {
+                key_share: Some(share),
+                key_epoch: Some(2),
+                ..Default::default()
+            };
+            sh.handle_instruction(&mut sn, &mut sr, now, 1, Some(rekey));
+            assert_eq!(sr.newest_epoch(), 1);
+        }
+        let wrong_epoch = messages::Extensions {
+            key_share: Some(alice().public().to_vec()),
+            key_epoch: Some(7),
+            ..Default::default()
+        };
+        sh.handle_instruction(&mut sn, &mut sr, now, 1, Some(wrong_epoch));
+        assert_eq!(sr.newest_epoch(), 1, "only the next epoch is taken");
+    }
+
     #[test]
     fn a_server_asks_for_a_rekey_when_its_own_count_is_reached() {
         let now = Instant::now();

@@ -21,6 +21,9 @@
 //! * A server that found our client answers with the enabled set on every
 //!   instruction it sends until it processes one of the client's
 //!   instructions without an offer (the client has its answer by then).
+//!   With the native cipher enabled, [`crate::cipher`] repeats the answer
+//!   (via [`Negotiation::answer`]) until the server has switched suites.
+//!   A field without a set (a rekey) is neither offer nor answer.
 //! * The client decides on the first server instruction that carries an
 //!   answer (the peer is ours, the answer is what is enabled) or that
 //!   acknowledges one of the client's states without an answer (a stock

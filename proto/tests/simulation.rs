@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{Impairment, Network, Rng, Stream};
-use mosh_proto::cipher::REKEY_DATAGRAMS;
+use mosh_proto::cipher::{REKEY_AGE, REKEY_DATAGRAMS};
 use mosh_proto::connection::ReceiveError;
 use mosh_proto::fragment::{self, Fragment};
 use mosh_proto::messages::Instruction;
@@ -98,12 +98,11 @@ impl Sim {
         let start = Instant::now();
         let key = Base64Key::from_bytes(seed.to_le_bytes().repeat(2).try_into().unwrap());
         let server_addr: SocketAddr = SERVER.parse().unwrap();
-        let rekey_age = Duration::from_secs(86_400);
         let client = Transport::new(
             TransportConfig::client(server_addr)
                 .with_chaff_seed(seed)
                 .with_extensions(ends.client)
-                .with_rekey_limits(ends.rekey_datagrams, rekey_age),
+                .with_rekey_limits(ends.rekey_datagrams, ends.rekey_age),
             &key,
             Stream::default(),
             Stream::default(),
@@ -114,7 +113,7 @@ impl Sim {
             TransportConfig::server()
                 .with_chaff_seed(!seed)
                 .with_extensions(ends.server)
-                .with_rekey_limits(ends.rekey_datagrams, rekey_age),
+                .with_rekey_limits(ends.rekey_datagrams, ends.rekey_age),
             &key,
             Stream::default(),
             Stream::default(),
@@ -229,6 +228,7 @@ struct Extensions {
     client: ExtensionSet,
     server: ExtensionSet,
     rekey_datagrams: u64,
+    rekey_age: Duration,
 }
 
 /// Both ends stock.
@@ -236,6 +236,7 @@ const STOCK: Extensions = Extensions {
     client: ExtensionSet::EMPTY,
     server: ExtensionSet::EMPTY,
     rekey_datagrams: REKEY_DATAGRAMS,
+    rekey_age: REKEY_AGE,
 };
 
 /// Both ends ours, with every extension.
@@ -244,6 +245,7 @@ fn ours() -> Extensions {
         client: ExtensionSet::all(),
         server: ExtensionSet::all(),
         rekey_datagrams: REKEY_DATAGRAMS,
+        rekey_age: REKEY_AGE,
     }
 }
 
@@ -794,6 +796,25 @@ fn rekeys_repeatedly_through_loss_and_roaming() {
         ..ours()
     };
     let outcome = simulate_with(46, harsh(), ends);
+    assert_healthy(&outcome, true);
+    assert_on_suite(&outcome, Suite::Aes256GcmX25519);
+    assert!(
+        outcome.client_epoch >= 4,
+        "only {} key epochs",
+        outcome.client_epoch
+    );
+    assert!(outcome.client_epoch.abs_diff(outcome.server_epoch) <= 1);
+}
+
+/// With the age limit lowered to two seconds, keys rotate on time alone
+/// (the datagram threshold is never reached).
+#[test]
+fn rekeys_by_age() {
+    let ends = Extensions {
+        rekey_age: Duration::from_secs(2),
+        ..ours()
+    };
+    let outcome = simulate_with(47, harsh(), ends);
     assert_healthy(&outcome, true);
     assert_on_suite(&outcome, Suite::Aes256GcmX25519);
     assert!(

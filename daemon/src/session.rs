@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use mosh_proto::messages::UserMessage;
-use mosh_proto::{Base64Key, Delivery, Extension, ExtensionSet, Transport, TransportConfig};
+use mosh_proto::{Base64Key, Delivery, Extension, ExtensionSet, Suite, Transport, TransportConfig};
 use mosh_term::history::{HistoryLimits, HistoryLog};
 use mosh_term::{Complete, Emulator, KeyTranslator, UserStream};
 use prost::Message;
@@ -75,6 +75,9 @@ pub struct SessionStatus {
     pub last_contact: Option<SystemTime>,
     /// Whether the session is shutting down.
     pub closing: bool,
+    /// The cipher suite sealing the server's datagrams (`aes-128-ocb` until
+    /// the native cipher's switch).
+    pub cipher: Option<Suite>,
 }
 
 /// Why a session ended.
@@ -130,6 +133,8 @@ struct Session {
     last_client_state: Option<Instant>,
     attached_to: Option<SocketAddr>,
     pty_closed: bool,
+    /// The cipher suite and key epoch last published.
+    cipher_shown: Option<(Suite, u64)>,
 }
 
 impl Session {
@@ -138,7 +143,7 @@ impl Session {
         let (width, height) = INITIAL_SIZE;
         let history = (config.scrollback > 0)
             .then(|| HistoryLog::new(HistoryLimits::lines(config.scrollback)));
-        let mut extensions = ExtensionSet::EMPTY;
+        let mut extensions = ExtensionSet::EMPTY.with(Extension::NativeCipher);
         let mut screen = Complete::new(width, height);
         if let Some(log) = &history {
             extensions = extensions.with(Extension::Scrollback);
@@ -165,6 +170,7 @@ impl Session {
             last_client_state: None,
             attached_to: None,
             pty_closed: false,
+            cipher_shown: None,
         })
     }
 
@@ -201,6 +207,7 @@ impl Session {
         let mut user1 = signal(SignalKind::user_defined1()).map_err(SessionError::Signals)?;
         let mut datagram = vec![0u8; RECEIVE_BUFFER];
         let mut output = vec![0u8; PTY_READ];
+        self.publish_cipher();
         loop {
             let now = Instant::now();
             self.update_echo_ack(now);
@@ -326,6 +333,7 @@ impl Session {
             Ok(_) => {}
             Err(error) => self.log(|| format!("Dropped datagram from {from}: {error}")),
         }
+        self.publish_cipher();
         let remote = self.transport.remote_addr();
         if remote != self.attached_to {
             self.attached_to = remote;
@@ -334,6 +342,16 @@ impl Session {
                 Some(addr) => self.log(|| format!("Server now attached to client at {addr}")),
                 None => self.log(|| "Server now detached from client.".to_owned()),
             }
+        }
+    }
+
+    /// Publishes and logs the cipher suite when it or its key epoch changed.
+    fn publish_cipher(&mut self) {
+        let cipher = (self.transport.cipher_suite(), self.transport.key_epoch());
+        if self.cipher_shown != Some(cipher) {
+            self.cipher_shown = Some(cipher);
+            self.publish_status(|status| status.cipher = Some(cipher.0));
+            self.log(|| format!("Cipher {} (key epoch {})", cipher.0, cipher.1));
         }
     }
 

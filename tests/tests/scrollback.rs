@@ -205,19 +205,21 @@ fn colours_and_wide_characters_survive_into_the_scrollback() {
     direct.wait_for("mosh$", QUICK).unwrap();
     type_line(&direct, COLOURED);
     wait_for_line(&direct, "colour-done", QUICK);
-    let listing = |lines: Vec<String>| -> Vec<String> {
-        lines
-            .into_iter()
-            .filter(|l| l.contains("dir") && l.contains("exec") && !l.contains("while"))
-            .collect()
+    let listing = |pane: &TmuxSession| -> Vec<String> {
+        let deadline = Instant::now() + QUICK;
+        loop {
+            let lines: Vec<String> = everything_styled(pane)
+                .into_iter()
+                .filter(|l| l.contains("dir") && l.contains("exec") && !l.contains("while"))
+                .collect();
+            if lines.len() >= 60 || Instant::now() >= deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     };
-    let deadline = Instant::now() + QUICK;
-    let mut through_mosh = listing(everything_styled(&pane));
-    while through_mosh.len() < 60 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        through_mosh = listing(everything_styled(&pane));
-    }
-    let plain = listing(everything_styled(&direct));
+    let through_mosh = listing(&pane);
+    let plain = listing(&direct);
     assert_eq!(through_mosh.len(), 60, "{through_mosh:#?}");
     assert_eq!(through_mosh, plain, "cell for cell, styles included");
 }

@@ -99,7 +99,7 @@ impl RawTerminal {
                 .map_err(|e| TerminalError::SetAttributes(e.into()))?;
         }
         let mut init = if self.main_screen.load(Ordering::Relaxed) {
-            Vec::new()
+            push_screen_up(usize::from(window_size().1))
         } else {
             self.screen.enter.clone()
         };
@@ -111,7 +111,8 @@ impl RawTerminal {
     /// Leaves the alternate screen for the rest of the session, so that
     /// what scrolls off the main screen's top enters the terminal's own
     /// scrollback; the rows the main screen showed are pushed up into it
-    /// first (`height` rows), and the screen must then be repainted.
+    /// first (`height` rows), as they are again on every resumption, and the
+    /// screen must then be repainted.
     pub fn use_main_screen(&self, height: usize) {
         if self.main_screen.swap(true, Ordering::Relaxed) {
             return;
@@ -120,8 +121,7 @@ impl RawTerminal {
             leave.clear();
         }
         let mut bytes = self.screen.leave.clone();
-        bytes.extend_from_slice(format!("\x1b[r\x1b[0m\x1b[{height};1H").as_bytes());
-        bytes.extend(std::iter::repeat_n(b'\n', height));
+        bytes.extend(push_screen_up(height));
         write_stdout(&bytes);
     }
 
@@ -137,6 +137,15 @@ impl Drop for RawTerminal {
         restore();
         SAVED.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
+}
+
+/// The bytes that push every row of a `height`-row main screen up into the
+/// terminal's scrollback (what was shown before the session, or while it
+/// was suspended, stays readable above it).
+fn push_screen_up(height: usize) -> Vec<u8> {
+    let mut bytes = format!("\x1b[r\x1b[0m\x1b[{height};1H").into_bytes();
+    bytes.extend(std::iter::repeat_n(b'\n', height));
+    bytes
 }
 
 /// Writes the exit sequence and restores the saved terminal settings, if

@@ -1,6 +1,10 @@
 //! Seals and opens N datagrams of 1,300 plaintext bytes with mosh-proto and
 //! prints the throughput in MiB/s; `tests/bench/crypto-vs-openssl` compares
 //! it with OpenSSL's AES-128-OCB in the same run.
+#![allow(
+    clippy::print_stdout,
+    reason = "an example's report, not a program we ship"
+)]
 
 use std::hint::black_box;
 use std::time::Instant;

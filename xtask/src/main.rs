@@ -18,6 +18,7 @@ use clap::Command;
 use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
+use mosh_stdio::{stderrln, stdoutln};
 
 /// A function returning a program's clap model.
 type Model = fn() -> Command;
@@ -39,16 +40,16 @@ fn main() -> ExitCode {
     match args.as_slice() {
         [task, outdir] if task == "gen-docs" => match gen_docs(Path::new(outdir)) {
             Ok(written) => {
-                println!("xtask: wrote {} files under {outdir}", written.len());
+                stdoutln!("xtask: wrote {} files under {outdir}", written.len());
                 ExitCode::SUCCESS
             }
             Err(error) => {
-                eprintln!("xtask: gen-docs {outdir}: {error}");
+                stderrln!("xtask: gen-docs {outdir}: {error}");
                 ExitCode::FAILURE
             }
         },
         _ => {
-            eprintln!("Usage: cargo run -p xtask -- gen-docs OUTDIR");
+            stderrln!("Usage: cargo run -p xtask -- gen-docs OUTDIR");
             ExitCode::from(2)
         }
     }

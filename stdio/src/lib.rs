@@ -70,11 +70,6 @@ impl AsFd for Stderr {
 }
 
 impl Stdout {
-    /// Writes all of `bytes`, best effort.
-    pub fn write_all_best_effort(&self, bytes: &[u8]) {
-        write_best_effort(self.as_fd(), bytes);
-    }
-
     /// Whether standard output is a terminal.
     pub fn is_terminal(&self) -> bool {
         rustix::termios::isatty(self)
@@ -82,11 +77,6 @@ impl Stdout {
 }
 
 impl Stderr {
-    /// Writes all of `bytes`, best effort.
-    pub fn write_all_best_effort(&self, bytes: &[u8]) {
-        write_best_effort(self.as_fd(), bytes);
-    }
-
     /// Whether standard error is a terminal.
     pub fn is_terminal(&self) -> bool {
         rustix::termios::isatty(self)
@@ -95,7 +85,7 @@ impl Stderr {
 
 impl io::Write for Stdout {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.write_all_best_effort(bytes);
+        write_stdout(bytes);
         Ok(bytes.len())
     }
 
@@ -106,7 +96,7 @@ impl io::Write for Stdout {
 
 impl io::Write for Stderr {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.write_all_best_effort(bytes);
+        write_stderr(bytes);
         Ok(bytes.len())
     }
 
@@ -117,12 +107,12 @@ impl io::Write for Stderr {
 
 /// Writes `bytes` to standard output, best effort.
 pub fn write_stdout(bytes: &[u8]) {
-    Stdout.write_all_best_effort(bytes);
+    write_best_effort(Stdout.as_fd(), bytes);
 }
 
 /// Writes `bytes` to standard error, best effort.
 pub fn write_stderr(bytes: &[u8]) {
-    Stderr.write_all_best_effort(bytes);
+    write_best_effort(Stderr.as_fd(), bytes);
 }
 
 /// Writes all of `bytes` to `fd` in as few writes as it takes: retries

@@ -13,7 +13,7 @@ use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
@@ -68,26 +68,13 @@ impl Sink {
     }
 }
 
-/// What a program left behind.
-#[derive(Debug)]
-pub struct Outcome {
-    /// How it ended.
-    pub status: ExitStatus,
-    /// What it wrote to a [`Sink::Captured`] standard output.
-    pub stdout: Vec<u8>,
-    /// What it wrote to a [`Sink::Captured`] standard error.
-    pub stderr: Vec<u8>,
-}
-
-impl Outcome {
-    /// Whether the program panicked: Rust's panic status (101), or a panic
-    /// message in anything it could write.
-    pub fn panicked(&self) -> bool {
-        self.status.code() == Some(101)
-            || [&self.stdout, &self.stderr]
-                .iter()
-                .any(|bytes| String::from_utf8_lossy(bytes).contains("panicked"))
-    }
+/// Whether a program panicked: Rust's panic status (101), or a panic
+/// message in anything it could write (its captured streams, `shown`).
+pub fn panicked(status: ExitStatus, written: &[&[u8]]) -> bool {
+    status.code() == Some(101)
+        || written
+            .iter()
+            .any(|bytes| String::from_utf8_lossy(bytes).contains("panicked"))
 }
 
 /// An exit status as `exit N` or `signal N`, to compare and show.
@@ -213,26 +200,17 @@ pub struct Started {
 impl Started {
     /// Waits up to `timeout` for the program to exit (killing it and
     /// panicking if it does not), then up to `linger` for its captured
-    /// streams to close: a program that detached may keep them open.
-    pub fn finish(mut self, timeout: Duration, linger: Duration) -> Outcome {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("waiting for the program") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("the program did not exit within {timeout:?}");
-            }
-            thread::sleep(POLL_INTERVAL);
-        };
+    /// streams to close: a program that detached may keep them open. What
+    /// a stream that was not captured got is empty.
+    pub fn finish(mut self, timeout: Duration, linger: Duration) -> Output {
+        let status = wait_or_kill(&mut self.child, timeout)
+            .unwrap_or_else(|| panic!("the program did not exit within {timeout:?}"));
         let collect = |reader: Option<mpsc::Receiver<Vec<u8>>>| {
             reader
                 .and_then(|reader| reader.recv_timeout(linger).ok())
                 .unwrap_or_default()
         };
-        Outcome {
+        Output {
             status,
             stdout: collect(self.stdout.take()),
             stderr: collect(self.stderr.take()),
@@ -270,7 +248,7 @@ pub fn run(
     env: &[(&str, &str)],
     stdout: Sink,
     stderr: Sink,
-) -> Outcome {
+) -> Output {
     start(program, args, env, stdout, stderr)
         .finish(Duration::from_secs(30), Duration::from_secs(5))
 }
@@ -326,6 +304,18 @@ impl Orphans {
             }
         }
         found
+    }
+
+    /// Ends (SIGTERM, then SIGKILL) and reaps every adopted child named
+    /// `name` that still runs, such as a server whose launcher died.
+    pub fn end_all(&self, name: &str) {
+        for pid in self.named(name) {
+            let _ = nix::sys::signal::kill(
+                Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            self.wait(pid, Duration::from_secs(2));
+        }
     }
 
     /// Waits up to `timeout` for the one adopted child named `name` to
@@ -473,17 +463,23 @@ impl TerminalRun {
     /// Waits up to `timeout` for the program to exit; kills it and returns
     /// `None` if it does not.
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return None;
-            }
-            thread::sleep(POLL_INTERVAL);
+        wait_or_kill(&mut self.child, timeout)
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit; kills it and returns `None`
+/// if it does not.
+fn wait_or_kill(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
         }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(POLL_INTERVAL);
     }
 }

@@ -14,14 +14,18 @@
 //!
 //! Our daemon's programs have no stock counterpart: they end with the
 //! status they have when their output is read.
+//!
+//! The test program is a child subreaper ([`Orphans`]); every test holds
+//! its lock while it runs servers, so that under `cargo test`'s threads no
+//! test adopts another's `mosh-server`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use mosh_e2e::daemon::TestDaemon;
+use mosh_e2e::daemon::{Connect, TestDaemon};
 use mosh_e2e::server::{Implementation, MoshServer};
-use mosh_e2e::stdio::{self, BROKEN, Orphans, Outcome, Sink, TerminalOut, TerminalRun, describe};
+use mosh_e2e::stdio::{self, BROKEN, Orphans, Sink, TerminalOut, TerminalRun, describe, panicked};
 use mosh_e2e::{our_program, require_program, stock};
 
 const QUICK: Duration = Duration::from_secs(15);
@@ -98,9 +102,9 @@ fn stock_program(name: &str) -> PathBuf {
     require_program(name).unwrap()
 }
 
-fn assert_no_panic(what: &str, outcome: &Outcome) {
+fn assert_no_panic(what: &str, outcome: &Output) {
     assert!(
-        !outcome.panicked(),
+        !panicked(outcome.status, &[&outcome.stdout, &outcome.stderr]),
         "{what} panicked ({}): stdout {:?} stderr {:?}",
         describe(outcome.status),
         String::from_utf8_lossy(&outcome.stdout),
@@ -110,6 +114,7 @@ fn assert_no_panic(what: &str, outcome: &Outcome) {
 
 #[test]
 fn stock_programs_end_as_stock_does_when_their_output_is_gone() {
+    let _one_at_a_time = Orphans::adopt();
     for case in CASES {
         let (name, args, env) = (case.program, case.args, case.env);
         let read = stdio::run(&ours(name), args, env, Sink::Captured, Sink::Captured);
@@ -177,26 +182,8 @@ fn session_whose_reader_went_away(implementation: Implementation, end: End) -> (
     );
     let parent = started.finish(QUICK, QUICK);
     assert_no_panic(&format!("{implementation:?} mosh-server new"), &parent);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&parent.stdout),
-        String::from_utf8_lossy(&parent.stderr),
-    );
-    let connect = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("MOSH CONNECT "))
-        .and_then(|rest| rest.split_once(' '))
-        .unwrap_or_else(|| panic!("no connect line: {stdout:?} {stderr:?}"));
-    let pid: u32 = stderr
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("[mosh-server detached, pid = ")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no detached pid: {stderr:?}"));
-    let port: u16 = connect.0.parse().unwrap();
-    let key = mosh_proto::Base64Key::parse(connect.1.trim_end()).unwrap();
+    let Connect { port, key, pid } = Connect::parse(&parent)
+        .unwrap_or_else(|| panic!("no connect line or detached pid: {parent:?}"));
     let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let client = stock::client_in_tmux(server, &key, 80, 24).unwrap();
     client.wait_for("#", QUICK).unwrap();
@@ -250,6 +237,7 @@ fn session_nobody_reads(
     err: Sink,
 ) -> (String, Option<String>) {
     let orphans = Orphans::adopt();
+    orphans.end_all("mosh-server");
     let mut args = vec!["new", "-p", "0", "--", "/bin/sh"];
     if verbose {
         args.insert(1, "-v");
@@ -322,22 +310,36 @@ fn client_run(client: &Path, stdout: TerminalOut, stderr_closed_pipe: bool) -> (
         run.type_text("echo gone-$((3*3))\r");
     }
     run.type_text(&format!("echo ok > {}; exit\r", witness.display()));
+    ended(client, &mut run, QUICK, &witness)
+}
+
+/// Waits up to `timeout` for `program` run on a terminal to exit, checks
+/// that it did not panic, and returns its status and whether the session
+/// left `witness` (removed).
+fn ended(
+    program: &Path,
+    run: &mut TerminalRun,
+    timeout: Duration,
+    witness: &Path,
+) -> (String, bool) {
     let status = run
-        .wait(QUICK)
-        .unwrap_or_else(|| panic!("{} did not exit", client.display()));
-    let shown = String::from_utf8_lossy(&run.shown()).into_owned();
+        .wait(timeout)
+        .unwrap_or_else(|| panic!("{} did not exit", program.display()));
+    let shown = run.shown();
     assert!(
-        status.code() != Some(101) && !shown.contains("panicked"),
-        "{} panicked: {shown}",
-        client.display()
+        !panicked(status, &[&shown]),
+        "{} panicked: {}",
+        program.display(),
+        String::from_utf8_lossy(&shown)
     );
     let witnessed = witness.exists();
-    let _ = std::fs::remove_file(&witness);
+    let _ = std::fs::remove_file(witness);
     (describe(status), witnessed)
 }
 
 #[test]
 fn mosh_client_ends_as_stock_does_when_its_output_is_gone() {
+    let _one_at_a_time = Orphans::adopt();
     for (stdout, stderr_closed_pipe) in [
         (TerminalOut::Terminal, false),
         (TerminalOut::Broken(Sink::Closed), false),
@@ -376,29 +378,22 @@ fn launcher_run(mosh: &Path, programs: &[String], stdout: Sink) -> (String, bool
         TerminalOut::Broken(stdout),
         false,
     );
-    let status = run
-        .wait(Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("{} did not exit", mosh.display()));
-    let shown = String::from_utf8_lossy(&run.shown()).into_owned();
-    assert!(
-        status.code() != Some(101) && !shown.contains("panicked"),
-        "{} panicked: {shown}",
-        mosh.display()
-    );
-    let witnessed = witness.exists();
-    let _ = std::fs::remove_file(&witness);
-    (describe(status), witnessed)
+    ended(mosh, &mut run, Duration::from_secs(30), &witness)
 }
 
 #[test]
 fn mosh_ends_as_stock_does_when_its_output_is_gone() {
+    let orphans = Orphans::adopt();
     let programs = [
         format!("--client={}", ours("mosh-client").display()),
         format!("--server={}", ours("mosh-server").display()),
     ];
     for stdout in [Sink::Closed, Sink::ClosedPipe, Sink::Full] {
         let stock = launcher_run(&stock_program("mosh"), &[], stdout);
+        orphans.end_all("mosh-server");
         let ours = launcher_run(&ours("mosh"), &programs, stdout);
+        // A launcher that died of SIGPIPE leaves its server behind.
+        orphans.end_all("mosh-server");
         assert_eq!(ours, stock, "stdout {stdout:?}: ours (left) unlike stock");
     }
 }
@@ -419,6 +414,7 @@ const DAEMON_CASES: &[(&str, &[&str])] = &[
 
 #[test]
 fn our_daemon_programs_keep_their_status_when_their_output_is_gone() {
+    let _one_at_a_time = Orphans::adopt();
     let env = [("MOSH_DAEMON_SOCKET", "/nonexistent/control.sock")];
     for (name, args) in DAEMON_CASES {
         let read = stdio::run(&ours(name), args, &env, Sink::Captured, Sink::Captured);
@@ -434,6 +430,7 @@ fn our_daemon_programs_keep_their_status_when_their_output_is_gone() {
 
 #[test]
 fn the_daemon_serves_and_stops_cleanly_when_its_output_is_gone() {
+    let _one_at_a_time = Orphans::adopt();
     for sink in [Sink::ClosedPipe, Sink::Full] {
         let ports = mosh_e2e::daemon::free_port_range(4);
         let mut daemon = TestDaemon::start_with_output(ports, "", sink).unwrap();

@@ -2,6 +2,10 @@
 //! none (a stock peer, as far as the negotiation goes): the same session,
 //! same seeds, same network, with and without the offer. Only the first
 //! datagrams, up to the server's first acknowledgement, carry the offer.
+#![allow(
+    clippy::print_stdout,
+    reason = "a test's measurements, captured by the test runner"
+)]
 
 mod common;
 

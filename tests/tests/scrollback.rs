@@ -2,6 +2,10 @@
 //! terminal: what scrolls off the server's screen lands in the pane's own
 //! history (`capture-pane -S -`), exactly once and in order, through loss
 //! and roaming too; stock peers see none of it.
+#![allow(
+    clippy::print_stdout,
+    reason = "a test's measurements, captured by the test runner"
+)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};

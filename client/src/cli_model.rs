@@ -53,7 +53,9 @@ pub fn command() -> Command {
              MOSH_ESCAPE_KEY, MOSH_TITLE_NOPREFIX, MOSH_NO_TERM_INIT, MOSH_CIPHER (auto, \
              the default: AES-256-GCM with X25519 forward secrecy when the server is \
              mosh-daemon's, AES-128-OCB with a stock server; ocb: always stock \
-             AES-128-OCB). With -v the cipher suite in use is logged as it changes.",
+             AES-128-OCB), MOSH_NO_SCROLLBACK (set: lines that scroll off a \
+             mosh-daemon server's screen are not written into this terminal's \
+             scrollback). With -v the cipher suite in use is logged as it changes.",
         )
 }
 

@@ -92,6 +92,9 @@ pub struct LaunchOptions {
     /// `--cipher`: `auto` or `ocb` for the client's `MOSH_CIPHER`; `None`
     /// leaves the environment's.
     pub cipher: Option<String>,
+    /// `--no-scrollback`: the client does not take scrollback history from
+    /// our server (`MOSH_NO_SCROLLBACK`).
+    pub scrollback: bool,
     /// Address families.
     pub family: Family,
     /// `-p`: the server's UDP port or range, already validated.
@@ -187,6 +190,8 @@ pub fn usage(program: &str) -> String {
         --cipher=auto        AES-256-GCM with forward secrecy with our server,
                              AES-128-OCB with a stock one [default]
         --cipher=ocb         stock AES-128-OCB for this session
+        --no-scrollback      keep lines that scroll off the server's screen out of
+                             this terminal's scrollback
 
 -4      --family=inet        IPv4 only
 -6      --family=inet6       IPv6 only
@@ -232,6 +237,7 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgsError> {
         predict: None,
         predict_overwrite: false,
         cipher: None,
+        scrollback: true,
         family: Family::PreferInet,
         port: None,
         bind_server: BindServer::Ssh,
@@ -321,6 +327,7 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgsError> {
             }
             "--init" => flag(&mut options.term_init, true)?,
             "--no-init" => flag(&mut options.term_init, false)?,
+            "--no-scrollback" => flag(&mut options.scrollback, false)?,
             "--local" => flag(&mut options.local, true)?,
             "--experimental-remote-ip" => {
                 let method = value(&name)?;
@@ -526,6 +533,8 @@ mod tests {
         assert!(!options.term_init && options.local);
         assert_eq!(options.bind_server, BindServer::Any);
         assert_eq!(launch(&["host"]).cipher, None);
+        assert!(launch(&["host"]).scrollback);
+        assert!(!launch(&["--no-scrollback", "host"]).scrollback);
         assert_eq!(
             launch(&["--cipher=ocb", "host"]).cipher.as_deref(),
             Some("ocb")

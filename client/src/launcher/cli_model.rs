@@ -81,6 +81,10 @@ pub fn command() -> Command {
             flag("no-init")
                 .long("no-init")
                 .help("do not switch the terminal to its alternate screen"),
+            flag("no-scrollback").long("no-scrollback").help(
+                "keep lines that scroll off the server's screen out of this terminal's \
+                 scrollback (with mosh-daemon's server; stock servers send none)",
+            ),
             flag("local")
                 .long("local")
                 .help("run mosh-server on this machine, without ssh"),

@@ -266,6 +266,9 @@ fn prepare_and_exec(
     if let Some(cipher) = &options.cipher {
         client.env("MOSH_CIPHER", cipher);
     }
+    if !options.scrollback {
+        client.env("MOSH_NO_SCROLLBACK", "1");
+    }
     let error = client.exec();
     Err(spawn_error(&options.client, error))
 }

@@ -118,26 +118,27 @@ fn every_line_that_scrolls_off_lands_in_the_local_scrollback_once_and_in_order()
     );
 }
 
+/// Runs `seq 1 300` in `pane` (at its prompt) and checks that none of it
+/// reached the pane's history.
+fn assert_no_history(pane: &TmuxSession, why: &str) {
+    pane.wait_for("mosh$", QUICK).unwrap();
+    type_line(pane, "seq 1 300; echo seq-done");
+    wait_for_line(pane, "seq-done", QUICK);
+    let history = history(pane);
+    assert!(numbers(&history).is_empty(), "{why}: {history:?}");
+}
+
 #[test]
 fn without_scrollback_nothing_reaches_the_local_history() {
     let (_server, pane) = ours_with_ours(&[("MOSH_NO_SCROLLBACK", "1")]);
-    type_line(&pane, "seq 1 300; echo seq-done");
-    wait_for_line(&pane, "seq-done", QUICK);
-    assert!(
-        numbers(&history(&pane)).is_empty(),
-        "the alternate screen keeps no history: {:?}",
-        history(&pane)
-    );
+    assert_no_history(&pane, "the alternate screen keeps no history");
 }
 
 #[test]
 fn a_stock_client_on_our_server_gets_no_history() {
     let server = MoshServer::start(Implementation::Ours, &SHELL).expect("start our mosh-server");
     let pane = stock::client_in_tmux(server.addr(), server.key(), 80, 24).expect("stock client");
-    pane.wait_for("mosh$", QUICK).unwrap();
-    type_line(&pane, "seq 1 300; echo seq-done");
-    wait_for_line(&pane, "seq-done", QUICK);
-    assert!(numbers(&history(&pane)).is_empty(), "{:?}", history(&pane));
+    assert_no_history(&pane, "stock mosh-client");
 }
 
 #[test]
@@ -145,10 +146,7 @@ fn our_client_on_a_stock_server_gets_no_history() {
     let server = MoshServer::start(Implementation::Stock, &SHELL).expect("start stock server");
     let pane = ours::client_in_tmux(server.addr(), server.key(), 80, 24, &[])
         .expect("start our mosh-client");
-    pane.wait_for("mosh$", QUICK).unwrap();
-    type_line(&pane, "seq 1 300; echo seq-done");
-    wait_for_line(&pane, "seq-done", QUICK);
-    assert!(numbers(&history(&pane)).is_empty(), "{:?}", history(&pane));
+    assert_no_history(&pane, "stock mosh-server");
 }
 
 #[test]

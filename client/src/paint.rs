@@ -2,7 +2,9 @@
 //! into a copy of a framebuffer. `term` keeps cell mutation private to its
 //! emulator, so the overlay is written by feeding the emulator cursor moves,
 //! SGR and characters, and the drawing state is put back afterwards: only
-//! cell contents change (plus, for titles, the title).
+//! cell contents change (plus, for titles, the title). Overlay cells get
+//! only what [`sgr`] selects: stock colours and attributes, never an
+//! underline style or colour, strikethrough, overline or hyperlink.
 
 use mosh_term::display::sgr;
 use mosh_term::framebuffer::Attrs;
@@ -28,6 +30,7 @@ impl Canvas {
         ds.autowrap = false;
         ds.scroll_top = 0;
         ds.scroll_bottom = ds.height.saturating_sub(1);
+        ds.rend = Renditions::default();
         Canvas { emulator, saved }
     }
 
@@ -106,6 +109,7 @@ pub fn status_padding_rendition() -> Renditions {
         fg: Color::Indexed(7),
         bg: Color::Indexed(4),
         attrs: Attrs::default(),
+        ..Renditions::default()
     }
 }
 

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mosh_term::framebuffer::Attrs;
+use mosh_term::framebuffer::UnderlineStyle;
 use mosh_term::{Cell, Framebuffer};
 use unicode_width::UnicodeWidthChar;
 
@@ -604,7 +604,7 @@ impl Predictor {
             }
             let actual = fb.cell(row, col);
             if flag && !(cell.is_blank() && actual.is_blank()) {
-                cell.rend.attrs.set(Attrs::UNDERLINE, true);
+                cell.rend.set_underline(Some(UnderlineStyle::Single));
             }
             if cell != *actual {
                 canvas.put(row, col, &cell);
@@ -632,6 +632,7 @@ impl Predictor {
 mod tests {
     use super::*;
     use mosh_term::Emulator;
+    use mosh_term::framebuffer::Attrs;
 
     const SLOW: Duration = Duration::from_millis(300);
     const FAST: Duration = Duration::from_millis(20);

@@ -9,7 +9,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mosh_proto::{Base64Key, Delivery, Transport, TransportConfig};
+use mosh_proto::{Base64Key, Delivery, ExtensionSet, Peer, Transport, TransportConfig};
+use mosh_term::framebuffer::LinkId;
 use mosh_term::{Complete, Display, Framebuffer, UserStream};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -190,6 +191,8 @@ struct Client<'t> {
     escape: EscapeFilter,
     shown: Framebuffer,
     repaint: bool,
+    /// What the transport last said about the server's extensions.
+    peer: Peer,
     started: Instant,
     connected: bool,
     nothing_received_shown: bool,
@@ -205,7 +208,7 @@ impl<'t> Client<'t> {
         let mut user = UserStream::new();
         user.push_resize(i32::from(cols), i32::from(rows));
         let transport = Transport::new(
-            TransportConfig::client(config.server),
+            TransportConfig::client(config.server).with_extensions(ExtensionSet::all()),
             &config.key,
             UserStream::new(),
             Complete::new(width, height),
@@ -222,6 +225,7 @@ impl<'t> Client<'t> {
             datagrams: mpsc::channel(256),
             shown: Framebuffer::new(width, height),
             repaint: true,
+            peer: Peer::Undecided,
             started: now,
             connected: false,
             nothing_received_shown: false,
@@ -492,6 +496,16 @@ impl<'t> Client<'t> {
         }
         self.status
             .server_acked(self.transport.last_round_trip_success());
+        let peer = self.transport.peer_extensions();
+        if peer != self.peer {
+            self.peer = peer;
+            self.log(|| match peer {
+                Peer::Native(set) => format!("mosh-client: extensions enabled: {set}"),
+                Peer::Stock | Peer::Undecided => {
+                    "mosh-client: extensions enabled: none (stock server)".to_owned()
+                }
+            });
+        }
     }
 
     fn update_predictor_network(&mut self) {
@@ -600,7 +614,9 @@ impl<'t> Client<'t> {
 }
 
 /// What the terminal should show: the server's screen, with the
-/// predictions, the `[mosh] ` title prefix and the status bar over it.
+/// predictions, the `[mosh] ` title prefix and the status bar over it. No
+/// hyperlink is left open at the end of a frame, so nothing the terminal
+/// prints later (after the session, say) is linked.
 fn compose(
     remote: &Framebuffer,
     predictor: &Predictor,
@@ -608,6 +624,7 @@ fn compose(
     status: Option<&str>,
 ) -> Framebuffer {
     let mut target = predictor.overlay(remote.clone());
+    target.ds.rend.link = LinkId::NONE;
     if title_prefix && target.title_initialized() {
         let mut canvas = Canvas::new(target);
         canvas.prefix_title();

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use mosh_proto::messages::UserMessage;
-use mosh_proto::{Base64Key, Delivery, Transport, TransportConfig};
+use mosh_proto::{Base64Key, Delivery, ExtensionSet, Peer, Transport, TransportConfig};
 use mosh_term::{Complete, Emulator, KeyTranslator, UserStream};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -124,6 +124,8 @@ struct Session {
     last_client_state: Option<Instant>,
     attached_to: Option<SocketAddr>,
     pty_closed: bool,
+    /// What the transport last said about the client's extensions.
+    peer: Peer,
 }
 
 impl Session {
@@ -131,7 +133,7 @@ impl Session {
         let now = Instant::now();
         let (width, height) = INITIAL_SIZE;
         let transport = Transport::new(
-            TransportConfig::server(),
+            TransportConfig::server().with_extensions(ExtensionSet::all()),
             &config.key,
             Complete::new(width, height),
             UserStream::new(),
@@ -150,6 +152,7 @@ impl Session {
             last_client_state: None,
             attached_to: None,
             pty_closed: false,
+            peer: Peer::Undecided,
         })
     }
 
@@ -300,6 +303,7 @@ impl Session {
             Ok(_) => {}
             Err(error) => self.log(|| format!("Dropped datagram from {from}: {error}")),
         }
+        self.follow_negotiation();
         let remote = self.transport.remote_addr();
         if remote != self.attached_to {
             self.attached_to = remote;
@@ -308,6 +312,24 @@ impl Session {
                 Some(addr) => self.log(|| format!("Server now attached to client at {addr}")),
                 None => self.log(|| "Server now detached from client.".to_owned()),
             }
+        }
+    }
+
+    /// Gives the screen state the extensions the transport enabled with the
+    /// client, once it knows them (the next diff is then a full repaint).
+    fn follow_negotiation(&mut self) {
+        let peer = self.transport.peer_extensions();
+        let enabled = peer.enabled();
+        if self.transport.current_state().extensions() != enabled {
+            self.transport.current_state_mut().set_extensions(enabled);
+        }
+        if peer != self.peer {
+            self.peer = peer;
+            self.log(|| match peer {
+                Peer::Native(set) => format!("Client is ours; extensions enabled: {set}"),
+                Peer::Stock => "Client is stock mosh; extensions enabled: none".to_owned(),
+                Peer::Undecided => "Client not identified yet".to_owned(),
+            });
         }
     }
 

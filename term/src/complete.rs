@@ -2,20 +2,29 @@
 //! framebuffer plus the echo acknowledgement. Its diff is a `HostMessage`
 //! (echoack, resize, hostbytes; spec §6.2) and applying one replays the
 //! hostbytes through an emulator (§6.3).
+//!
+//! The state also records the native extensions enabled with the client
+//! (see `mosh_proto::extensions`): with [`Extension::Attributes`] the
+//! hostbytes carry extended attributes and hyperlinks
+//! ([`Display::attributes`]), and a diff between states of different sets
+//! is a full repaint, so a client that drew the screen before the
+//! negotiation gets everything.
 
 use mosh_proto::messages::{EchoAck, HostBytes, HostInstruction, HostMessage, ResizeMessage};
-use mosh_proto::{State, StateError};
+use mosh_proto::{Extension, ExtensionSet, State, StateError};
 use prost::Message;
 
 use crate::display::Display;
 use crate::emulator::{Emulator, clamp_size};
 use crate::framebuffer::Framebuffer;
 
-/// A complete terminal state: screen and echo acknowledgement.
+/// A complete terminal state: screen, echo acknowledgement and the
+/// extensions its diffs may use.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Complete {
     fb: Framebuffer,
     echo_ack: u64,
+    extensions: ExtensionSet,
 }
 
 impl Complete {
@@ -26,7 +35,11 @@ impl Complete {
 
     /// A state showing `fb` with echo ack 0.
     pub fn from_framebuffer(fb: Framebuffer) -> Complete {
-        Complete { fb, echo_ack: 0 }
+        Complete {
+            fb,
+            echo_ack: 0,
+            extensions: ExtensionSet::EMPTY,
+        }
     }
 
     /// The screen.
@@ -37,6 +50,22 @@ impl Complete {
     /// Replaces the screen (e.g. with a snapshot of the live emulator's).
     pub fn set_framebuffer(&mut self, fb: Framebuffer) {
         self.fb = fb;
+    }
+
+    /// The extensions enabled with the peer, which diffs to this state use.
+    pub fn extensions(&self) -> ExtensionSet {
+        self.extensions
+    }
+
+    /// Records the extensions enabled with the peer (the transport's
+    /// `peer_extensions().enabled()`).
+    pub fn set_extensions(&mut self, extensions: ExtensionSet) {
+        self.extensions = extensions;
+    }
+
+    /// The differ profile of diffs to this state.
+    fn display(&self) -> Display {
+        Display::server().with_attributes(self.extensions.contains(Extension::Attributes))
     }
 
     /// Newest client state whose input is known to be echoed on screen.
@@ -71,8 +100,9 @@ impl Complete {
                 ..HostInstruction::default()
             });
         }
-        if self.fb != older.fb {
-            let bytes = Display::server().new_frame(true, &older.fb, &self.fb);
+        let same_profile = self.extensions == older.extensions;
+        if self.fb != older.fb || !same_profile {
+            let bytes = self.display().new_frame(same_profile, &older.fb, &self.fb);
             if !bytes.is_empty() {
                 msg.instruction.push(HostInstruction {
                     hostbytes: Some(HostBytes {

@@ -190,3 +190,134 @@ fn differ_emits_only_stock_constructs() {
         }
     }
 }
+
+/// The diff toward our own client (extended attributes on).
+fn diff_ours(a: &mosh_term::Framebuffer, b: &mosh_term::Framebuffer) -> String {
+    String::from_utf8(
+        Display::server()
+            .with_attributes(true)
+            .new_frame(true, a, b),
+    )
+    .unwrap()
+}
+
+#[test]
+fn stock_peers_get_the_bytes_of_the_screen_without_extended_attributes() {
+    let pairs: [(&[u8], &[u8]); 5] = [
+        (b"\x1b[4;58;5;196mX\x1b[0m", b"\x1b[4mX\x1b[0m"),
+        (b"\x1b[4:3;58;2;10;200;30mX\x1b[0m", b"\x1b[4mX\x1b[0m"),
+        (b"\x1b[9;53mS\x1b[29;55mT", b"ST"),
+        (b"\x1b[21;1mD\x1b[m", b"\x1b[4;1mD\x1b[m"),
+        (
+            b"\x1b]8;id=a;http://e.com/\x1b\\link\x1b]8;;\x1b\\ x",
+            b"link x",
+        ),
+    ];
+    for (extended, plain) in pairs {
+        let mut with = Emulator::new(20, 3);
+        let mut without = Emulator::new(20, 3);
+        let (a1, b1) = after(&mut with, extended);
+        let (a2, b2) = after(&mut without, plain);
+        assert_eq!(
+            diff(&a1, &b1),
+            diff(&a2, &b2),
+            "{:?}",
+            String::from_utf8_lossy(extended)
+        );
+        let full = |a, b| Display::server().new_frame(false, a, b);
+        assert_eq!(full(&a1, &b1), full(&a2, &b2));
+        // And the emulator that replays it shows just the underline.
+        let mut replay = Emulator::new(20, 3);
+        replay.feed(&full(&a1, &b1));
+        assert!(replay.framebuffer().same_picture(&b2));
+    }
+}
+
+#[test]
+fn our_client_gets_extended_sgr_with_colon_subparameters() {
+    let mut emu = Emulator::new(30, 3);
+    let (a, b) = after(
+        &mut emu,
+        b"\x1b[4:3;58;2;10;200;30mC\x1b[0;21;58;5;196mD\x1b[0;9;53;4mE\x1b[m",
+    );
+    assert_eq!(
+        diff_ours(&a, &b),
+        "\x1b[0;4:3;58:2::10:200:30mC\x1b[0;4:2;58:5:196mD\x1b[0;4;9;53mE\x1b[0m"
+    );
+}
+
+#[test]
+fn our_client_gets_osc8_around_exactly_the_linked_cells() {
+    let mut emu = Emulator::new(30, 3);
+    emu.feed(b"\x1b[2;1Hbelow");
+    let (a, b) = after(
+        &mut emu,
+        b"\x1b[1;1Hpre \x1b]8;id=i;http://e.com/\x1b\\ab\x1b[1mc\x1b]8;;\x1b\\ post\x1b[3;1Hz",
+    );
+    assert_eq!(
+        diff_ours(&a, &b),
+        "\x1b[?25l\x1b[1;1Hpre \x1b]8;id=i;http://e.com/\x1b\\ab\x1b[0;1mc\x1b]8;;\x1b\\ post\r\n\nz\x1b[?25h"
+    );
+    // A link the application left open stays open across cursor moves
+    // that print nothing, is closed before unlinked cells are printed and
+    // opened again for linked ones.
+    let mut emu = Emulator::new(30, 3);
+    let (a, b) = after(&mut emu, b"\x1b]8;;http://e.com/\x1b\\ab\x1b[3;1H");
+    let bytes = diff_ours(&a, &b);
+    assert_eq!(
+        bytes,
+        "\x1b]8;;http://e.com/\x1b\\ab\x1b[?25l\r\n\n\x1b[?25h"
+    );
+    let (c, d) = after(&mut emu, b"x\x1b]8;;\x1b\\\x1b[1;5Hy");
+    assert_eq!(
+        diff_ours(&c, &d),
+        "\x1b[?25l\x1b[1;5H\x1b]8;;\x1b\\y\r\n\n\x1b]8;;http://e.com/\x1b\\x\x1b[1;6H\x1b[?25h\
+         \x1b]8;;\x1b\\"
+    );
+    let mut replay = Emulator::from_framebuffer(a.replica());
+    replay.feed(bytes.as_bytes());
+    replay.feed(diff_ours(&c, &d).as_bytes());
+    let fb = replay.framebuffer();
+    assert!(fb.same_picture(&d));
+    let linked: Vec<bool> = (0..6)
+        .map(|col| fb.hyperlink(fb.cell(0, col).rend.link).is_some())
+        .collect();
+    assert_eq!(linked, [true, true, false, false, false, false]);
+    assert!(fb.hyperlink(fb.cell(2, 0).rend.link).is_some());
+}
+
+#[test]
+fn a_link_changed_behind_the_same_id_is_redrawn() {
+    // A full table forgets unused links and reuses their ids; the differ
+    // compares links by what they name, not by id.
+    let mut emu = Emulator::new(10, 1);
+    emu.feed(b"\x1b]8;;http://e.com/1\x1b\\a\x1b]8;;\x1b\\");
+    let a = emu.framebuffer().clone();
+    let mut other = Emulator::new(10, 1);
+    other.feed(b"\x1b]8;;http://e.com/2\x1b\\a\x1b]8;;\x1b\\");
+    let b = other.framebuffer().clone();
+    assert_eq!(a.cell(0, 0).rend.link, b.cell(0, 0).rend.link);
+    assert_eq!(
+        diff_ours(&a, &b),
+        "\x1b[?25l\r\x1b]8;;http://e.com/2\x1b\\a\x1b[?25h\x1b]8;;\x1b\\"
+    );
+    assert_eq!(diff(&a, &b), "", "a stock peer sees no change");
+}
+
+#[test]
+fn a_change_of_extensions_repaints_everything() {
+    use mosh_proto::{ExtensionSet, State};
+    use mosh_term::Complete;
+    let mut emu = Emulator::new(20, 2);
+    emu.feed(b"\x1b[9mstruck\x1b[m");
+    let mut before = Complete::from_framebuffer(emu.framebuffer().clone());
+    let same = before.clone();
+    assert!(same.diff_from(&before).is_empty());
+    let mut after = before.clone();
+    after.set_extensions(ExtensionSet::all());
+    let mut client = Complete::from_framebuffer(emu.framebuffer().to_stock().replica());
+    client.apply(&after.diff_from(&before)).unwrap();
+    assert!(client.framebuffer().same_picture(after.framebuffer()));
+    before.set_extensions(ExtensionSet::all());
+    assert!(after.diff_from(&before).is_empty());
+}

@@ -70,14 +70,16 @@ proptest! {
         let a = emu.framebuffer().clone();
         emu.feed(&second);
         let b = emu.framebuffer().clone();
-        for initialized in [true, false] {
-            let bytes = Display::server().new_frame(initialized, &a, &b);
+        for (initialized, attributes) in [(true, false), (false, false), (true, true), (false, true)] {
+            let display = Display::server().with_attributes(attributes);
+            let bytes = display.new_frame(initialized, &a, &b);
+            let (a, b) = if attributes { (a.clone(), b.clone()) } else { (a.to_stock(), b.to_stock()) };
             let mut replay = Emulator::from_framebuffer(a.replica());
             replay.feed(&bytes);
             prop_assert!(!replay.has_replies());
             prop_assert!(
                 replay.framebuffer().same_picture(&b),
-                "initialized={} bytes={:?}", initialized, String::from_utf8_lossy(&bytes)
+                "initialized={} attributes={} bytes={:?}", initialized, attributes, String::from_utf8_lossy(&bytes)
             );
         }
     }

@@ -14,7 +14,10 @@
 //! gives exactly the bytes of the same screen without them. With it, SGR
 //! also carries 9, 53, `4:n` and `58:…`, and OSC 8 opens and closes links
 //! around exactly the linked cells (`ESC ] 8 ; id=ID ; URI ESC \`, closed
-//! with `ESC ] 8 ; ; ESC \`).
+//! with `ESC ] 8 ; ; ESC \`). When the two screens' hyperlink tables hold
+//! more than [`MAX_LINKS`] links together the frame is a full repaint, so
+//! that the receiving emulator's table, of the same size, never overflows
+//! on the way.
 //!
 //! The differ assumes the receiving emulator has the modes its own output
 //! leaves (full scroll region, autowrap on, insert and origin modes off), as
@@ -24,7 +27,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use crate::framebuffer::{
-    Attrs, Cell, Color, Framebuffer, Hyperlink, LinkId, Renditions, Row, UnderlineStyle,
+    Attrs, Cell, Color, Framebuffer, Hyperlink, LinkId, MAX_LINKS, Renditions, Row, UnderlineStyle,
 };
 
 /// What the target terminal can do.
@@ -329,6 +332,11 @@ impl Frame<'_> {
             } else {
                 b"\x1b[?5l"
             });
+        }
+        if self.display.attributes && initialized && new.links_with(last) > MAX_LINKS {
+            // Taken cell by cell, the terminal could refer to more links at
+            // once than its table holds; from a blank screen it never does.
+            initialized = false;
         }
         if !initialized || new.width() != last.width() || new.height() != last.height() {
             self.out.extend_from_slice(b"\x1b[r\x1b[0m\x1b[H\x1b[2J");

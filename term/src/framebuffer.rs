@@ -759,6 +759,19 @@ impl Framebuffer {
         Arc::ptr_eq(&self.links, &other.links)
     }
 
+    /// How many distinct hyperlinks this framebuffer's table and `other`'s
+    /// hold together: a bound on the links a terminal refers to at any
+    /// moment while it is taken from one screen to the other.
+    pub fn links_with(&self, other: &Framebuffer) -> usize {
+        let mine = self.links.slots.iter().flatten();
+        if self.shares_links(other) {
+            return mine.count();
+        }
+        let mut all: std::collections::HashSet<&Hyperlink> = mine.map(|l| &**l).collect();
+        all.extend(other.links.slots.iter().flatten().map(|l| &**l));
+        all.len()
+    }
+
     /// Whether `link` here and `other_link` in `other` are the same
     /// hyperlink (or both none).
     pub fn same_link(&self, link: LinkId, other: &Framebuffer, other_link: LinkId) -> bool {

@@ -321,3 +321,26 @@ fn a_change_of_extensions_repaints_everything() {
     before.set_extensions(ExtensionSet::all());
     assert!(after.diff_from(&before).is_empty());
 }
+
+#[test]
+fn a_screen_of_new_links_after_a_full_table_still_reaches_the_client() {
+    use mosh_term::framebuffer::MAX_LINKS;
+    let mut emu = Emulator::new(MAX_LINKS + 10, 2);
+    for i in 0..MAX_LINKS {
+        emu.feed(format!("\x1b]8;;http://e.com/{i}\x1b\\z").as_bytes());
+    }
+    let (a, b) = after(
+        &mut emu,
+        b"\x1b]8;;\x1b\\\x1b[2J\x1b[H\x1b]8;;http://e.com/new\x1b\\x",
+    );
+    let mut replay = Emulator::from_framebuffer(a.replica());
+    replay.feed(diff_ours(&a, &b).as_bytes());
+    let fb = replay.framebuffer();
+    assert_eq!(
+        fb.hyperlink(fb.cell(0, 0).rend.link)
+            .map(|l| l.uri.as_str()),
+        Some("http://e.com/new"),
+        "the client's table had room for the new link"
+    );
+    assert!(fb.same_picture(&b));
+}

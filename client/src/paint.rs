@@ -156,6 +156,24 @@ mod tests {
     }
 
     #[test]
+    fn status_bar_over_linked_and_styled_text_looks_as_ever() {
+        let styled = b"\x1b]8;id=l;http://e.com/\x1b\\\x1b[4:3;58;5;196;9;53mlinked words\r\nx";
+        let fb = screen(styled);
+        assert!(!fb.ds.rend.link.is_none(), "the link is still open");
+        let painted = status_bar(fb.clone(), "mosh: Last contact 7 seconds ago.");
+        for col in 0..20 {
+            let expected = if col < "mosh: Last contact 7 seconds ago.".len() {
+                status_text_rendition()
+            } else {
+                status_padding_rendition()
+            };
+            assert_eq!(painted.cell(0, col).rend, expected, "column {col}");
+        }
+        assert_eq!(painted.ds.rend, fb.ds.rend, "the drawing state is kept");
+        assert_eq!(painted.cell(1, 0), fb.cell(1, 0));
+    }
+
+    #[test]
     fn put_keeps_the_drawing_state() {
         let fb = screen(b"ab\x1b[4m");
         let before = fb.ds.clone();

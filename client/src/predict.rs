@@ -698,6 +698,25 @@ mod tests {
     }
 
     #[test]
+    fn predictions_after_linked_curly_text_get_a_plain_underline_only() {
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        let styled = b"$ \x1b]8;id=l;http://e.com/\x1b\\\x1b[4:3;58;5;196;9;53;31me";
+        let server = screen(styled);
+        assert!(!server.cell(0, 2).rend.link.is_none());
+        engine.input(b"ch", &server, now);
+        let shown = engine.overlay(server.clone());
+        assert_eq!(row(&shown, 0), "$ ech");
+        let predicted = shown.cell(0, 3).rend;
+        let mut expected = server.cell(0, 2).rend.stock();
+        expected.set_underline(Some(UnderlineStyle::Single));
+        assert_eq!(
+            predicted, expected,
+            "a plain underline in the stock colours, no link, style or underline colour"
+        );
+        assert_eq!(shown.cell(0, 2), server.cell(0, 2), "the server's cell");
+    }
+
+    #[test]
     fn echo_confirms_and_the_overlay_goes_away() {
         let (mut engine, now) = confirmed(DisplayMode::Always);
         engine.input(b"ch", &screen(b"$ e"), now);

@@ -93,7 +93,8 @@ impl Display {
     }
 
     /// Bytes that turn a terminal showing `last` into one showing `new`.
-    /// With `initialized == false` nothing is assumed about the terminal and
+    /// With `initialized == false` nothing is assumed about the terminal
+    /// but whether a hyperlink is open (as in `last`'s drawing state), and
     /// everything is repainted.
     pub fn new_frame(&self, initialized: bool, last: &Framebuffer, new: &Framebuffer) -> Vec<u8> {
         let mut f = Frame {
@@ -340,7 +341,7 @@ impl Frame<'_> {
         }
         if !initialized || new.width() != last.width() || new.height() != last.height() {
             self.out.extend_from_slice(b"\x1b[r\x1b[0m\x1b[H\x1b[2J");
-            if self.display.attributes {
+            if self.display.attributes && !last.ds.rend.link.is_none() {
                 osc8(None, &mut self.out);
             }
             initialized = false;

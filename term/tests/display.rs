@@ -226,6 +226,13 @@ fn stock_peers_get_the_bytes_of_the_screen_without_extended_attributes() {
         );
         let full = |a, b| Display::server().new_frame(false, a, b);
         assert_eq!(full(&a1, &b1), full(&a2, &b2));
+        // The server's state diff toward a stock (or undecided) client.
+        let state = |fb: &mosh_term::Framebuffer| mosh_term::Complete::from_framebuffer(fb.clone());
+        use mosh_proto::State;
+        assert_eq!(
+            state(&b1).diff_from(&state(&a1)),
+            state(&b2).diff_from(&state(&a2))
+        );
         // And the emulator that replays it shows just the underline.
         let mut replay = Emulator::new(20, 3);
         replay.feed(&full(&a1, &b1));

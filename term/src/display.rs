@@ -208,16 +208,12 @@ impl Compare<'_> {
     /// Whether cell `a` of the old screen looks like cell `b` of the new
     /// one in this profile.
     fn same_cell(&self, a: &Cell, b: &Cell) -> bool {
-        if a == b && (!self.attributes || self.old.shares_links(self.new)) {
-            return true;
-        }
-        if self.attributes {
-            self.old.same_cell(a, self.new, b)
+        if !self.attributes {
+            a.same_stock(b)
+        } else if self.old.shares_links(self.new) {
+            a == b
         } else {
-            a.contents() == b.contents()
-                && a.wide == b.wide
-                && a.spacer == b.spacer
-                && a.rend.stock() == b.rend.stock()
+            self.old.same_cell(a, self.new, b)
         }
     }
 

@@ -200,6 +200,14 @@ impl Renditions {
         }
     }
 
+    /// Whether `self` and `other` look the same to stock mosh:
+    /// `self.stock() == other.stock()`, without building either.
+    pub fn same_stock(&self, other: &Renditions) -> bool {
+        self.fg == other.fg
+            && self.bg == other.bg
+            && (self.attrs.0 ^ other.attrs.0) & Attrs::STOCK_MASK == 0
+    }
+
     /// Sets the underline: `None` removes it.
     pub fn set_underline(&mut self, style: Option<UnderlineStyle>) {
         self.attrs.set(Attrs::UNDERLINE, style.is_some());
@@ -301,6 +309,15 @@ impl Cell {
     /// The cell's text (empty when blank).
     pub fn contents(&self) -> &str {
         std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// Whether the cell looks like `other` to stock mosh: same contents and
+    /// [`Renditions::same_stock`].
+    pub fn same_stock(&self, other: &Cell) -> bool {
+        self.wide == other.wide
+            && self.spacer == other.spacer
+            && self.text[..usize::from(self.len)] == other.text[..usize::from(other.len)]
+            && self.rend.same_stock(&other.rend)
     }
 
     /// Whether the cell shows nothing but its background.

@@ -255,10 +255,10 @@ impl Frame<'_> {
     fn rend_after(&self, last: &Framebuffer) -> Option<Renditions> {
         let rend = self.view(last.ds.rend);
         if rend.link.is_none() || last.shares_links(self.new) {
-            Some(rend)
-        } else {
-            None
+            return Some(rend);
         }
+        let link = self.new.link_id(last.hyperlink(rend.link)?)?;
+        Some(Renditions { link, ..rend })
     }
 
     /// Sets the terminal's rendition; with `force`, its SGR is sent even

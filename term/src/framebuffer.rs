@@ -769,6 +769,11 @@ impl Framebuffer {
         self.links.get(link).map(|l| &**l)
     }
 
+    /// The id `link` has in this framebuffer's table, if it is there.
+    pub fn link_id(&self, link: &Hyperlink) -> Option<LinkId> {
+        self.links.find(link)
+    }
+
     /// Whether this framebuffer and `other` share one hyperlink table (one
     /// is an unmodified-table snapshot of the other), so that equal
     /// [`LinkId`]s name the same link in both.

@@ -351,3 +351,16 @@ fn a_screen_of_new_links_after_a_full_table_still_reaches_the_client() {
     );
     assert!(fb.same_picture(&b));
 }
+
+#[test]
+fn a_link_open_across_frames_is_not_sent_again() {
+    let mut emu = Emulator::new(30, 2);
+    emu.feed(b"\x1b]8;id=k;http://e.com/k\x1b\\ab");
+    let a = emu.framebuffer().clone();
+    // Another link enters the table (so the two screens no longer share
+    // it) while the first one is still open.
+    emu.feed(b"cd\x1b]8;;http://e.com/other\x1b\\\x1b]8;id=k;http://e.com/k\x1b\\ef");
+    let b = emu.framebuffer().clone();
+    assert!(!a.shares_links(&b));
+    assert_eq!(diff_ours(&a, &b), "cdef");
+}

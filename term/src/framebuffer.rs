@@ -1,12 +1,22 @@
-//! The screen model: cells (grapheme text, width, renditions), rows with
-//! generation ids and wrap flags, the drawing state (cursor, modes, tab stops,
-//! scroll region, saved cursor), window title, clipboard, bell counter and the
-//! alternate screen. Editing primitives used by the emulator live here too.
+//! The screen model: cells (grapheme text, width, renditions with their
+//! extended attributes and hyperlink), rows with generation ids and wrap
+//! flags, the drawing state (cursor, modes, tab stops, scroll region, saved
+//! cursor), window title, clipboard, bell counter, the alternate screen and
+//! the hyperlink table cells refer to. Editing primitives used by the
+//! emulator live here too.
+//!
+//! A cell is 54 bytes: 32 of UTF-8, its length, the wide and spacer flags
+//! and an 18-byte [`Renditions`] (two colours and the underline colour, 4
+//! bytes each; 16 bits of attributes; the underline style; a 16-bit
+//! [`LinkId`]). Hyperlinks themselves live once per framebuffer, in a table
+//! shared copy-on-write between snapshots like the rows.
 //!
 //! Memory is bounded by the screen size: sizes are clamped to
 //! [`MAX_WIDTH`]×[`MAX_HEIGHT`], a cell holds at most [`CELL_BYTES`] bytes of
-//! UTF-8, titles at most [`MAX_TITLE_CHARS`] characters and the clipboard at
-//! most [`MAX_CLIPBOARD_BYTES`] bytes.
+//! UTF-8, titles at most [`MAX_TITLE_CHARS`] characters, the clipboard at
+//! most [`MAX_CLIPBOARD_BYTES`] bytes, and the hyperlink table at most
+//! [`MAX_LINKS`] links of at most [`MAX_LINK_URI_BYTES`] +
+//! [`MAX_LINK_ID_BYTES`] bytes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -82,24 +82,51 @@ fn direct(text: &str) -> Vec<String> {
     capture_styled(&local)
 }
 
-/// Our server running [`script`] of `text`, and a client of `kind` in tmux
-/// (through `proxy` if given); the text is shown once the client is up.
-fn session(
-    text: &str,
-    client: Implementation,
-    dir: &Path,
-    via: Option<&dyn Fn(SocketAddr) -> SocketAddr>,
-) -> (MoshServer, TmuxSession) {
-    let go = dir.join("go");
-    let server = MoshServer::start(Implementation::Ours, &["/bin/sh", "-c", &script(text, &go)])
-        .expect("start our mosh-server");
-    let addr = via.map_or(server.addr(), |via| via(server.addr()));
+/// Our server running [`script`] of `text` (shown once `go` is called).
+fn our_server(text: &str, dir: &Path) -> MoshServer {
+    let gate = dir.join("go");
+    MoshServer::start(
+        Implementation::Ours,
+        &["/bin/sh", "-c", &script(text, &gate)],
+    )
+    .expect("start our mosh-server")
+}
+
+/// [`our_server`] and a client of `kind` in tmux.
+fn session(text: &str, client: Implementation, dir: &Path) -> (MoshServer, TmuxSession) {
+    let server = our_server(text, dir);
     let pane = match client {
-        Implementation::Ours => ours::client_in_tmux(addr, server.key(), 80, 24, &[]),
-        Implementation::Stock => stock::client_in_tmux(addr, server.key(), 80, 24),
+        Implementation::Ours => ours::client_in_tmux(server.addr(), server.key(), 80, 24, &[]),
+        Implementation::Stock => stock::client_in_tmux(server.addr(), server.key(), 80, 24),
     }
     .expect("start the client");
     (server, pane)
+}
+
+/// Our client (with `options`) talking to `addr`, in tmux, everything it
+/// writes to its terminal from its very start recorded in `output`.
+fn recorded_client(
+    addr: SocketAddr,
+    key: &Base64Key,
+    options: &[&str],
+    dir: &Path,
+    output: &Path,
+) -> TmuxSession {
+    let program = mosh_e2e::our_program("mosh-client").unwrap();
+    let start = dir.join("start");
+    let command = format!(
+        "while [ ! -e '{}' ]; do sleep 0.05; done; exec '{}' {} {} {}",
+        start.display(),
+        program.display(),
+        options.join(" "),
+        addr.ip(),
+        addr.port()
+    );
+    let pane = ours::client_command_in_tmux(&["/bin/sh", "-c", &command], key, 80, 24, &[])
+        .expect("start our client");
+    record_output(&pane, output);
+    std::fs::write(&start, b"").expect("write the start file");
+    pane
 }
 
 /// Starts recording what the pane's program writes to its terminal.
@@ -169,7 +196,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[test]
 fn our_client_and_server_show_every_attribute_as_tmux_does() {
     let dir = scratch("tmux");
-    let (_server, pane) = session(EXTENDED, Implementation::Ours, &dir, None);
+    let (_server, pane) = session(EXTENDED, Implementation::Ours, &dir);
     pane.wait_for("", QUICK).unwrap();
     go(&dir);
     pane.wait_for("done-marker", QUICK).unwrap();
@@ -186,7 +213,7 @@ fn our_client_and_server_show_every_attribute_as_tmux_does() {
 #[test]
 fn stock_client_shows_what_stock_can_and_nothing_else() {
     let dir = scratch("stock");
-    let (_server, pane) = session(EXTENDED, Implementation::Stock, &dir, None);
+    let (_server, pane) = session(EXTENDED, Implementation::Stock, &dir);
     go(&dir);
     pane.wait_for("done-marker", QUICK).unwrap();
     assert_eq!(capture_styled(&pane), direct(STOCK_VIEW));
@@ -197,26 +224,20 @@ fn stock_client_shows_what_stock_can_and_nothing_else() {
 fn hyperlinks_reach_the_terminal_through_loss_and_redraws() {
     let dir = scratch("links");
     let output = dir.join("client-output");
-    let proxy = std::cell::RefCell::new(None);
-    let via = |server: SocketAddr| {
-        let p = ImpairmentProxy::start(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            server,
-            Ipv4Addr::LOCALHOST.into(),
-            18,
-        )
-        .expect("start the impairment proxy");
-        p.set_both(Impairment {
-            loss: 0.3,
-            delay: Duration::from_millis(20),
-            ..Impairment::default()
-        });
-        let addr = p.listen_addr();
-        *proxy.borrow_mut() = Some(p);
-        addr
-    };
-    let (_server, pane) = session(EXTENDED, Implementation::Ours, &dir, Some(&via));
-    record_output(&pane, &output);
+    let server = our_server(EXTENDED, &dir);
+    let proxy = ImpairmentProxy::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        server.addr(),
+        Ipv4Addr::LOCALHOST.into(),
+        18,
+    )
+    .expect("start the impairment proxy");
+    proxy.set_both(Impairment {
+        loss: 0.3,
+        delay: Duration::from_millis(20),
+        ..Impairment::default()
+    });
+    let pane = recorded_client(proxy.listen_addr(), server.key(), &[], &dir, &output);
     go(&dir);
     pane.wait_for("done-marker", QUICK).unwrap();
     let first = repaint_after(&output, 0, "done-marker");
@@ -370,28 +391,8 @@ fn our_client_offers_attributes_and_says_so_with_v() {
 fn our_client_and_server_both_enable_attributes() {
     let dir = scratch("both");
     let output = dir.join("client-output");
-    let text = "printf '\\033[4:3mcurly\\033[0m\\n';";
-    let gate = dir.join("go");
-    let server = MoshServer::start(
-        Implementation::Ours,
-        &["/bin/sh", "-c", &script(text, &gate)],
-    )
-    .expect("start our mosh-server");
-    let program = mosh_e2e::our_program("mosh-client").unwrap();
-    // The client starts once its output is being recorded.
-    let start = dir.join("start");
-    let command = format!(
-        "while [ ! -e '{}' ]; do sleep 0.05; done; exec '{}' -v {} {}",
-        start.display(),
-        program.display(),
-        server.addr().ip(),
-        server.addr().port()
-    );
-    let pane =
-        ours::client_command_in_tmux(&["/bin/sh", "-c", &command], server.key(), 80, 24, &[])
-            .expect("start our client");
-    record_output(&pane, &output);
-    std::fs::write(&start, b"").unwrap();
+    let server = our_server("printf '\\033[4:3mcurly\\033[0m\\n';", &dir);
+    let pane = recorded_client(server.addr(), server.key(), &["-v"], &dir, &output);
     go(&dir);
     pane.wait_for("done-marker", QUICK).unwrap();
     let deadline = Instant::now() + QUICK;

@@ -284,7 +284,8 @@ impl Frame<'_> {
         self.rend = Some(rend);
     }
 
-    /// `ESC [ 0 m`, closing an open hyperlink too.
+    /// `ESC [ 0 m`, closing an open hyperlink too (before the scroll that
+    /// follows, whose new lines some terminals would link).
     fn reset_rend(&mut self) {
         self.out.extend_from_slice(b"\x1b[0m");
         if self.display.attributes && self.rend.map(|r| r.link) != Some(LinkId::NONE) {
@@ -337,10 +338,11 @@ impl Frame<'_> {
             initialized = false;
         }
         if !initialized || new.width() != last.width() || new.height() != last.height() {
-            self.out.extend_from_slice(b"\x1b[r\x1b[0m\x1b[H\x1b[2J");
             if self.display.attributes && !last.ds.rend.link.is_none() {
+                // Closed before erasing, which some terminals would link.
                 osc8(None, &mut self.out);
             }
+            self.out.extend_from_slice(b"\x1b[r\x1b[0m\x1b[H\x1b[2J");
             initialized = false;
             self.cursor = Some(Cursor {
                 row: 0,

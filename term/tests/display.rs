@@ -364,3 +364,23 @@ fn a_link_open_across_frames_is_not_sent_again() {
     assert!(!a.shares_links(&b));
     assert_eq!(diff_ours(&a, &b), "cdef");
 }
+
+#[test]
+fn an_open_link_is_closed_before_a_repaint_erases_the_screen() {
+    let mut emu = Emulator::new(10, 2);
+    emu.feed(b"\x1b]8;;http://e.com/\x1b\\ab");
+    let a = emu.framebuffer().clone();
+    emu.feed(b"\x1b]8;;\x1b\\c");
+    let b = emu.framebuffer().clone();
+    let ours = Display::server().with_attributes(true);
+    let bytes = String::from_utf8(ours.new_frame(false, &a, &b)).unwrap();
+    assert!(
+        bytes.starts_with("\x1b[?5l\x1b]8;;\x1b\\\x1b[r\x1b[0m\x1b[H\x1b[2J"),
+        "{bytes:?}"
+    );
+    let closed = String::from_utf8(ours.new_frame(false, &b, &b)).unwrap();
+    assert!(
+        closed.starts_with("\x1b[?5l\x1b[r\x1b[0m\x1b[H\x1b[2J"),
+        "nothing open, nothing closed first: {closed:?}"
+    );
+}

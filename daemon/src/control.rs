@@ -209,6 +209,11 @@ pub struct SessionReport {
     pub last_contact: Option<u64>,
     /// `waiting`, `connected` or `closing`.
     pub state: String,
+    /// The cipher suite sealing the server's datagrams: `aes-128-ocb`
+    /// (mosh's, and always with a stock client) or `aes-256-gcm+x25519`
+    /// (the native cipher, once switched). Absent until the worker reports.
+    #[serde(default)]
+    pub cipher: Option<String>,
 }
 
 /// Why a line could not be read.

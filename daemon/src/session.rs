@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use mosh_proto::messages::UserMessage;
-use mosh_proto::{Base64Key, Delivery, ExtensionSet, Peer, Transport, TransportConfig};
+use mosh_proto::{
+    Base64Key, Delivery, Extension, ExtensionSet, Peer, Suite, Transport, TransportConfig,
+};
 use mosh_term::{Complete, Emulator, KeyTranslator, UserStream};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,6 +73,9 @@ pub struct SessionStatus {
     pub last_contact: Option<SystemTime>,
     /// Whether the session is shutting down.
     pub closing: bool,
+    /// The cipher suite sealing the server's datagrams (`aes-128-ocb` until
+    /// the native cipher's switch).
+    pub cipher: Option<Suite>,
 }
 
 /// Why a session ended.
@@ -126,6 +131,8 @@ struct Session {
     pty_closed: bool,
     /// What the transport last said about the client's extensions.
     peer: Peer,
+    /// The cipher suite and key epoch last published.
+    cipher_shown: Option<(Suite, u64)>,
 }
 
 impl Session {
@@ -133,7 +140,11 @@ impl Session {
         let now = Instant::now();
         let (width, height) = INITIAL_SIZE;
         let transport = Transport::new(
-            TransportConfig::server().with_extensions(ExtensionSet::all()),
+            TransportConfig::server().with_extensions(
+                ExtensionSet::EMPTY
+                    .with(Extension::NativeCipher)
+                    .with(Extension::Attributes),
+            ),
             &config.key,
             Complete::new(width, height),
             UserStream::new(),
@@ -153,6 +164,7 @@ impl Session {
             attached_to: None,
             pty_closed: false,
             peer: Peer::Undecided,
+            cipher_shown: None,
         })
     }
 
@@ -186,6 +198,7 @@ impl Session {
         let mut user1 = signal(SignalKind::user_defined1()).map_err(SessionError::Signals)?;
         let mut datagram = vec![0u8; RECEIVE_BUFFER];
         let mut output = vec![0u8; PTY_READ];
+        self.publish_cipher();
         loop {
             let now = Instant::now();
             self.update_echo_ack(now);
@@ -304,6 +317,7 @@ impl Session {
             Err(error) => self.log(|| format!("Dropped datagram from {from}: {error}")),
         }
         self.follow_negotiation();
+        self.publish_cipher();
         let remote = self.transport.remote_addr();
         if remote != self.attached_to {
             self.attached_to = remote;
@@ -330,6 +344,16 @@ impl Session {
                 Peer::Stock => "Client is stock mosh; extensions enabled: none".to_owned(),
                 Peer::Undecided => "Client not identified yet".to_owned(),
             });
+        }
+    }
+
+    /// Publishes and logs the cipher suite when it or its key epoch changed.
+    fn publish_cipher(&mut self) {
+        let cipher = (self.transport.cipher_suite(), self.transport.key_epoch());
+        if self.cipher_shown != Some(cipher) {
+            self.cipher_shown = Some(cipher);
+            self.publish_status(|status| status.cipher = Some(cipher.0));
+            self.log(|| format!("Cipher {} (key epoch {})", cipher.0, cipher.1));
         }
     }
 

@@ -424,6 +424,7 @@ impl Identity {
             started: self.started,
             last_contact: status.last_contact.map(unix_seconds),
             state: state.into(),
+            cipher: status.cipher.map(|suite| suite.name().to_owned()),
         }
     }
 }

@@ -2,12 +2,18 @@
 //!
 //! ```text
 //! cargo run -p xtask -- gen-docs OUTDIR
+//! cargo run -p xtask -- gen-widths term/src/width_table.rs
 //! ```
 //!
 //! `gen-docs` writes the man pages (`OUTDIR/man/NAME.SECTION`) and the bash,
 //! zsh and fish completions (`OUTDIR/completions/{bash/NAME,zsh/_NAME,
 //! fish/NAME.fish}`) of every installed program from its clap model, and
 //! copies the hand-written `mosh-daemon.toml.5`. The packages install them.
+//!
+//! `gen-widths` writes `mosh-term`'s character width table from the C
+//! library's `wcwidth` (module `widths`).
+
+mod widths;
 
 use std::fs;
 use std::io;
@@ -47,8 +53,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        [task, table] if task == "gen-widths" => match widths::gen_widths(Path::new(table)) {
+            Ok(blocks) => {
+                println!("xtask: wrote {blocks} blocks of widths to {table}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("xtask: gen-widths {table}: {error}");
+                ExitCode::FAILURE
+            }
+        },
         _ => {
-            eprintln!("Usage: cargo run -p xtask -- gen-docs OUTDIR");
+            eprintln!(
+                "Usage: cargo run -p xtask -- gen-docs OUTDIR\n       \
+                 cargo run -p xtask -- gen-widths term/src/width_table.rs"
+            );
             ExitCode::from(2)
         }
     }

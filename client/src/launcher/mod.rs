@@ -264,6 +264,9 @@ fn prepare_and_exec(
     if options.predict_overwrite {
         client.env("MOSH_PREDICTION_OVERWRITE", "yes");
     }
+    if let Some(cipher) = &options.cipher {
+        client.env("MOSH_CIPHER", cipher);
+    }
     let error = client.exec();
     Err(spawn_error(&options.client, error))
 }

@@ -131,6 +131,7 @@ fn table(sessions: &[SessionReport], now: u64) -> String {
             "STARTED",
             "LAST CONTACT",
             "STATE",
+            "CIPHER",
         ]
         .map(String::from),
     ];
@@ -144,9 +145,10 @@ fn table(sessions: &[SessionReport], now: u64) -> String {
             ago(s.started),
             s.last_contact.map(ago).unwrap_or_else(|| "never".into()),
             s.state.clone(),
+            s.cipher.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    let mut widths = [0usize; 8];
+    let mut widths = [0usize; 9];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -231,6 +233,7 @@ mod tests {
             started: 1000,
             last_contact: Some(1990),
             state: "connected".into(),
+            cipher: Some("aes-256-gcm+x25519".into()),
         };
         let text = table(&[session], 2000);
         let lines: Vec<&str> = text.lines().collect();
@@ -238,7 +241,7 @@ mod tests {
         assert!(lines[0].starts_with("ID        USER   PID   PORT   CLIENT"));
         assert!(lines[1].starts_with("0123abcd  alice  4242  60001  192.0.2.7:51234"));
         assert!(lines[1].contains("16m40s ago"));
-        assert!(lines[1].ends_with("10s ago       connected"));
+        assert!(lines[1].ends_with("10s ago       connected  aes-256-gcm+x25519"));
         assert_eq!(table(&[], 0).lines().last(), Some("(no sessions)"));
     }
 

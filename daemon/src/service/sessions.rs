@@ -105,6 +105,7 @@ pub async fn start(
             started: unix_seconds(SystemTime::now()),
             last_contact: None,
             state: "starting".into(),
+            cipher: None,
         });
         socket
     };

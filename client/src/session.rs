@@ -119,15 +119,20 @@ struct Signals {
 }
 
 impl Signals {
+    /// Installs the handlers. From here on, as in stock mosh-client, a
+    /// closed pipe on stdout no longer ends the program: SIGPIPE shuts the
+    /// session down (the handler stays installed until exit).
     fn new() -> io::Result<Signals> {
-        Ok(Signals {
+        let signals = Signals {
             winch: signal(SignalKind::window_change())?,
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
             hangup: signal(SignalKind::hangup())?,
             pipe: signal(SignalKind::pipe())?,
             cont: signal(SignalKind::from_raw(libc::SIGCONT))?,
-        })
+        };
+        mosh_stdio::on_broken_pipe(mosh_stdio::BrokenPipe::Ignore);
+        Ok(signals)
     }
 }
 
@@ -261,7 +266,7 @@ impl<'t> Client<'t> {
 
     fn log(&self, message: impl FnOnce() -> String) {
         if self.config.verbose {
-            eprint!("{}\r\n", message());
+            mosh_stdio::stderr!("{}\r\n", message());
         }
     }
 

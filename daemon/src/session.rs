@@ -187,7 +187,7 @@ impl Session {
 
     fn log(&self, message: impl FnOnce() -> String) {
         if self.config.verbose > 0 {
-            eprintln!("{}", message());
+            mosh_stdio::stderrln!("{}", message());
         }
     }
 

@@ -3,6 +3,11 @@
 //! (default `ocb`: mosh's AES-128-OCB; `gcm`: the native AES-256-GCM).
 //! `tests/bench/crypto-vs-openssl` compares both with OpenSSL in the same
 //! run.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "an example's report, not a program we ship"
+)]
 
 use std::hint::black_box;
 use std::process::ExitCode;

@@ -3,6 +3,10 @@
 //! width is looked up); `new_frame` cost for a one-cell and a full-screen
 //! change; and the size of `new_frame` output for typical updates (printed
 //! once); the cost of the framebuffer snapshot SSP keeps per state.
+#![allow(
+    clippy::print_stdout,
+    reason = "a benchmark's report, not a program we ship"
+)]
 
 use std::hint::black_box;
 

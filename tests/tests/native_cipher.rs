@@ -4,6 +4,10 @@
 //! `mosh --cipher=ocb` forces the stock suite; and with the rekey threshold
 //! lowered to 1,000 datagrams a `seq` flood crosses several rekeys with the
 //! screen right and no stall longer than the measured RTO.
+#![allow(
+    clippy::print_stderr,
+    reason = "a test's diagnostics, captured by the test runner"
+)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

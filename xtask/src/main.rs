@@ -24,6 +24,7 @@ use clap::Command;
 use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
+use mosh_stdio::{stderrln, stdoutln};
 
 /// A function returning a program's clap model.
 type Model = fn() -> Command;
@@ -45,26 +46,26 @@ fn main() -> ExitCode {
     match args.as_slice() {
         [task, outdir] if task == "gen-docs" => match gen_docs(Path::new(outdir)) {
             Ok(written) => {
-                println!("xtask: wrote {} files under {outdir}", written.len());
+                stdoutln!("xtask: wrote {} files under {outdir}", written.len());
                 ExitCode::SUCCESS
             }
             Err(error) => {
-                eprintln!("xtask: gen-docs {outdir}: {error}");
+                stderrln!("xtask: gen-docs {outdir}: {error}");
                 ExitCode::FAILURE
             }
         },
         [task, table] if task == "gen-widths" => match widths::gen_widths(Path::new(table)) {
             Ok(blocks) => {
-                println!("xtask: wrote {blocks} blocks of widths to {table}");
+                stdoutln!("xtask: wrote {blocks} blocks of widths to {table}");
                 ExitCode::SUCCESS
             }
             Err(error) => {
-                eprintln!("xtask: gen-widths {table}: {error}");
+                stderrln!("xtask: gen-widths {table}: {error}");
                 ExitCode::FAILURE
             }
         },
         _ => {
-            eprintln!(
+            stderrln!(
                 "Usage: cargo run -p xtask -- gen-docs OUTDIR\n       \
                  cargo run -p xtask -- gen-widths term/src/width_table.rs"
             );

@@ -20,7 +20,7 @@ use crate::framebuffer::Framebuffer;
 
 /// A complete terminal state: screen, echo acknowledgement and the
 /// extensions its diffs may use.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Complete {
     fb: Framebuffer,
     echo_ack: u64,
@@ -143,6 +143,20 @@ impl Complete {
             }
         }
         Ok(())
+    }
+}
+
+impl PartialEq for Complete {
+    /// Same echo ack, extensions and screen; without
+    /// [`Extension::Attributes`] the screens are compared as stock sees them
+    /// ([`Framebuffer::same_for_stock`]), so that a change a stock peer
+    /// cannot be shown is no new state to send it.
+    fn eq(&self, other: &Complete) -> bool {
+        self.echo_ack == other.echo_ack
+            && self.extensions == other.extensions
+            && (self.fb == other.fb
+                || (!self.extensions.contains(Extension::Attributes)
+                    && self.fb.same_for_stock(&other.fb)))
     }
 }
 

@@ -657,13 +657,17 @@ impl DrawState {
 
     /// The fields SSP equality looks at (spec §12.2).
     fn synced_eq(&self, other: &DrawState) -> bool {
+        self.rend == other.rend && self.synced_eq_but_rend(other)
+    }
+
+    /// [`DrawState::synced_eq`] but for the current rendition.
+    fn synced_eq_but_rend(&self, other: &DrawState) -> bool {
         self.width == other.width
             && self.height == other.height
             && self.cursor_row == other.cursor_row
             && self.cursor_col == other.cursor_col
             && self.cursor_visible == other.cursor_visible
             && self.reverse_video == other.reverse_video
-            && self.rend == other.rend
             && self.bracketed_paste == other.bracketed_paste
             && self.mouse_reporting == other.mouse_reporting
             && self.mouse_focus_event == other.mouse_focus_event
@@ -900,6 +904,24 @@ impl Framebuffer {
                         .iter()
                         .zip(&b.cells)
                         .all(|(x, y)| self.same_cell(x, other, y))
+            })
+    }
+
+    /// SSP equality (as [`PartialEq`]) as far as stock mosh can tell:
+    /// renditions compared by [`Renditions::same_stock`], hyperlinks not at
+    /// all. Two screens that differ only in what stock cannot carry are the
+    /// same state for a stock peer.
+    pub fn same_for_stock(&self, other: &Framebuffer) -> bool {
+        self.ds.synced_eq_but_rend(&other.ds)
+            && self.ds.rend.same_stock(&other.ds.rend)
+            && self.title == other.title
+            && self.clipboard == other.clipboard
+            && self.bell_count == other.bell_count
+            && self.rows.iter().zip(&other.rows).all(|(a, b)| {
+                Arc::ptr_eq(a, b)
+                    || (a.generation == b.generation
+                        && a.wrap == b.wrap
+                        && a.cells.iter().zip(&b.cells).all(|(x, y)| x.same_stock(y)))
             })
     }
 

@@ -384,3 +384,30 @@ fn an_open_link_is_closed_before_a_repaint_erases_the_screen() {
         "nothing open, nothing closed first: {closed:?}"
     );
 }
+
+#[test]
+fn a_change_stock_cannot_show_is_no_new_state_for_a_stock_peer() {
+    use mosh_proto::{ExtensionSet, State};
+    use mosh_term::Complete;
+    let mut emu = Emulator::new(20, 2);
+    emu.feed(b"plain\x1b[1;1H");
+    let before = emu.framebuffer().clone();
+    emu.feed(b"\x1b[9;53mplain\x1b[1;1H\x1b]8;;http://e.com/\x1b\\\x1b]8;;\x1b\\\x1b[58;5;1m");
+    let after = emu.framebuffer().clone();
+    assert!(before != after);
+    let stock = |fb: &mosh_term::Framebuffer| Complete::from_framebuffer(fb.clone());
+    assert!(stock(&before) == stock(&after));
+    assert!(stock(&after).diff_from(&stock(&before)).is_empty());
+    let ours = |fb: &mosh_term::Framebuffer| {
+        let mut state = Complete::from_framebuffer(fb.clone());
+        state.set_extensions(ExtensionSet::all());
+        state
+    };
+    assert!(ours(&before) != ours(&after));
+    assert!(!ours(&after).diff_from(&ours(&before)).is_empty());
+    emu.feed(b"\x1b[0mX");
+    assert!(
+        stock(&after) != stock(emu.framebuffer()),
+        "a visible change is one"
+    );
+}

@@ -22,7 +22,7 @@ pub fn command() -> Command {
             Arg::new("verbose")
                 .short('v')
                 .action(ArgAction::Count)
-                .help("verbose: report network events on stderr"),
+                .help("verbose: report network events, and the extensions the server enabled, on stderr"),
             Arg::new("args")
                 .short('#')
                 .action(ArgAction::Set)

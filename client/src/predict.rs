@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mosh_term::framebuffer::Attrs;
+use mosh_term::framebuffer::UnderlineStyle;
 use mosh_term::width::wcwidth;
 use mosh_term::{Cell, Framebuffer};
 
@@ -604,7 +604,7 @@ impl Predictor {
             }
             let actual = fb.cell(row, col);
             if flag && !(cell.is_blank() && actual.is_blank()) {
-                cell.rend.attrs.set(Attrs::UNDERLINE, true);
+                cell.rend.set_underline(Some(UnderlineStyle::Single));
             }
             if cell != *actual {
                 canvas.put(row, col, &cell);
@@ -632,6 +632,7 @@ impl Predictor {
 mod tests {
     use super::*;
     use mosh_term::Emulator;
+    use mosh_term::framebuffer::Attrs;
 
     const SLOW: Duration = Duration::from_millis(300);
     const FAST: Duration = Duration::from_millis(20);
@@ -694,6 +695,25 @@ mod tests {
             "the server's own cell is untouched"
         );
         assert_eq!((shown.ds.cursor_row, shown.ds.cursor_col), (0, 5));
+    }
+
+    #[test]
+    fn predictions_after_linked_curly_text_get_a_plain_underline_only() {
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        let styled = b"$ \x1b]8;id=l;http://e.com/\x1b\\\x1b[4:3;58;5;196;9;53;31me";
+        let server = screen(styled);
+        assert!(!server.cell(0, 2).rend.link.is_none());
+        engine.input(b"ch", &server, now);
+        let shown = engine.overlay(server.clone());
+        assert_eq!(row(&shown, 0), "$ ech");
+        let predicted = shown.cell(0, 3).rend;
+        let mut expected = server.cell(0, 2).rend.stock();
+        expected.set_underline(Some(UnderlineStyle::Single));
+        assert_eq!(
+            predicted, expected,
+            "a plain underline in the stock colours, no link, style or underline colour"
+        );
+        assert_eq!(shown.cell(0, 2), server.cell(0, 2), "the server's cell");
     }
 
     #[test]

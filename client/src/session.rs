@@ -9,7 +9,10 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mosh_proto::{Base64Key, Delivery, Extension, ExtensionSet, Suite, Transport, TransportConfig};
+use mosh_proto::{
+    Base64Key, Delivery, Extension, ExtensionSet, Peer, Suite, Transport, TransportConfig,
+};
+use mosh_term::framebuffer::LinkId;
 use mosh_term::history::HistoryInbox;
 use mosh_term::{Complete, Display, Framebuffer, UserStream};
 use tokio::net::UdpSocket;
@@ -204,6 +207,8 @@ struct Client<'t> {
     escape: EscapeFilter,
     shown: Framebuffer,
     repaint: bool,
+    /// What the transport last said about the server's extensions.
+    peer: Peer,
     /// Where received history lines wait until they are written out.
     inbox: HistoryInbox,
     /// History lines below this number have been written out.
@@ -226,7 +231,7 @@ impl<'t> Client<'t> {
         let (width, height) = (usize::from(cols), usize::from(rows));
         let mut user = UserStream::new();
         user.push_resize(i32::from(cols), i32::from(rows));
-        let mut extensions = ExtensionSet::EMPTY;
+        let mut extensions = ExtensionSet::EMPTY.with(Extension::Attributes);
         if config.native_cipher {
             extensions = extensions.with(Extension::NativeCipher);
         }
@@ -252,6 +257,7 @@ impl<'t> Client<'t> {
             datagrams: mpsc::channel(256),
             shown: Framebuffer::new(width, height),
             repaint: true,
+            peer: Peer::Undecided,
             inbox,
             history_written: 0,
             main_screen: false,
@@ -534,6 +540,16 @@ impl<'t> Client<'t> {
         }
         self.status
             .server_acked(self.transport.last_round_trip_success());
+        let peer = self.transport.peer_extensions();
+        if peer != self.peer {
+            self.peer = peer;
+            self.log(|| match peer {
+                Peer::Native(set) => format!("mosh-client: extensions enabled: {set}"),
+                Peer::Stock | Peer::Undecided => {
+                    "mosh-client: extensions enabled: none (stock server)".to_owned()
+                }
+            });
+        }
         let cipher = (self.transport.cipher_suite(), self.transport.key_epoch());
         if cipher != self.cipher_shown {
             self.cipher_shown = cipher;
@@ -684,7 +700,9 @@ impl<'t> Client<'t> {
 }
 
 /// What the terminal should show: the server's screen, with the
-/// predictions, the `[mosh] ` title prefix and the status bar over it.
+/// predictions, the `[mosh] ` title prefix and the status bar over it. No
+/// hyperlink is left open at the end of a frame, so nothing the terminal
+/// prints later (after the session, say) is linked.
 fn compose(
     remote: &Framebuffer,
     predictor: &Predictor,
@@ -692,6 +710,7 @@ fn compose(
     status: Option<&str>,
 ) -> Framebuffer {
     let mut target = predictor.overlay(remote.clone());
+    target.ds.rend.link = LinkId::NONE;
     if title_prefix && target.title_initialized() {
         let mut canvas = Canvas::new(target);
         canvas.prefix_title();

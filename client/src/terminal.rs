@@ -184,7 +184,9 @@ pub use mosh_stdio::write_stdout;
 
 /// What the terminal named by `TERM` can do: erase characters and
 /// background colour erase from its terminfo entry (guessed from the name
-/// without one), window titles from the name, as stock decides.
+/// without one), window titles from the name, as stock decides. Extended
+/// attributes and OSC 8 hyperlinks are always drawn: only our own server
+/// sends them, and terminals that cannot show them ignore them.
 pub fn display_for(term: &str, info: Option<&Terminfo>) -> Display {
     let starts = |prefixes: &[&str]| prefixes.iter().any(|p| term.starts_with(p));
     let (has_ech, has_bce) = match info {
@@ -214,6 +216,7 @@ pub fn display_for(term: &str, info: Option<&Terminfo>) -> Display {
             "screen",
             "tmux",
         ]),
+        attributes: true,
         keeps_scrollback: false,
     }
 }

@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use mosh_proto::messages::UserMessage;
-use mosh_proto::{Base64Key, Delivery, Extension, ExtensionSet, Suite, Transport, TransportConfig};
+use mosh_proto::{
+    Base64Key, Delivery, Extension, ExtensionSet, Peer, Suite, Transport, TransportConfig,
+};
 use mosh_term::history::{HistoryLimits, HistoryLog};
 use mosh_term::{Complete, Emulator, KeyTranslator, UserStream};
 use prost::Message;
@@ -133,6 +135,8 @@ struct Session {
     last_client_state: Option<Instant>,
     attached_to: Option<SocketAddr>,
     pty_closed: bool,
+    /// What the transport last said about the client's extensions.
+    peer: Peer,
     /// The cipher suite and key epoch last published.
     cipher_shown: Option<(Suite, u64)>,
 }
@@ -143,7 +147,9 @@ impl Session {
         let (width, height) = INITIAL_SIZE;
         let history = (config.scrollback > 0)
             .then(|| HistoryLog::new(HistoryLimits::lines(config.scrollback)));
-        let mut extensions = ExtensionSet::EMPTY.with(Extension::NativeCipher);
+        let mut extensions = ExtensionSet::EMPTY
+            .with(Extension::NativeCipher)
+            .with(Extension::Attributes);
         let mut screen = Complete::new(width, height);
         if let Some(log) = &history {
             extensions = extensions.with(Extension::Scrollback);
@@ -170,6 +176,7 @@ impl Session {
             last_client_state: None,
             attached_to: None,
             pty_closed: false,
+            peer: Peer::Undecided,
             cipher_shown: None,
         })
     }
@@ -333,6 +340,7 @@ impl Session {
             Ok(_) => {}
             Err(error) => self.log(|| format!("Dropped datagram from {from}: {error}")),
         }
+        self.follow_negotiation();
         self.publish_cipher();
         let remote = self.transport.remote_addr();
         if remote != self.attached_to {
@@ -342,6 +350,24 @@ impl Session {
                 Some(addr) => self.log(|| format!("Server now attached to client at {addr}")),
                 None => self.log(|| "Server now detached from client.".to_owned()),
             }
+        }
+    }
+
+    /// Gives the screen state the extensions the transport enabled with the
+    /// client, once it knows them (the next diff is then a full repaint).
+    fn follow_negotiation(&mut self) {
+        let peer = self.transport.peer_extensions();
+        let enabled = peer.enabled();
+        if self.transport.current_state().extensions() != enabled {
+            self.transport.current_state_mut().set_extensions(enabled);
+        }
+        if peer != self.peer {
+            self.peer = peer;
+            self.log(|| match peer {
+                Peer::Native(set) => format!("Client is ours; extensions enabled: {set}"),
+                Peer::Stock => "Client is stock mosh; extensions enabled: none".to_owned(),
+                Peer::Undecided => "Client not identified yet".to_owned(),
+            });
         }
     }
 

@@ -9,11 +9,18 @@
 //! lines themselves live in the server's [`HistoryLog`] and the client's
 //! [`HistoryInbox`], shared by every copy of the state, so copying a state
 //! stays cheap however much history there is.
+//!
+//! The state also records the native extensions enabled with the client
+//! (see `mosh_proto::extensions`): with [`Extension::Attributes`] the
+//! hostbytes carry extended attributes and hyperlinks
+//! ([`Display::attributes`]), and a diff between states of different sets
+//! is a full repaint, so a client that drew the screen before the
+//! negotiation gets everything.
 
 use mosh_proto::messages::{
     EchoAck, HistoryLines, HostBytes, HostInstruction, HostMessage, ResizeMessage,
 };
-use mosh_proto::{State, StateError};
+use mosh_proto::{Extension, ExtensionSet, State, StateError};
 use prost::Message;
 
 use crate::display::Display;
@@ -33,22 +40,15 @@ enum HistoryStore {
     Inbox(HistoryInbox),
 }
 
-/// A complete terminal state: screen and echo acknowledgement, and how far
-/// the history goes.
+/// A complete terminal state: screen, echo acknowledgement, the extensions
+/// its diffs may use, and how far the history goes.
 #[derive(Debug, Clone)]
 pub struct Complete {
     fb: Framebuffer,
     echo_ack: u64,
+    extensions: ExtensionSet,
     history_end: u64,
     history: HistoryStore,
-}
-
-impl PartialEq for Complete {
-    fn eq(&self, other: &Complete) -> bool {
-        self.history_end == other.history_end
-            && self.echo_ack == other.echo_ack
-            && self.fb == other.fb
-    }
 }
 
 impl Complete {
@@ -62,6 +62,7 @@ impl Complete {
         Complete {
             fb,
             echo_ack: 0,
+            extensions: ExtensionSet::EMPTY,
             history_end: 0,
             history: HistoryStore::None,
         }
@@ -114,6 +115,22 @@ impl Complete {
         self.fb = fb;
     }
 
+    /// The extensions enabled with the peer, which diffs to this state use.
+    pub fn extensions(&self) -> ExtensionSet {
+        self.extensions
+    }
+
+    /// Records the extensions enabled with the peer (the transport's
+    /// `peer_extensions().enabled()`).
+    pub fn set_extensions(&mut self, extensions: ExtensionSet) {
+        self.extensions = extensions;
+    }
+
+    /// The differ profile of diffs to this state.
+    fn display(&self) -> Display {
+        Display::server().with_attributes(self.extensions.contains(Extension::Attributes))
+    }
+
     /// Newest client state whose input is known to be echoed on screen.
     pub fn echo_ack(&self) -> u64 {
         self.echo_ack
@@ -159,8 +176,9 @@ impl Complete {
                 ..HostInstruction::default()
             });
         }
-        if self.fb != older.fb {
-            let bytes = Display::server().new_frame(true, &older.fb, &self.fb);
+        let same_profile = self.extensions == older.extensions;
+        if self.fb != older.fb || !same_profile {
+            let bytes = self.display().new_frame(same_profile, &older.fb, &self.fb);
             if !bytes.is_empty() {
                 msg.instruction.push(HostInstruction {
                     hostbytes: Some(HostBytes {
@@ -219,6 +237,21 @@ impl Complete {
             }
         }
         Ok(())
+    }
+}
+
+impl PartialEq for Complete {
+    /// Same echo ack, extensions, history end and screen; without
+    /// [`Extension::Attributes`] the screens are compared as stock sees them
+    /// ([`Framebuffer::same_for_stock`]), so that a change a stock peer
+    /// cannot be shown is no new state to send it.
+    fn eq(&self, other: &Complete) -> bool {
+        self.echo_ack == other.echo_ack
+            && self.extensions == other.extensions
+            && self.history_end == other.history_end
+            && (self.fb == other.fb
+                || (!self.extensions.contains(Extension::Attributes)
+                    && self.fb.same_for_stock(&other.fb)))
     }
 }
 

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::display::sgr;
+use crate::display::sgr_extended;
 use crate::emulator::Emulator;
 use crate::framebuffer::{MAX_WIDTH, Renditions, Row};
 
@@ -302,7 +302,7 @@ fn encode_row_into(row: &Row, width: usize, out: &mut Vec<u8>) {
             continue;
         }
         if cell.rend != current {
-            sgr(&cell.rend, out);
+            sgr_extended(&cell.rend, out);
             current = cell.rend;
         }
         if cell.is_blank() {

@@ -32,8 +32,9 @@
 //!
 //! Bounds: sizes are clamped to 1..=1000 in each dimension, a cell holds at
 //! most 32 bytes of UTF-8, titles 256 characters, the clipboard 64 KiB, OSC
-//! strings are cut at 64 KiB, and unread replies at 4 KiB; so memory is
-//! bounded by the screen size whatever the input.
+//! strings are cut at 64 KiB, unread replies at 4 KiB, and a screen refers
+//! to at most 512 hyperlinks of at most 2048 bytes of URI and 250 of id; so
+//! memory is bounded by the screen size whatever the input.
 #![forbid(unsafe_code)]
 
 pub mod complete;

@@ -81,6 +81,23 @@ write("sgr_attrs.bin",
       + CSI + "1;3;4;5;7mall" + CSI + "22mno-bold" + CSI + "23mno-it" + CSI + "24mno-ul"
       + CSI + "25mno-bl" + CSI + "27mno-inv" + CSI + "8mhid" + CSI + "28mvis" + CSI + "m\r\n"
       + CSI + "1;2mbolddim" + CSI + "22mnormal\r\n" + CSI + "7;44m inverse-bg " + CSI + "0m\r\n")
+# Attributes stock mosh cannot carry; tmux 3.3a keeps all of them but the
+# OSC 8 hyperlinks.
+write("sgr_extended.bin",
+      CSI + "9mstrike" + CSI + "29m off " + CSI + "21mdouble" + CSI + "24m off "
+      + CSI + "4:2mdbl" + CSI + "4:0mnone\r\n"
+      + "".join(CSI + f"4:{n}mstyle{n}" + CSI + "0m " for n in range(6)) + "\r\n"
+      + CSI + "4;58;5;196mul-idx" + CSI + "59mul-default" + CSI + "0m "
+      + CSI + "4:3;58:2::10:200:30mcurly-rgb" + CSI + "0m "
+      + CSI + "4:3;58;2;10;200;30mcurly-rgb-semi" + CSI + "0m\r\n"
+      + CSI + "58:5:9;4:4mdotted-9" + CSI + "0m " + CSI + "4:5;58:2:1:2:3mdashed" + CSI + "0m "
+      + CSI + "53moverline" + CSI + "55m off " + CSI + "9;53;4:3;58;5;21mall" + CSI + "0m\r\n"
+      + CSI + "38:2::200:100:50;48:5:17mcolon-fg-bg" + CSI + "0m "
+      + CSI + "38:2:1:2:3;48;5;18;1mcolon-nocs" + CSI + "0m "
+      + CSI + "38;2;9;8;7;4mafter-rgb" + CSI + "0m " + CSI + "1;58;5;3;3mbold-italic" + CSI + "0m\r\n"
+      + E + "]8;id=x;http://example.com/a" + E + "\\" + CSI + "9mlinked" + CSI + "0m-still"
+      + E + "]8;;" + E + "\\" + " unlinked " + E + "]8;;file:///tmp/f\x07f" + E + "]8;;\x07" + "\r\n"
+      + CSI + "4:3;58;5;196;9m" + CSI + "2K" + "erased-in-ext" + CSI + "0m")
 write("sgr_16colors.bin",
       "".join(CSI + f"{30 + f}m" + "".join(CSI + f"{40 + b}m{f}{b} " for b in range(8)) + CSI + "0m\r\n" for f in range(8))
       + "".join(CSI + f"{90 + f};{100 + (7 - f)}m bright{f} " for f in range(8)) + CSI + "39;49m\r\n"

@@ -77,6 +77,10 @@ pub struct NewSession {
     pub locale: Vec<String>,
     /// The helper's `SSH_CONNECTION`.
     pub ssh_connection: Option<String>,
+    /// `--scrollback=N`: lines of history to keep, or `None` for the
+    /// daemon's `scrollback` setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrollback: Option<usize>,
 }
 
 /// Which sessions to end. Exactly one of the fields is set.

@@ -347,3 +347,43 @@ fn a_flood_stops_as_fast_as_without_scrollback_and_ends_with_the_marker_and_newe
         "consecutive after the marker"
     );
 }
+
+#[test]
+fn a_small_limit_keeps_only_the_newest_lines_and_bounds_the_servers_memory() {
+    let server = MoshServer::start_with(
+        Implementation::Ours,
+        &["-p", "0", "--scrollback=100"],
+        &SHELL,
+        &[("MOSH_SERVER_NETWORK_TMOUT", "60")],
+    )
+    .expect("start our mosh-server");
+    let pane = ours::client_in_tmux(server.addr(), server.key(), 80, 24, &[])
+        .expect("start our mosh-client");
+    pane.wait_for("mosh$", QUICK).unwrap();
+    let before = mosh_e2e::measure::peak_rss_kib(server.pid());
+    type_line(&pane, "seq 1 10000000; echo seq-done");
+    pane.wait_for("seq-done\n", Duration::from_secs(300))
+        .unwrap();
+    let deadline = Instant::now() + QUICK;
+    let mut lines = everything(&pane);
+    while !history_caught_up(&lines) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        lines = everything(&pane);
+    }
+    let grown = mosh_e2e::measure::peak_rss_kib(server.pid()).saturating_sub(before);
+    println!("server peak RSS grew by {grown} KiB over a 10^7-line flood");
+    assert!(grown < 8 * 1024, "the server grew by {grown} KiB");
+    let marker = lines
+        .iter()
+        .rposition(|l| l.starts_with("[mosh: ") && l.ends_with(" not kept]"))
+        .expect("a marker line");
+    let after = numbers(&lines[marker + 1..]);
+    let on_screen = numbers(&everything(&pane)[lines.len().saturating_sub(24)..]).len();
+    assert!(
+        after.len() <= 100 + on_screen,
+        "{} lines after the marker: more than the 100 kept and the screen",
+        after.len()
+    );
+    assert_eq!(after.last(), Some(&10_000_000));
+    assert!(after.windows(2).all(|w| w[1] == w[0] + 1));
+}

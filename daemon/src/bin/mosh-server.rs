@@ -133,7 +133,9 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         network_timeout,
         signal_timeout,
         status: None,
-        scrollback: mosh_term::history::DEFAULT_LINES,
+        scrollback: options
+            .scrollback
+            .unwrap_or(mosh_term::history::DEFAULT_LINES),
     };
     print_connect_line(port, &key.printable());
     if let Some(note) = standalone_note {
@@ -213,6 +215,7 @@ fn through_daemon(options: &ServerOptions) -> Result<Started, DaemonFailure> {
             .then_some((options.ports.low, options.ports.high)),
         locale,
         ssh_connection: std::env::var("SSH_CONNECTION").ok(),
+        scrollback: options.scrollback,
     });
     match control::call(&control::socket_path(), &request, DAEMON_TIMEOUT) {
         Ok(Response::Started(started)) => Ok(started),

@@ -126,6 +126,7 @@ pub async fn start(
         key: key.printable(),
         port,
         idle_timeout_secs: config.idle_timeout,
+        scrollback: request.scrollback.unwrap_or(config.scrollback),
     };
     let mode = config.launch.resolve(*UNDER_SYSTEMD);
     match launch(shared, mode, &id, udp.into(), setup).await {

@@ -116,6 +116,18 @@ fn every_line_that_scrolls_off_lands_in_the_local_scrollback_once_and_in_order()
         "the prompt follows: {:?}",
         &lines[done..]
     );
+
+    let server = MoshServer::start(Implementation::Stock, &SHELL).expect("start stock server");
+    let stock_pane =
+        stock::client_in_tmux(server.addr(), server.key(), 80, 24).expect("stock client");
+    stock_pane.wait_for("mosh$", QUICK).unwrap();
+    type_line(&stock_pane, "seq 1 5000; echo seq-done");
+    stock_pane.wait_for("seq-done\n", QUICK).unwrap();
+    assert_eq!(
+        pane.capture().unwrap(),
+        stock_pane.capture().unwrap(),
+        "the visible screen is the one stock mosh shows"
+    );
 }
 
 /// Runs `seq 1 300` in `pane` (at its prompt) and checks that none of it
@@ -227,7 +239,7 @@ fn colours_and_wide_characters_survive_into_the_scrollback() {
 }
 
 #[test]
-fn the_alternate_screen_adds_nothing_and_less_dash_x_scrolls_like_a_plain_terminal() {
+fn less_and_the_alternate_screen_add_nothing_and_less_dash_x_scrolls_like_a_plain_terminal() {
     let (_server, pane) = ours_with_ours(&[]);
     type_line(
         &pane,
@@ -243,6 +255,15 @@ fn the_alternate_screen_adds_nothing_and_less_dash_x_scrolls_like_a_plain_termin
     let after = numbers(&history(&pane));
     assert_eq!(before, after, "nothing from the alternate screen");
     assert!(after.iter().all(|&n| n < 1000), "{after:?}");
+
+    type_line(&pane, "LESS= less /tmp/mosh-scrollback-lines");
+    pane.wait_for("\n23\n", QUICK).unwrap();
+    pane.send_text("50j").unwrap();
+    pane.wait_for("\n73\n", QUICK).unwrap();
+    pane.send_text("q").unwrap();
+    type_line(&pane, "echo full-screen-done");
+    wait_for_line(&pane, "full-screen-done", QUICK);
+    assert_eq!(numbers(&history(&pane)), before, "less adds nothing");
 
     type_line(&pane, "LESS= less -X /tmp/mosh-scrollback-lines");
     pane.wait_for("\n23\n", QUICK).unwrap();

@@ -6,6 +6,11 @@
 //! to the emulator, publishes the screen as the transport's local state and
 //! sends whatever the transport has due. The shell is started when the first
 //! client state arrives, at the client's window size.
+//!
+//! A session run by the daemon can be re-keyed ([`Rekey`]): the transport is
+//! replaced by a fresh one under a new random key, whose first state is the
+//! whole current screen, so a brand-new client takes the session over; the
+//! old transport, and the old key's cipher with it, is dropped (and wiped).
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -20,6 +25,7 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use pty_process::{OwnedReadPty, OwnedWritePty};
@@ -40,12 +46,17 @@ const PTY_READ: usize = 16384;
 const MAX_PENDING_INPUT: usize = 1 << 20;
 /// The terminal size before the client says otherwise.
 const INITIAL_SIZE: (usize, usize) = (80, 24);
+/// A client heard from this recently is live: re-keying under it needs
+/// `force`.
+const LIVE_CLIENT: Duration = Duration::from_secs(crate::control::LIVE_SECS);
+/// The foreground command is looked up at most this often.
+const FOREGROUND_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest foreground command reported, in characters.
+const MAX_FOREGROUND: usize = 64;
 
 /// How a session is set up.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SessionConfig {
-    /// The session key.
-    pub key: Base64Key,
     /// The command to run (or the login shell).
     pub command: ChildCommand,
     /// `-v` count: 1 or more logs session events to stderr.
@@ -60,6 +71,33 @@ pub struct SessionConfig {
     pub banner: Vec<u8>,
     /// Where to publish the session's [`SessionStatus`], if anywhere.
     pub status: Option<tokio::sync::watch::Sender<SessionStatus>>,
+    /// Where re-key requests come from, if anywhere.
+    pub rekeys: Option<mpsc::Receiver<Rekey>>,
+}
+
+/// A request to give the session a new key and a fresh transport.
+#[derive(Debug)]
+pub struct Rekey {
+    /// Even if the current client is live.
+    pub force: bool,
+    /// Where the new key, or the refusal, goes.
+    pub reply: oneshot::Sender<Result<Base64Key, RekeyRefusal>>,
+}
+
+/// Why a session was not re-keyed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RekeyRefusal {
+    /// The client was heard from recently and `force` was not given.
+    #[error(
+        "its client is still live (heard from {0} s ago); add --force to take the session over"
+    )]
+    Live(u64),
+    /// The session is shutting down.
+    #[error("it is ending")]
+    Closing,
+    /// No new key could be made.
+    #[error("making a new key: {0}")]
+    Key(String),
 }
 
 /// What a running session tells about itself.
@@ -71,6 +109,12 @@ pub struct SessionStatus {
     pub last_contact: Option<SystemTime>,
     /// Whether the session is shutting down.
     pub closing: bool,
+    /// How many clients attached (the first, and each after a re-key).
+    pub attaches: u32,
+    /// When the session was last re-keyed.
+    pub rekeyed: Option<SystemTime>,
+    /// The command in the foreground of the terminal.
+    pub foreground: Option<String>,
 }
 
 /// Why a session ended.
@@ -103,9 +147,15 @@ pub enum SessionError {
     Crypto(#[from] mosh_proto::CryptoError),
 }
 
-/// Runs a session on `socket` until it ends.
-pub async fn run(socket: UdpSocket, config: SessionConfig) -> Result<SessionEnd, SessionError> {
-    let mut session = Session::new(socket, config)?;
+/// Runs a session on `socket` under `key` until it ends. The key is
+/// dropped (and so wiped) once the transport holds its cipher.
+pub async fn run(
+    socket: UdpSocket,
+    key: Base64Key,
+    config: SessionConfig,
+) -> Result<SessionEnd, SessionError> {
+    let mut session = Session::new(socket, &key, config)?;
+    drop(key);
     session.run().await
 }
 
@@ -124,19 +174,19 @@ struct Session {
     last_client_state: Option<Instant>,
     attached_to: Option<SocketAddr>,
     pty_closed: bool,
+    rekeys: Option<mpsc::Receiver<Rekey>>,
+    foreground_checked: Option<Instant>,
 }
 
 impl Session {
-    fn new(socket: UdpSocket, config: SessionConfig) -> Result<Self, SessionError> {
+    fn new(
+        socket: UdpSocket,
+        key: &Base64Key,
+        mut config: SessionConfig,
+    ) -> Result<Self, SessionError> {
         let now = Instant::now();
-        let (width, height) = INITIAL_SIZE;
-        let transport = Transport::new(
-            TransportConfig::server(),
-            &config.key,
-            Complete::new(width, height),
-            UserStream::new(),
-            now.into_std(),
-        )?;
+        let transport = fresh_transport(key, now)?;
+        let rekeys = config.rekeys.take();
         Ok(Self {
             socket,
             config,
@@ -150,6 +200,8 @@ impl Session {
             last_client_state: None,
             attached_to: None,
             pty_closed: false,
+            rekeys,
+            foreground_checked: None,
         })
     }
 
@@ -207,6 +259,7 @@ impl Session {
                 _ = interrupt.recv() => Event::Stop("Got SIGINT"),
                 _ = hangup.recv() => Event::Stop("Got SIGHUP"),
                 _ = user1.recv() => Event::User1,
+                request = next_rekey(self.rekeys.as_mut()) => Event::Rekey(request),
                 _ = tokio::time::sleep_until(wake) => Event::Timer,
             };
             let now = Instant::now();
@@ -223,6 +276,11 @@ impl Session {
                 Event::Written(Err(_)) => self.pty_gone(now),
                 Event::Stop(why) => self.stop(now, why),
                 Event::User1 => self.user1(now),
+                Event::Rekey(Some(request)) => {
+                    let outcome = self.rekey(now, request.force);
+                    let _ = request.reply.send(outcome);
+                }
+                Event::Rekey(None) => self.rekeys = None,
                 Event::Timer => self.check_network_timeout(now),
             }
         }
@@ -302,8 +360,14 @@ impl Session {
         }
         let remote = self.transport.remote_addr();
         if remote != self.attached_to {
+            let first = self.attached_to.is_none();
             self.attached_to = remote;
-            self.publish_status(|status| status.client = remote);
+            self.publish_status(|status| {
+                status.client = remote;
+                if first {
+                    status.attaches += 1;
+                }
+            });
             match remote {
                 Some(addr) => self.log(|| format!("Server now attached to client at {addr}")),
                 None => self.log(|| "Server now detached from client.".to_owned()),
@@ -404,6 +468,66 @@ impl Session {
     fn publish_screen(&mut self) {
         let screen = self.emulator().framebuffer().clone();
         self.transport.current_state_mut().set_framebuffer(screen);
+        self.check_foreground();
+    }
+
+    /// Publishes the terminal's foreground command when it changed, looking
+    /// at most once per [`FOREGROUND_INTERVAL`] (and only for the daemon).
+    fn check_foreground(&mut self) {
+        let now = Instant::now();
+        if self.config.status.is_none()
+            || self
+                .foreground_checked
+                .is_some_and(|at| now - at < FOREGROUND_INTERVAL)
+        {
+            return;
+        }
+        self.foreground_checked = Some(now);
+        let Some(pid) = self.shell.as_ref().and_then(|shell| shell.child.id()) else {
+            return;
+        };
+        let command = foreground_command(pid);
+        if let Some(status) = &self.config.status {
+            status.send_if_modified(|status| {
+                let changed = status.foreground != command;
+                status.foreground = command;
+                changed
+            });
+        }
+    }
+
+    /// Replaces the transport by a fresh one under a new key whose first
+    /// state is the current screen; the old client is no longer heard. A
+    /// live client is displaced only with `force`.
+    fn rekey(&mut self, now: Instant, force: bool) -> Result<Base64Key, RekeyRefusal> {
+        if self.transport.shutdown_in_progress() {
+            return Err(RekeyRefusal::Closing);
+        }
+        if !force
+            && self.transport.remote_addr().is_some()
+            && let Some(heard) = self.transport.last_heard()
+        {
+            let ago = now.into_std().saturating_duration_since(heard);
+            if ago < LIVE_CLIENT {
+                return Err(RekeyRefusal::Live(ago.as_secs()));
+            }
+        }
+        let key = Base64Key::random().map_err(|e| RekeyRefusal::Key(e.to_string()))?;
+        let mut transport =
+            fresh_transport(&key, now).map_err(|e| RekeyRefusal::Key(e.to_string()))?;
+        if let Some(emulator) = &self.emulator {
+            let screen = emulator.framebuffer().clone();
+            transport.current_state_mut().set_framebuffer(screen);
+        }
+        self.transport = transport;
+        self.echo_records.clear();
+        self.attached_to = None;
+        self.publish_status(|status| {
+            status.client = None;
+            status.rekeyed = Some(SystemTime::now());
+        });
+        self.log(|| "Re-keyed for a new client.".to_owned());
+        Ok(key)
     }
 
     fn update_echo_ack(&mut self, now: Instant) {
@@ -445,6 +569,56 @@ impl Session {
     }
 }
 
+/// A server transport under `key` whose both states start blank at
+/// [`INITIAL_SIZE`], as a new client expects.
+fn fresh_transport(
+    key: &Base64Key,
+    now: Instant,
+) -> Result<Transport<Complete, UserStream>, mosh_proto::CryptoError> {
+    let (width, height) = INITIAL_SIZE;
+    Transport::new(
+        TransportConfig::server(),
+        key,
+        Complete::new(width, height),
+        UserStream::new(),
+        now.into_std(),
+    )
+}
+
+/// The next re-key request, or never when there is no channel.
+async fn next_rekey(requests: Option<&mut mpsc::Receiver<Rekey>>) -> Option<Rekey> {
+    match requests {
+        Some(requests) => requests.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The command line of the foreground process group of the terminal whose
+/// session leader is `leader`, from `/proc` (`tpgid` in its `stat`).
+fn foreground_command(leader: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{leader}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let group: i32 = after_name.split_whitespace().nth(5)?.parse().ok()?;
+    if group <= 0 {
+        return None;
+    }
+    let bytes = std::fs::read(format!("/proc/{group}/cmdline")).ok()?;
+    let words: Vec<String> = bytes
+        .split(|&b| b == 0)
+        .filter(|word| !word.is_empty())
+        .map(|word| String::from_utf8_lossy(word).into_owned())
+        .collect();
+    let line = if words.is_empty() {
+        std::fs::read_to_string(format!("/proc/{group}/comm"))
+            .ok()?
+            .trim_end()
+            .to_owned()
+    } else {
+        words.join(" ")
+    };
+    Some(line.chars().take(MAX_FOREGROUND).collect())
+}
+
 /// What woke the event loop.
 enum Event<'a> {
     Datagram(io::Result<(usize, SocketAddr)>),
@@ -452,6 +626,7 @@ enum Event<'a> {
     Written(io::Result<usize>),
     Stop(&'a str),
     User1,
+    Rekey(Option<Rekey>),
     Timer,
 }
 

@@ -1,5 +1,7 @@
 //! `mosh-server`: the standalone server, started over ssh by `mosh`. Prints
-//! `MOSH CONNECT <port> <key>`, detaches, and serves one session.
+//! `MOSH CONNECT <port> <key>`, detaches, and serves one session; or, as
+//! `mosh-server attach` (or `new --reattach`), has `mosh-daemon` give one of
+//! the caller's running sessions a new key and prints that the same way.
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -7,16 +9,23 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-use mosh_daemon::control::{self, NewSession, Request, Response, Started};
+use mosh_daemon::control::{self, AttachSession, NewSession, Request, Response, Started};
 use mosh_daemon::pty::{ChildCommand, motd};
-use mosh_daemon::server::args::{self, BindAddress, Invocation, PortRange, ServerOptions};
+use mosh_daemon::server::args::{
+    self, AttachOptions, BindAddress, Invocation, PortRange, ServerOptions,
+};
 use mosh_daemon::server::{bind, locale};
 use mosh_daemon::session::{self, SessionConfig, SessionEnd, timeout_from_env};
 use mosh_daemon::worker::is_locale_variable;
 use mosh_proto::Base64Key;
+use zeroize::Zeroizing;
 
 /// How long to wait for the daemon to start a session.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How to get a daemon, for `attach` without one.
+const ENABLE_DAEMON: &str =
+    "install mosh-daemon and start it with: systemctl enable --now mosh-daemon";
 
 /// Set to run the session in the foreground (tests, debugging).
 const FOREGROUND_VARIABLE: &str = "MOSH_SERVER_FOREGROUND";
@@ -38,6 +47,7 @@ fn main() -> ExitCode {
             print!("{}", version_block());
             return ExitCode::SUCCESS;
         }
+        Ok(Invocation::Attach(options)) => return attach(&options),
         Ok(Invocation::Run { options, warnings }) => (options, warnings),
         Err(error) => {
             eprintln!("{program}: {error}");
@@ -86,6 +96,28 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
     for warning in [network_warning, signal_warning].into_iter().flatten() {
         eprintln!("{warning}");
     }
+    if options.reattach {
+        match ask_to_attach(&AttachSession::default()) {
+            Ok((started, notes)) => {
+                if let Some(command) = &options.command {
+                    let command: Vec<_> = command.iter().map(|w| w.to_string_lossy()).collect();
+                    eprintln!(
+                        "mosh-server: --reattach: attached to detached session {} instead of \
+                         running {:?}",
+                        started.id,
+                        command.join(" ")
+                    );
+                }
+                return print_attached(&started, &notes);
+            }
+            Err(DaemonFailure::Refused(message) | DaemonFailure::Unavailable(message))
+                if options.verbose > 0 =>
+            {
+                eprintln!("mosh-server: --reattach: {message}; starting a new session");
+            }
+            Err(_) => {}
+        }
+    }
     match through_daemon(options) {
         Ok(started) => {
             print_connect_line(started.port, &started.key)?;
@@ -123,14 +155,14 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         } else {
             Vec::new()
         },
-        key: key.clone(),
         command,
         verbose: options.verbose,
         network_timeout,
         signal_timeout,
         status: None,
+        rekeys: None,
     };
-    print_connect_line(port, &key.printable())?;
+    print_connect_line(port, &Zeroizing::new(key.printable()))?;
     if std::env::var_os(FOREGROUND_VARIABLE).is_none() {
         detach(options.verbose)?;
     }
@@ -144,7 +176,7 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         .map_err(|e| format!("starting the runtime: {e}"))?;
     let outcome = runtime.block_on(async {
         let socket = tokio::net::UdpSocket::from_std(bound.socket)?;
-        session::run(socket, config)
+        session::run(socket, key, config)
             .await
             .map_err(std::io::Error::other)
     });
@@ -158,6 +190,65 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         ) => Ok(ExitCode::SUCCESS),
         Err(error) => Err(format!("mosh-server: {error}")),
     }
+}
+
+/// `mosh-server attach`: asks the daemon for a new key to one of the
+/// caller's sessions and prints it as `new` would.
+fn attach(options: &AttachOptions) -> ExitCode {
+    let request = AttachSession {
+        id: options.id.clone(),
+        force: options.force,
+    };
+    let outcome = match ask_to_attach(&request) {
+        Ok((started, notes)) => print_attached(&started, &notes),
+        Err(DaemonFailure::Refused(message)) => Err(format!("mosh-server: {message}")),
+        Err(DaemonFailure::Unavailable(why)) => Err(if options.verbose > 0 {
+            format!("mosh-server: attaching needs mosh-daemon ({why}); {ENABLE_DAEMON}")
+        } else {
+            format!(
+                "mosh-server: attaching needs mosh-daemon, which is not running here; \
+                 {ENABLE_DAEMON}"
+            )
+        }),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Asks the daemon to re-key a session for the caller. A daemon that has
+/// no detached session for the caller counts as a refusal.
+fn ask_to_attach(request: &AttachSession) -> Result<(Started, Vec<String>), DaemonFailure> {
+    let request = Request::Attach(request.clone());
+    match control::call(&control::socket_path(), &request, DAEMON_TIMEOUT) {
+        Ok(Response::Attached { session, notes }) => Ok((session, notes)),
+        Ok(Response::NoDetached { message } | Response::Error { message }) => {
+            Err(DaemonFailure::Refused(message))
+        }
+        Ok(other) => Err(DaemonFailure::Refused(format!(
+            "unexpected answer from mosh-daemon: {other:?}"
+        ))),
+        Err(error) => Err(DaemonFailure::Unavailable(error.to_string())),
+    }
+}
+
+/// Prints an attached session's connect line, as `new` does, after the
+/// daemon's notes.
+fn print_attached(started: &Started, notes: &[String]) -> Result<ExitCode, String> {
+    for note in notes {
+        eprintln!("{note}");
+    }
+    print_connect_line(started.port, &started.key)?;
+    eprint!(
+        "\n{}\n[mosh-server detached, pid = {}]\n",
+        version_block(),
+        started.pid
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints `MOSH CONNECT <port> <key>` as mosh expects it.

@@ -231,6 +231,10 @@ mod tests {
             started: 1000,
             last_contact: Some(1990),
             state: "connected".into(),
+            attaches: 1,
+            rekeyed: None,
+            detached_since: None,
+            foreground: Some("vim notes.txt".into()),
         };
         let text = table(&[session], 2000);
         let lines: Vec<&str> = text.lines().collect();

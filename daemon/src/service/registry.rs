@@ -122,6 +122,9 @@ impl Registry {
                 known.last_contact = report.last_contact;
                 known.started = report.started;
                 known.state = report.state;
+                known.attaches = report.attaches;
+                known.rekeyed = report.rekeyed;
+                known.foreground = report.foreground;
             }
             None => self.insert(report),
         }
@@ -174,6 +177,10 @@ mod tests {
             started: 0,
             last_contact: None,
             state: "waiting".into(),
+            attaches: 0,
+            rekeyed: None,
+            detached_since: None,
+            foreground: None,
         }
     }
 

@@ -105,6 +105,10 @@ pub async fn start(
             started: unix_seconds(SystemTime::now()),
             last_contact: None,
             state: "starting".into(),
+            attaches: 0,
+            rekeyed: None,
+            detached_since: None,
+            foreground: None,
         });
         socket
     };
@@ -551,7 +555,8 @@ async fn adopt(shared: &Arc<Shared>, id: &str, path: &Path) -> std::io::Result<(
     Ok(())
 }
 
-fn socket_path(dir: &Path, id: &str) -> PathBuf {
+/// The registration socket of session `id` under `dir`.
+pub(super) fn socket_path(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.sock"))
 }
 

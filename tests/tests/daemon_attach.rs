@@ -1,0 +1,269 @@
+//! Reattaching: `mosh-server attach` re-keys a running session of the
+//! daemon for a brand-new client (stock mosh 1.4's `mosh-client` here),
+//! which gets the whole current screen, while the old key stops working;
+//! `--force` takes over a session whose client is live; and the refusals:
+//! another user, root, no detached session, an unknown id, no daemon, too
+//! many requests.
+
+use std::time::{Duration, Instant};
+
+use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser, free_port_range, run_as};
+use mosh_e2e::peer::UdpPeer;
+use mosh_e2e::states::{HostLog, UserStream};
+use mosh_e2e::tmux::TmuxSession;
+use mosh_e2e::{UTF8_LOCALE, our_program, stock};
+
+/// Generous bound for anything that should take a moment on loopback.
+const QUICK: Duration = Duration::from_secs(15);
+
+/// A shell without rc files, with a prompt tests can wait for.
+const SHELL: [&str; 3] = ["/bin/sh", "-c", "PS1='mosh$ ' exec /bin/sh -i"];
+
+/// A background job that writes `C=<time>` at the top right of the screen
+/// five times a second, leaving the cursor where it was (the prompt, moved
+/// two rows down by the line after it).
+const COUNTER: &str = "tick() { while :; do printf '\\0337\\033[1;50HC=%s\\033[K\\0338' \
+                       \"$(date +%s.%N)\"; sleep .2; done; }; clear; echo; echo; tick &";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn type_line(client: &TmuxSession, line: &str) {
+    client.send_text(line).unwrap();
+    client.send_keys(&["Enter"]).unwrap();
+}
+
+fn connect_client(session: &Connect) -> TmuxSession {
+    stock::client_in_tmux(session.addr(), &session.key, 80, 24).expect("start stock mosh-client")
+}
+
+/// The counter's value on the screen.
+fn counter(client: &TmuxSession) -> Option<f64> {
+    let screen = client.capture().ok()?;
+    let value = screen.lines().next()?.split("C=").nth(1)?;
+    value.split_whitespace().next()?.parse().ok()
+}
+
+/// Waits until the counter shows a value above `than`; returns it.
+fn counter_above(client: &TmuxSession, than: f64) -> f64 {
+    let deadline = Instant::now() + QUICK;
+    loop {
+        if let Some(value) = counter(client).filter(|&value| value > than) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the counter did not pass {than}; the screen:\n{}",
+            client.capture().unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn kill_client(client: &TmuxSession) {
+    let pid = client.command_pid().expect("mosh-client runs");
+    let killed = std::process::Command::new("kill")
+        .args(["-s", "KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    client.wait_for_exit(QUICK).expect("mosh-client is gone");
+}
+
+/// Waits until `moshctl list --json` shows the session as `state`.
+fn wait_for_state(daemon: &TestDaemon, who: As<'_>, state: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let listed = text(&daemon.moshctl(who, &["list", "--json"]).stdout);
+        if listed.contains(&format!("\"state\": \"{state}\"")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {state}: {listed}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn attached(daemon: &TestDaemon, output: &std::process::Output) -> Connect {
+    Connect::parse(output).unwrap_or_else(|| {
+        panic!(
+            "mosh-server attach failed ({}): stdout {:?} stderr {:?}\ndaemon log:\n{}",
+            output.status,
+            text(&output.stdout),
+            text(&output.stderr),
+            daemon.log()
+        )
+    })
+}
+
+/// Sends keystrokes under `key` to the session for a while; returns how
+/// many datagrams came back (authenticated or not).
+fn datagrams_answering(session: &Connect, key: &mosh_proto::Base64Key, keys: &[u8]) -> usize {
+    let mut peer = UdpPeer::client(
+        session.addr(),
+        key,
+        UserStream::default(),
+        HostLog::default(),
+    )
+    .unwrap();
+    peer.transport_mut().current_state_mut().push_bytes(keys);
+    let _ = peer.run_until(Duration::from_secs(3), "nothing", |_| None::<()>);
+    peer.deliveries().len() + peer.errors().len()
+}
+
+#[test]
+fn a_new_stock_client_takes_over_a_detached_session_with_its_screen_and_the_old_key_dies() {
+    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
+    let user = TestUser::create().unwrap();
+    let session = daemon.new_session(As::User(&user), &SHELL);
+    let first = connect_client(&session);
+    first.wait_for("mosh$", QUICK).unwrap();
+    type_line(&first, COUNTER);
+    let before = counter_above(&first, 0.0);
+    first.send_text("echo half-$((6*").unwrap();
+    first.wait_for("mosh$ echo half-$((6*", QUICK).unwrap();
+    kill_client(&first);
+    wait_for_state(
+        &daemon,
+        As::User(&user),
+        "detached",
+        Duration::from_secs(30),
+    );
+
+    let output = daemon.attach(As::User(&user), &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let again = attached(&daemon, &output);
+    assert_eq!(again.port, session.port, "same port");
+    assert_eq!(again.pid, session.pid, "same worker");
+    assert_ne!(again.key, session.key, "a new key");
+    for (who, pid) in [("daemon", daemon.pid()), ("worker", session.pid)] {
+        for file in ["cmdline", "environ"] {
+            let bytes = std::fs::read(format!("/proc/{pid}/{file}")).unwrap_or_default();
+            assert!(
+                !text(&bytes).contains(&again.key.printable()),
+                "the new key is in the {who}'s {file}"
+            );
+        }
+    }
+    assert!(!daemon.log().contains(&again.key.printable()));
+
+    let second = connect_client(&again);
+    second.wait_for("mosh$ echo half-$((6*", QUICK).unwrap();
+    let shown = counter_above(&second, before);
+    counter_above(&second, shown);
+
+    assert_eq!(
+        datagrams_answering(&session, &session.key, b"echo PWNED-$((2+2))\r"),
+        0,
+        "the old key still gets answers"
+    );
+    second.send_text("7))").unwrap();
+    second.send_keys(&["Enter"]).unwrap();
+    second.wait_for("half-42", QUICK).unwrap();
+    type_line(&second, "echo after-$((40+2))");
+    second.wait_for("after-42", QUICK).unwrap();
+    let screen = second.capture().unwrap();
+    assert!(!screen.contains("PWNED-4"), "{screen}");
+}
+
+#[test]
+fn force_takes_over_a_live_session_and_the_old_client_hears_nothing_more() {
+    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
+    let user = TestUser::create().unwrap();
+    let session = daemon.new_session(As::User(&user), &SHELL);
+    let first = connect_client(&session);
+    first.wait_for("mosh$", QUICK).unwrap();
+    wait_for_state(&daemon, As::User(&user), "attached", QUICK);
+
+    let refused = daemon.attach(As::User(&user), &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let message = text(&refused.stderr);
+    assert!(
+        message.contains("live") && message.contains("mosh-server attach --force"),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "{message}");
+    type_line(&first, "echo still-mine-$((1+1))");
+    first.wait_for("still-mine-2", QUICK).unwrap();
+
+    let output = daemon.attach(As::User(&user), &["--force"]);
+    let again = attached(&daemon, &output);
+    let second = connect_client(&again);
+    second.wait_for("still-mine-2", QUICK).unwrap();
+    type_line(&second, "echo taken-over-$((2+3))");
+    second.wait_for("taken-over-5", QUICK).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let old_screen = first.capture().unwrap();
+    assert!(!old_screen.contains("taken-over"), "{old_screen}");
+    type_line(&first, "echo from-the-old-one");
+    std::thread::sleep(Duration::from_secs(2));
+    let screen = second.capture().unwrap();
+    assert!(!screen.contains("from-the-old-one"), "{screen}");
+}
+
+#[test]
+fn only_the_owner_attaches_and_every_refusal_is_one_line_with_status_1() {
+    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
+    let owner = TestUser::create().unwrap();
+    let other = TestUser::create().unwrap();
+    let session = daemon.new_session(As::User(&owner), &SHELL);
+    let id = daemon.list(As::Root)[0].0.clone();
+
+    let refusal = |output: std::process::Output, wanted: &str| {
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        assert!(output.stdout.is_empty(), "{output:?}");
+        let message = text(&output.stderr);
+        assert!(
+            message.starts_with("mosh-server: ") && message.contains(wanted),
+            "{message}"
+        );
+        assert_eq!(message.lines().count(), 1, "{message}");
+    };
+    refusal(
+        daemon.attach(As::User(&other), &[&id]),
+        "belongs to another user",
+    );
+    refusal(daemon.attach(As::User(&other), &[]), "no detached session");
+    refusal(
+        daemon.attach(As::Root, &["--force", &id]),
+        "root may list and kill it but not attach",
+    );
+    refusal(
+        daemon.attach(As::User(&owner), &["0badc0de"]),
+        "no session 0badc0de",
+    );
+    let mosh_server = our_program("mosh-server").unwrap();
+    refusal(
+        run_as(
+            As::User(&owner),
+            &mosh_server,
+            &["attach"],
+            &[
+                ("MOSH_DAEMON_SOCKET", "/nonexistent/control.sock"),
+                ("LANG", UTF8_LOCALE),
+            ],
+        ),
+        "attaching needs mosh-daemon",
+    );
+
+    // The session never had a client: by id it can be attached, and the
+    // key that `new` printed is then useless.
+    let attached = daemon.attach(As::User(&owner), &[&id]);
+    let again = Connect::parse(&attached).expect("attached by id");
+    assert_ne!(again.key, session.key);
+    assert_eq!(datagrams_answering(&session, &session.key, b"x"), 0);
+
+    let mut refused = None;
+    for _ in 0..20 {
+        let output = daemon.attach(As::User(&owner), &[&id]);
+        if !output.status.success() {
+            refused = Some(output);
+            break;
+        }
+    }
+    refusal(
+        refused.expect("20 attach requests in a row are limited"),
+        "too many attach requests",
+    );
+    refusal(daemon.attach(As::User(&other), &[]), "no detached session");
+}

@@ -320,7 +320,9 @@ impl SessionReport {
         }
         let heard = self.last_contact.unwrap_or(self.started);
         let connected = matches!(self.state.as_str(), "connected" | "attached");
-        if connected && now.saturating_sub(heard) < LIVE_SECS {
+        // Whole seconds on both sides: a difference of LIVE_SECS may be a
+        // little less in fact, and the worker would still call it live.
+        if connected && now.saturating_sub(heard) <= LIVE_SECS {
             return Presence::Attached;
         }
         Presence::Detached(heard.max(self.rekeyed.unwrap_or(0)))

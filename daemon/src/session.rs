@@ -27,6 +27,7 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use zeroize::Zeroizing;
 
 use pty_process::{OwnedReadPty, OwnedWritePty};
 
@@ -80,8 +81,8 @@ pub struct SessionConfig {
 pub struct Rekey {
     /// Even if the current client is live.
     pub force: bool,
-    /// Where the new key, or the refusal, goes.
-    pub reply: oneshot::Sender<Result<Base64Key, RekeyRefusal>>,
+    /// Where the new key (printable), or the refusal, goes.
+    pub reply: oneshot::Sender<Result<Zeroizing<String>, RekeyRefusal>>,
 }
 
 /// Why a session was not re-keyed.
@@ -147,11 +148,12 @@ pub enum SessionError {
     Crypto(#[from] mosh_proto::CryptoError),
 }
 
-/// Runs a session on `socket` under `key` until it ends. The key is
-/// dropped (and so wiped) once the transport holds its cipher.
+/// Runs a session on `socket` under `key` until it ends. The key is boxed
+/// so that moving it leaves no copies behind; it is dropped (and so wiped)
+/// once the transport holds its cipher.
 pub async fn run(
     socket: UdpSocket,
-    key: Base64Key,
+    key: Box<Base64Key>,
     config: SessionConfig,
 ) -> Result<SessionEnd, SessionError> {
     let mut session = Session::new(socket, &key, config)?;
@@ -499,7 +501,7 @@ impl Session {
     /// Replaces the transport by a fresh one under a new key whose first
     /// state is the current screen; the old client is no longer heard. A
     /// live client is displaced only with `force`.
-    fn rekey(&mut self, now: Instant, force: bool) -> Result<Base64Key, RekeyRefusal> {
+    fn rekey(&mut self, now: Instant, force: bool) -> Result<Zeroizing<String>, RekeyRefusal> {
         if self.transport.shutdown_in_progress() {
             return Err(RekeyRefusal::Closing);
         }
@@ -527,7 +529,7 @@ impl Session {
             status.rekeyed = Some(SystemTime::now());
         });
         self.log(|| "Re-keyed for a new client.".to_owned());
-        Ok(key)
+        Ok(Zeroizing::new(key.printable()))
     }
 
     fn update_echo_ack(&mut self, now: Instant) {

@@ -160,7 +160,9 @@ pub fn run() -> Result<(), WorkerError> {
     // SAFETY: the daemon passes the setup pipe's read end as this
     // descriptor; nothing else in this process owns it.
     let mut pipe = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(SETUP_FD) });
-    let mut text = Vec::new();
+    // Room for the largest setup at once: growing would leave copies of
+    // the key in freed memory.
+    let mut text = Vec::with_capacity(MAX_SETUP as usize + 1);
     pipe.by_ref()
         .take(MAX_SETUP)
         .read_to_end(&mut text)
@@ -178,12 +180,13 @@ pub fn run() -> Result<(), WorkerError> {
     name_process(c"mosh-server");
     drop_privileges(&setup)?;
     prepare_environment(&setup);
-    let key = Base64Key::parse(&setup.key);
-    let key = key.map_err(|_| WorkerError::Setup("bad session key".into()))?;
+    if Base64Key::parse(&setup.key).is_err() {
+        return Err(WorkerError::Setup("bad session key".into()));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(setup, key))
+    runtime.block_on(serve(setup))
 }
 
 /// Runs a worker started by the service manager: receives the session's
@@ -358,7 +361,10 @@ pub fn is_locale_variable(name: &str) -> bool {
             .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase()))
 }
 
-async fn serve(setup: WorkerSetup, key: Base64Key) -> Result<(), WorkerError> {
+async fn serve(setup: WorkerSetup) -> Result<(), WorkerError> {
+    let key = Base64Key::parse(&setup.key)
+        .map(Box::new)
+        .map_err(|_| WorkerError::Setup("bad session key".into()))?;
     // SAFETY: the daemon passes the session's bound UDP socket as this
     // descriptor; nothing else in this process owns it.
     let udp = std::net::UdpSocket::from(unsafe { OwnedFd::from_raw_fd(UDP_FD) });
@@ -545,7 +551,7 @@ async fn answer(request: WorkerRequest, rekeys: &mpsc::Sender<Rekey>) -> WorkerR
             }
             match outcome.await {
                 Ok(Ok(key)) => WorkerReply::Rekeyed {
-                    key: key.printable(),
+                    key: key.as_str().to_owned(),
                 },
                 Ok(Err(refusal)) => WorkerReply::Refused {
                     message: refusal.to_string(),

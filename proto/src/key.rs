@@ -73,9 +73,9 @@ impl Base64Key {
         let mut padded = [b'='; PRINTED_KEY_LEN + 2];
         padded[..PRINTED_KEY_LEN].copy_from_slice(text.as_bytes());
         let mut bytes = [0u8; KEY_LEN];
-        let written = STANDARD
-            .decode_slice(padded, &mut bytes)
-            .map_err(|_| KeyError::NotCanonical(char::from(last)))?;
+        let written = STANDARD.decode_slice(padded, &mut bytes);
+        padded.zeroize();
+        let written = written.map_err(|_| KeyError::NotCanonical(char::from(last)))?;
         debug_assert_eq!(written, KEY_LEN);
         let key = Self(bytes);
         bytes.zeroize();

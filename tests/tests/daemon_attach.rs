@@ -166,6 +166,83 @@ fn a_new_stock_client_takes_over_a_detached_session_with_its_screen_and_the_old_
     assert!(!screen.contains("PWNED-4"), "{screen}");
 }
 
+/// Where `needle` occurs in the writable memory of process `pid` (heap,
+/// stacks, anonymous and data mappings), as `start-end name` of each
+/// mapping that holds it. Needs root.
+fn memory_holding(pid: u32, needle: &[u8]) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut memory = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut found = Vec::new();
+    for line in maps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(range), Some(perms)) = (fields.first(), fields.get(1)) else {
+            continue;
+        };
+        if !perms.starts_with("rw") || fields.get(5) == Some(&"[vvar]") {
+            continue;
+        }
+        let (start, end) = range.split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        let mut bytes = vec![0u8; (end - start) as usize];
+        if memory.seek(SeekFrom::Start(start)).is_err() || memory.read_exact(&mut bytes).is_err() {
+            continue;
+        }
+        if bytes.windows(needle.len()).any(|window| window == needle) {
+            found.push(format!("{range} {}", fields.get(5).unwrap_or(&"")));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_old_key_is_wiped_from_the_workers_memory() {
+    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
+    let user = TestUser::create().unwrap();
+    let session = daemon.new_session(As::User(&user), &SHELL);
+    let first = connect_client(&session);
+    first.wait_for("mosh$", QUICK).unwrap();
+    let old = session.key.clone();
+    let printable = old.printable();
+    assert!(
+        !memory_holding(session.pid, old.bytes()).is_empty(),
+        "the scan finds the key in use"
+    );
+    let again = attached(&daemon, &daemon.attach(As::User(&user), &["--force"]));
+    let second = connect_client(&again);
+    second.wait_for("mosh$", QUICK).unwrap();
+    type_line(&second, "echo fine-$((3*3))");
+    second.wait_for("fine-9", QUICK).unwrap();
+    assert_eq!(
+        memory_holding(session.pid, old.bytes()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        memory_holding(session.pid, printable.as_bytes()),
+        Vec::<String>::new()
+    );
+    assert!(
+        !memory_holding(session.pid, again.key.bytes()).is_empty(),
+        "the scan finds the new key"
+    );
+
+    let third = attached(&daemon, &daemon.attach(As::User(&user), &["--force"]));
+    let client = connect_client(&third);
+    client.wait_for("fine-9", QUICK).unwrap();
+    for key in [&old, &again.key] {
+        assert_eq!(
+            memory_holding(session.pid, key.bytes()),
+            Vec::<String>::new()
+        );
+        let printable = key.printable();
+        assert_eq!(
+            memory_holding(session.pid, printable.as_bytes()),
+            Vec::<String>::new()
+        );
+    }
+}
+
 #[test]
 fn force_takes_over_a_live_session_and_the_old_client_hears_nothing_more() {
     let daemon = TestDaemon::start(free_port_range(5), "").unwrap();

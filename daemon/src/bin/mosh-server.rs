@@ -176,7 +176,7 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         .map_err(|e| format!("starting the runtime: {e}"))?;
     let outcome = runtime.block_on(async {
         let socket = tokio::net::UdpSocket::from_std(bound.socket)?;
-        session::run(socket, key, config)
+        session::run(socket, Box::new(key), config)
             .await
             .map_err(std::io::Error::other)
     });

@@ -186,17 +186,22 @@ pub fn choose(
     }
     let mut live: Vec<&SessionReport> = sessions
         .iter()
-        .filter(|s| s.uid == uid && s.presence(now) == Presence::Attached)
+        .filter(|s| {
+            s.uid == uid && matches!(s.presence(now), Presence::Attached | Presence::Waiting)
+        })
         .collect();
-    live.sort_by_key(|s| std::cmp::Reverse(s.last_contact));
+    live.sort_by_key(|s| std::cmp::Reverse(s.last_contact.unwrap_or(s.started)));
     match live.first() {
         Some(session) if request.force => Ok((
             (*session).clone(),
             vec![format!(
-                "mosh-server: no detached session; taking over session {}, whose client is live",
+                "mosh-server: no detached session; taking over session {}",
                 session.id
             )],
         )),
+        Some(session) if session.presence(now) == Presence::Waiting => {
+            Err(AttachError::NoneDetached)
+        }
         Some(session) => Err(AttachError::OnlyLive {
             id: session.id.clone(),
             ago: now.saturating_sub(session.last_contact.unwrap_or(now)),

@@ -330,6 +330,32 @@ fn only_the_owner_attaches_and_every_refusal_is_one_line_with_status_1() {
     assert_ne!(again.key, session.key);
     assert_eq!(datagrams_answering(&session, &session.key, b"x"), 0);
 
+    let output = daemon.mosh_server(As::User(&owner), &["--reattach", "--", "/bin/true"]);
+    let reattached = Connect::parse(&output).expect("new --reattach attached");
+    assert_eq!(reattached.port, session.port);
+    let said = text(&output.stderr);
+    assert!(
+        said.contains(&format!(
+            "--reattach: attached to detached session {id} instead of running \"/bin/true\""
+        )),
+        "{said}"
+    );
+    let standalone = run_as(
+        As::User(&other),
+        &mosh_server,
+        &["new", "--reattach", "--", "/bin/true"],
+        &[
+            ("MOSH_DAEMON_SOCKET", "/nonexistent/control.sock"),
+            ("LANG", UTF8_LOCALE),
+        ],
+    );
+    let alone = Connect::parse(&standalone).expect("new --reattach without a daemon starts one");
+    assert!(mosh_e2e::process::terminate(
+        alone.pid,
+        "mosh-server",
+        Duration::from_secs(2)
+    ));
+
     let mut refused = None;
     for _ in 0..20 {
         let output = daemon.attach(As::User(&owner), &[&id]);
@@ -343,4 +369,93 @@ fn only_the_owner_attaches_and_every_refusal_is_one_line_with_status_1() {
         "too many attach requests",
     );
     refusal(daemon.attach(As::User(&other), &[]), "no detached session");
+}
+
+#[test]
+fn our_launcher_attaches_and_the_stock_launcher_reattaches_over_real_ssh() {
+    use mosh_e2e::sshd::Sshd;
+    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
+    let user = TestUser::create().unwrap();
+    let sshd = Sshd::start(22010, &user).unwrap();
+    let session = daemon.new_session(As::User(&user), &SHELL);
+    let first = connect_client(&session);
+    first.wait_for("mosh$", QUICK).unwrap();
+    type_line(&first, "echo marker-$((9*9))");
+    first.wait_for("marker-81", QUICK).unwrap();
+    kill_client(&first);
+    wait_for_state(
+        &daemon,
+        As::User(&user),
+        "detached",
+        Duration::from_secs(30),
+    );
+
+    let destination = format!("{}@localhost", user.name());
+    let ssh = format!("--ssh={}", sshd.ssh_command());
+    let server = |extra: &str| {
+        format!(
+            "--server=MOSH_DAEMON_SOCKET={} {}{extra}",
+            daemon.socket().display(),
+            our_program("mosh-server").unwrap().display()
+        )
+    };
+    let ours = TmuxSession::start(
+        80,
+        24,
+        &[
+            &our_program("mosh").unwrap().to_string_lossy(),
+            &ssh,
+            &format!("--client={}", our_program("mosh-client").unwrap().display()),
+            &server(""),
+            "--attach",
+            &destination,
+        ],
+        &[("LANG", UTF8_LOCALE)],
+    )
+    .unwrap();
+    let shown = ours.wait_for("marker-81", QUICK);
+    assert!(shown.is_ok(), "{shown:?}\nsshd log:\n{}", sshd.log());
+    type_line(&ours, "echo ours-$((5+5))");
+    ours.wait_for("ours-10", QUICK).unwrap();
+    wait_for_state(&daemon, As::User(&user), "attached", QUICK);
+    kill_client(&ours);
+    wait_for_state(
+        &daemon,
+        As::User(&user),
+        "detached",
+        Duration::from_secs(30),
+    );
+
+    let stock_launcher = |name: &str| {
+        TmuxSession::start(
+            80,
+            24,
+            &[
+                "/usr/bin/mosh",
+                &ssh,
+                &server(" --reattach"),
+                &destination,
+                "--",
+                "/bin/sh",
+                "-c",
+                &format!("PS1='{name}$ ' exec /bin/sh -i"),
+            ],
+            &[("LANG", UTF8_LOCALE)],
+        )
+        .unwrap()
+    };
+    let perl = stock_launcher("fresh");
+    let shown = perl.wait_for("ours-10", QUICK);
+    assert!(shown.is_ok(), "{shown:?}\ndaemon log:\n{}", daemon.log());
+    type_line(&perl, "echo stock-$((6+6))");
+    perl.wait_for("stock-12", QUICK).unwrap();
+    assert_eq!(daemon.list(As::Root).len(), 1, "the same session");
+
+    let second = stock_launcher("fresh");
+    second.wait_for("fresh$", QUICK).unwrap();
+    assert_eq!(
+        daemon.list(As::Root).len(),
+        2,
+        "no detached session: a new one"
+    );
 }

@@ -167,6 +167,10 @@ pub struct Started {
     pub key: String,
     /// The worker's pid.
     pub pid: u32,
+    /// For a new session: the caller's detached sessions and how to attach
+    /// to them (`mosh-server new -v` prints it), one line each.
+    #[serde(default)]
+    pub notice: Vec<String>,
 }
 
 impl Drop for Started {
@@ -182,6 +186,7 @@ impl std::fmt::Debug for Started {
             .field("port", &self.port)
             .field("key", &"<secret>")
             .field("pid", &self.pid)
+            .field("notice", &self.notice)
             .finish()
     }
 }
@@ -494,6 +499,7 @@ mod tests {
             port: 60001,
             key: "SpQ+QcR4Ww8kzZWK8c9hpw".into(),
             pid: 7,
+            notice: Vec::new(),
         });
         let text = format!("{started:?}");
         assert!(!text.contains("SpQ+"), "{text}");

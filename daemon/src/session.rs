@@ -240,6 +240,7 @@ impl Session {
         loop {
             let now = Instant::now();
             self.update_echo_ack(now);
+            self.check_foreground();
             self.send_due(now).await;
             if let Some(end) = self.finished(now) {
                 return Ok(end);
@@ -470,11 +471,11 @@ impl Session {
     fn publish_screen(&mut self) {
         let screen = self.emulator().framebuffer().clone();
         self.transport.current_state_mut().set_framebuffer(screen);
-        self.check_foreground();
     }
 
     /// Publishes the terminal's foreground command when it changed, looking
-    /// at most once per [`FOREGROUND_INTERVAL`] (and only for the daemon).
+    /// at most once per [`FOREGROUND_INTERVAL`] (and only for the daemon),
+    /// at whichever turn of the event loop comes first after that.
     fn check_foreground(&mut self) {
         let now = Instant::now();
         if self.config.status.is_none()

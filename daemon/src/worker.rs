@@ -87,6 +87,9 @@ pub struct WorkerSetup {
     pub port: u16,
     /// End the session after this many seconds without its client (0: never).
     pub idle_timeout_secs: u64,
+    /// Lines to show on the new screen: the user's detached sessions.
+    #[serde(default)]
+    pub notice: Vec<String>,
 }
 
 impl Drop for WorkerSetup {
@@ -111,6 +114,7 @@ impl std::fmt::Debug for WorkerSetup {
             .field("key", &"<secret>")
             .field("port", &self.port)
             .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .field("notice", &self.notice)
             .finish()
     }
 }
@@ -399,13 +403,18 @@ async fn serve(setup: WorkerSetup) -> Result<(), WorkerError> {
         setup.colors,
     );
     let idle_timeout_secs = setup.idle_timeout_secs;
+    let mut banner = if command.is_login_shell() {
+        motd()
+    } else {
+        Vec::new()
+    };
+    for line in &setup.notice {
+        banner.extend_from_slice(line.as_bytes());
+        banner.extend_from_slice(b"\r\n");
+    }
     drop(setup);
     let config = SessionConfig {
-        banner: if command.is_login_shell() {
-            motd()
-        } else {
-            Vec::new()
-        },
+        banner,
         command,
         verbose: 0,
         network_timeout: (idle_timeout_secs > 0).then(|| Duration::from_secs(idle_timeout_secs)),
@@ -591,6 +600,7 @@ mod tests {
             key: "SpQ+QcR4Ww8kzZWK8c9hpw".into(),
             port: 60001,
             idle_timeout_secs: 0,
+            notice: Vec::new(),
         };
         let text = format!("{setup:?}");
         assert!(!text.contains("SpQ+"), "{text}");

@@ -459,3 +459,108 @@ fn our_launcher_attaches_and_the_stock_launcher_reattaches_over_real_ssh() {
         "no detached session: a new one"
     );
 }
+
+#[test]
+fn a_new_session_lists_the_detached_ones_with_the_commands_that_attach_to_them() {
+    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
+    let user = TestUser::create().unwrap();
+    let busy = daemon.new_session(As::User(&user), &SHELL);
+    let idle = daemon.new_session(As::User(&user), &SHELL);
+    let clients = [connect_client(&busy), connect_client(&idle)];
+    for client in &clients {
+        client.wait_for("mosh$", QUICK).unwrap();
+    }
+    type_line(&clients[0], "sleep 321");
+    wait_for_state(&daemon, As::User(&user), "attached", QUICK);
+    let deadline = Instant::now() + QUICK;
+    while !text(&daemon.moshctl(As::User(&user), &["list", "--json"]).stdout)
+        .contains("\"foreground\": \"sleep 321\"")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the foreground command never shows"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for client in &clients {
+        kill_client(client);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let listed: serde_json::Value =
+            serde_json::from_slice(&daemon.moshctl(As::User(&user), &["list", "--json"]).stdout)
+                .unwrap();
+        let sessions = listed.as_array().unwrap().clone();
+        if sessions.iter().all(|s| s["state"] == "detached") {
+            break sessions;
+        }
+        assert!(Instant::now() < deadline, "never both detached: {listed}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let ids: Vec<String> = listed
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    for session in &listed {
+        assert_eq!(session["user"], user.name(), "{session}");
+        assert_eq!(session["attaches"], 1, "{session}");
+        assert!(session["detached_since"].as_u64().is_some(), "{session}");
+        assert!(session["last_contact"].as_u64().is_some(), "{session}");
+        assert!(session["started"].as_u64().is_some(), "{session}");
+        assert!(
+            session["client"]
+                .as_str()
+                .unwrap()
+                .starts_with("127.0.0.1:"),
+            "{session}"
+        );
+    }
+    assert!(
+        listed
+            .iter()
+            .any(|s| s["foreground"] == "sleep 321" && s["port"] == busy.port),
+        "{listed:?}"
+    );
+    let table = text(&daemon.moshctl(As::User(&user), &["list"]).stdout);
+    assert!(
+        table.lines().next().unwrap().contains("STATE") && table.contains("detached-"),
+        "{table}"
+    );
+
+    let verbose = daemon.mosh_server(As::User(&user), &["-v", "--", "/bin/true"]);
+    let said = text(&verbose.stderr);
+    for wanted in [
+        "you have 2 detached sessions",
+        &ids[0],
+        &ids[1],
+        "mosh-server attach",
+        "moshctl kill",
+    ] {
+        assert!(said.contains(wanted), "{wanted:?} not in {said}");
+    }
+
+    let third = daemon.new_session(As::User(&user), &SHELL);
+    let client = connect_client(&third);
+    let screen = client.wait_for("mosh$", QUICK).unwrap();
+    for wanted in [
+        "you have 2 detached sessions",
+        &ids[0],
+        &ids[1],
+        "sleep 321",
+        "mosh --attach=",
+        "moshctl kill",
+    ] {
+        assert!(screen.contains(wanted), "{wanted:?} not in\n{screen}");
+    }
+    let printed = screen
+        .split("mosh-server attach ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_hexdigit()).next())
+        .expect("the screen shows mosh-server attach ID")
+        .to_owned();
+    let output = daemon.attach(As::User(&user), &[&printed]);
+    let again = attached(&daemon, &output);
+    assert!([busy.port, idle.port].contains(&again.port));
+    let back = connect_client(&again);
+    back.wait_for("mosh$", QUICK).unwrap();
+}

@@ -120,6 +120,11 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
     }
     match through_daemon(options) {
         Ok(started) => {
+            if options.verbose > 0 {
+                for line in &started.notice {
+                    eprintln!("{line}");
+                }
+            }
             print_connect_line(started.port, &started.key)?;
             eprint!(
                 "\n{}\n[mosh-server detached, pid = {}]\n",

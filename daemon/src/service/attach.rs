@@ -253,6 +253,7 @@ pub async fn attach(
             port: session.port,
             key,
             pid: session.pid,
+            notice: Vec::new(),
         },
         notes,
     ))
@@ -286,6 +287,43 @@ async fn rekey(path: &Path, force: bool) -> Result<String, String> {
             Err(_) => continue,
         }
     }
+}
+
+/// What a new session of `uid` tells about the user's detached sessions
+/// (none: nothing), one line each: how many, each one's id, how long it has
+/// been detached and its foreground command, and the commands to attach to
+/// one (on `host`) or end it.
+pub fn notice(sessions: &[SessionReport], uid: u32, now: u64, host: &str) -> Vec<String> {
+    let mut detached: Vec<(u64, &SessionReport)> = sessions
+        .iter()
+        .filter(|s| s.uid == uid)
+        .filter_map(|s| match s.presence(now) {
+            Presence::Detached(since) => Some((since, s)),
+            _ => None,
+        })
+        .collect();
+    if detached.is_empty() {
+        return Vec::new();
+    }
+    detached.sort_by_key(|&(since, _)| std::cmp::Reverse(since));
+    let count = detached.len();
+    let noun = if count == 1 { "session" } else { "sessions" };
+    let mut lines = vec![format!(
+        "mosh-daemon: you have {count} detached {noun} on this server:"
+    )];
+    for (since, session) in &detached {
+        lines.push(format!(
+            "  {}  detached {} ago  {}",
+            session.id,
+            human(now.saturating_sub(*since)),
+            session.foreground.as_deref().unwrap_or("-")
+        ));
+    }
+    let id = &detached[0].1.id;
+    lines.push(format!("Attach to one: mosh --attach={id} {host}"));
+    lines.push(format!("   or, on this server: mosh-server attach {id}"));
+    lines.push(format!("End one: moshctl kill {id}"));
+    lines
 }
 
 /// A duration in seconds as `42s`, `5m`, `3h` or `2d`.
@@ -417,6 +455,31 @@ mod tests {
                 .id,
             "r"
         );
+    }
+
+    #[test]
+    fn the_notice_lists_the_detached_sessions_and_the_commands() {
+        let mut vim = report("aaaa1111", 1000, "connected", Some(NOW - 300));
+        vim.foreground = Some("vim notes.txt".into());
+        let sessions = [
+            vim,
+            report("bbbb2222", 1000, "connected", Some(NOW - 7200)),
+            report("cccc3333", 1000, "connected", Some(NOW - 1)),
+            report("dddd4444", 1001, "connected", Some(NOW - 300)),
+        ];
+        let lines = notice(&sessions, 1000, NOW, "example.org");
+        assert_eq!(
+            lines,
+            [
+                "mosh-daemon: you have 2 detached sessions on this server:",
+                "  aaaa1111  detached 5m ago  vim notes.txt",
+                "  bbbb2222  detached 2h ago  -",
+                "Attach to one: mosh --attach=aaaa1111 example.org",
+                "   or, on this server: mosh-server attach aaaa1111",
+                "End one: moshctl kill aaaa1111",
+            ]
+        );
+        assert!(notice(&sessions[2..], 1000, NOW, "example.org").is_empty());
     }
 
     #[test]

@@ -564,3 +564,28 @@ fn a_new_session_lists_the_detached_ones_with_the_commands_that_attach_to_them()
     let back = connect_client(&again);
     back.wait_for("mosh$", QUICK).unwrap();
 }
+
+#[test]
+fn a_session_re_adopted_after_a_daemon_restart_can_be_attached() {
+    let mut daemon = TestDaemon::start(free_port_range(5), "").unwrap();
+    let user = TestUser::create().unwrap();
+    let session = daemon.new_session(As::User(&user), &SHELL);
+    let first = connect_client(&session);
+    first.wait_for("mosh$", QUICK).unwrap();
+    type_line(&first, "echo before-$((3+4))");
+    first.wait_for("before-7", QUICK).unwrap();
+    daemon.restart(|| kill_client(&first)).unwrap();
+    assert!(daemon.log().contains("re-adopted 1 running sessions"));
+    wait_for_state(
+        &daemon,
+        As::User(&user),
+        "detached",
+        Duration::from_secs(30),
+    );
+    let again = attached(&daemon, &daemon.attach(As::User(&user), &[]));
+    assert_eq!(again.pid, session.pid);
+    let second = connect_client(&again);
+    second.wait_for("before-7", QUICK).unwrap();
+    type_line(&second, "echo after-$((4+4))");
+    second.wait_for("after-8", QUICK).unwrap();
+}

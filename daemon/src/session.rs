@@ -32,6 +32,7 @@ use zeroize::Zeroizing;
 use pty_process::{OwnedReadPty, OwnedWritePty};
 
 use crate::pty::{ChildCommand, ShellChild};
+use crate::utmp::UtmpRecord;
 
 /// Input is acknowledged for prediction once it reached the PTY this long ago.
 const ECHO_TIMEOUT: Duration = Duration::from_millis(50);
@@ -178,6 +179,7 @@ struct Session {
     pty_closed: bool,
     rekeys: Option<mpsc::Receiver<Rekey>>,
     foreground_checked: Option<Instant>,
+    utmp: Option<UtmpRecord>,
 }
 
 impl Session {
@@ -204,6 +206,7 @@ impl Session {
             pty_closed: false,
             rekeys,
             foreground_checked: None,
+            utmp: None,
         })
     }
 
@@ -241,6 +244,7 @@ impl Session {
             let now = Instant::now();
             self.update_echo_ack(now);
             self.check_foreground();
+            self.update_utmp(now);
             self.send_due(now).await;
             if let Some(end) = self.finished(now) {
                 return Ok(end);
@@ -451,7 +455,10 @@ impl Session {
         let fb = self.emulator().framebuffer();
         let (width, height) = (fb.width(), fb.height());
         match ShellChild::spawn(&self.config.command, width, height) {
-            Ok(shell) => self.shell = Some(shell),
+            Ok(shell) => {
+                self.utmp = shell.master.try_clone().ok().map(UtmpRecord::new);
+                self.shell = Some(shell);
+            }
             Err(error) => {
                 let message = format!("\r\nmosh-server: cannot start the shell: {error}\r\n");
                 self.emulator().feed(message.as_bytes());
@@ -497,6 +504,19 @@ impl Session {
                 changed
             });
         }
+    }
+
+    /// Keeps the terminal's utmp record in step: the client's address
+    /// while it is live, `mosh [PID]` once it has been silent for
+    /// [`LIVE_CLIENT`] or the session was re-keyed.
+    fn update_utmp(&mut self, now: Instant) {
+        let Some(record) = &mut self.utmp else { return };
+        let live = self.transport.remote_addr().filter(|_| {
+            self.transport
+                .last_heard()
+                .is_some_and(|heard| now.into_std().saturating_duration_since(heard) < LIVE_CLIENT)
+        });
+        record.set_client(live.map(|addr| addr.ip()));
     }
 
     /// Replaces the transport by a fresh one under a new key whose first

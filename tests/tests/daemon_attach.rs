@@ -1,9 +1,11 @@
 //! Reattaching: `mosh-server attach` re-keys a running session of the
 //! daemon for a brand-new client (stock mosh 1.4's `mosh-client` here),
 //! which gets the whole current screen, while the old key stops working;
-//! `--force` takes over a session whose client is live; and the refusals:
-//! another user, root, no detached session, an unknown id, no daemon, too
-//! many requests.
+//! `--force` takes over a session whose client is live; the refusals
+//! (another user, root, no detached session, an unknown id, no daemon, too
+//! many requests); the launchers over real ssh; the notice on a new
+//! session's screen and `moshctl list`; a daemon restart; the old key gone
+//! from the worker's memory; and the terminal's utmp record through it all.
 
 use std::time::{Duration, Instant};
 
@@ -588,4 +590,84 @@ fn a_session_re_adopted_after_a_daemon_restart_can_be_attached() {
     second.wait_for("before-7", QUICK).unwrap();
     type_line(&second, "echo after-$((4+4))");
     second.wait_for("after-8", QUICK).unwrap();
+}
+
+/// `who`'s lines for `user`, making the utmp file first if this host has
+/// none (a container booted without systemd-update-utmp): libutempter's
+/// helper only writes to an existing one.
+fn who(user: &TestUser) -> Vec<String> {
+    let utmp = std::path::Path::new("/var/run/utmp");
+    if !utmp.exists() {
+        std::fs::write(utmp, b"").unwrap();
+        let owned = std::process::Command::new("chown")
+            .args(["root:utmp", "/var/run/utmp"])
+            .status()
+            .unwrap();
+        assert!(owned.success());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(utmp, std::fs::Permissions::from_mode(0o664)).unwrap();
+    }
+    let output = std::process::Command::new(mosh_e2e::require_program("who").unwrap())
+        .output()
+        .unwrap();
+    text(&output.stdout)
+        .lines()
+        .filter(|line| line.split_whitespace().next() == Some(user.name()))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn wait_for_who(user: &TestUser, done: impl Fn(&[String]) -> bool, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let lines = who(user);
+        if done(&lines) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let dump = std::process::Command::new("utmpdump")
+                .arg("/var/run/utmp")
+                .output()
+                .unwrap();
+            panic!("who shows {lines:?}; utmp: {}", text(&dump.stdout));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn who_shows_the_session_with_its_client_then_detached_then_attached_then_gone() {
+    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
+    let user = TestUser::create().unwrap();
+    let session = daemon.new_session(As::User(&user), &SHELL);
+    let attached_host = format!("(127.0.0.1 via mosh [{}])", session.pid);
+    let detached_host = format!("(mosh [{}])", session.pid);
+    let first = connect_client(&session);
+    first.wait_for("mosh$", QUICK).unwrap();
+    let pts = std::fs::read_link(format!("/proc/{}/fd/0", first.command_pid().unwrap()));
+    assert!(pts.is_ok());
+    wait_for_who(
+        &user,
+        |lines| lines.len() == 1 && lines[0].contains(&attached_host) && lines[0].contains("pts/"),
+        QUICK,
+    );
+    kill_client(&first);
+    wait_for_who(
+        &user,
+        |lines| lines.len() == 1 && lines[0].contains(&detached_host),
+        Duration::from_secs(30),
+    );
+    wait_for_state(&daemon, As::User(&user), "detached", QUICK);
+    let again = attached(&daemon, &daemon.attach(As::User(&user), &[]));
+    let second = connect_client(&again);
+    second.wait_for("mosh$", QUICK).unwrap();
+    wait_for_who(
+        &user,
+        |lines| lines.len() == 1 && lines[0].contains(&attached_host),
+        QUICK,
+    );
+    let id = daemon.list(As::User(&user))[0].0.clone();
+    let killed = daemon.moshctl(As::User(&user), &["kill", &id]);
+    assert!(killed.status.success());
+    wait_for_who(&user, |lines| lines.is_empty(), QUICK);
 }

@@ -5,6 +5,8 @@
 //! max_sessions = 1000           # in all
 //! max_sessions_per_user = 50
 //! idle_timeout = 0              # seconds a session may go without its client; 0 = forever
+//! attach_burst = 10             # attach requests one user may make in a row,
+//! attach_per_minute = 60        # and then each minute
 //! allowed_users = []            # with allowed_groups: both empty lets everyone in
 //! allowed_groups = []
 //! launch = "auto"               # auto | direct | systemd: how session workers start
@@ -189,6 +191,12 @@ pub struct Config {
     /// Seconds a session may go without hearing from its client before it
     /// ends; 0 keeps it forever.
     pub idle_timeout: u64,
+    /// Attach requests one user may make in a row.
+    #[serde(deserialize_with = "positive")]
+    pub attach_burst: usize,
+    /// Attach requests one user may make each minute after the burst.
+    #[serde(deserialize_with = "positive")]
+    pub attach_per_minute: usize,
     /// Users who may start sessions (with `allowed_groups`; both empty
     /// allows everyone).
     pub allowed_users: Vec<String>,
@@ -215,6 +223,8 @@ impl Default for Config {
             max_sessions: 1000,
             max_sessions_per_user: 50,
             idle_timeout: 0,
+            attach_burst: 10,
+            attach_per_minute: 60,
             allowed_users: Vec::new(),
             allowed_groups: Vec::new(),
             launch: LaunchMode::Auto,

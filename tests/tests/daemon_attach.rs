@@ -671,3 +671,78 @@ fn who_shows_the_session_with_its_client_then_detached_then_attached_then_gone()
     assert!(killed.status.success());
     wait_for_who(&user, |lines| lines.is_empty(), QUICK);
 }
+
+/// The worker's resident memory (kB) and open descriptors.
+fn rss_and_fds(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    (rss, fds)
+}
+
+/// A client that connects with `key` and waits until it has the prompt.
+fn connected_peer(session: &Connect, key: &mosh_proto::Base64Key) -> UdpPeer<UserStream, HostLog> {
+    let mut peer = UdpPeer::client(
+        session.addr(),
+        key,
+        UserStream::default(),
+        HostLog::default(),
+    )
+    .unwrap();
+    peer.transport_mut().current_state_mut().push_resize(80, 24);
+    peer.run_until(QUICK, "the prompt", |transport| {
+        transport
+            .latest_remote_state()
+            .contains("mosh$")
+            .then_some(())
+    })
+    .unwrap();
+    peer
+}
+
+#[test]
+fn a_hundred_detach_attach_cycles_leave_the_worker_as_it_was_and_the_session_answering() {
+    let daemon = TestDaemon::start(free_port_range(5), "attach_burst = 1000").unwrap();
+    let user = TestUser::create().unwrap();
+    let session = daemon.new_session(As::User(&user), &SHELL);
+    drop(connected_peer(&session, &session.key));
+    let id = daemon.list(As::User(&user))[0].0.clone();
+    let mut baseline = None;
+    let mut last = None;
+    for cycle in 1..=100 {
+        let again = attached(&daemon, &daemon.attach(As::User(&user), &["--force", &id]));
+        assert_eq!(again.pid, session.pid);
+        let peer = connected_peer(&session, &again.key);
+        if cycle == 10 {
+            baseline = Some(rss_and_fds(session.pid));
+        }
+        last = Some((peer, again));
+    }
+    let (rss, fds) = rss_and_fds(session.pid);
+    let (base_rss, base_fds) = baseline.unwrap();
+    eprintln!(
+        "worker after 10 cycles: {base_rss} kB, {base_fds} fds; after 100: {rss} kB, {fds} fds"
+    );
+    assert_eq!(fds, base_fds, "descriptors leak");
+    assert!(
+        rss * 100 <= base_rss * 105 && rss * 100 >= base_rss * 95,
+        "RSS went from {base_rss} kB to {rss} kB"
+    );
+    let (mut peer, _) = last.unwrap();
+    peer.transport_mut()
+        .current_state_mut()
+        .push_bytes(b"echo alive-$((50+50))\r");
+    peer.run_until(QUICK, "the answer", |transport| {
+        transport
+            .latest_remote_state()
+            .contains("alive-100")
+            .then_some(())
+    })
+    .unwrap();
+}

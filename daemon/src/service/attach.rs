@@ -25,10 +25,6 @@ use crate::worker::unix_seconds;
 
 /// How long a worker may take to re-key.
 const REKEY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Attach requests a user may make in a burst.
-const BURST: u32 = 10;
-/// After the burst, one more request per this long.
-const REFILL: Duration = Duration::from_secs(1);
 
 /// Per-user token buckets for attach requests.
 #[derive(Debug, Default)]
@@ -42,25 +38,47 @@ struct Bucket {
     refilled: Instant,
 }
 
+/// How many attach requests a user may make: `burst` in a row, then one
+/// per `refill`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachRate {
+    /// Requests in a row.
+    pub burst: u32,
+    /// Time that earns one more.
+    pub refill: Duration,
+}
+
+impl AttachRate {
+    /// The rate the configuration sets.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            burst: u32::try_from(config.attach_burst).unwrap_or(u32::MAX),
+            refill: Duration::from_secs(60)
+                / u32::try_from(config.attach_per_minute).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 impl AttachLimiter {
-    /// Takes one request of `uid`'s allowance at `now`; `Err` says how long
-    /// until the next one is allowed.
-    pub fn take(&mut self, uid: u32, now: Instant) -> Result<(), Duration> {
+    /// Takes one request of `uid`'s allowance at `now`, at `rate`; `Err`
+    /// says how long until the next one is allowed.
+    pub fn take(&mut self, uid: u32, now: Instant, rate: AttachRate) -> Result<(), Duration> {
+        let AttachRate { burst, refill } = rate;
         let bucket = self.buckets.entry(uid).or_insert(Bucket {
-            tokens: BURST,
+            tokens: burst,
             refilled: now,
         });
         let elapsed = now.saturating_duration_since(bucket.refilled);
-        let earned = (elapsed.as_millis() / REFILL.as_millis()) as u32;
+        let earned = (elapsed.as_millis() / refill.as_millis()) as u32;
         if earned > 0 {
-            bucket.tokens = bucket.tokens.saturating_add(earned).min(BURST);
-            bucket.refilled += REFILL * earned;
-            if bucket.tokens == BURST {
+            bucket.tokens = bucket.tokens.saturating_add(earned).min(burst);
+            bucket.refilled += refill * earned;
+            if bucket.tokens == burst {
                 bucket.refilled = now;
             }
         }
         if bucket.tokens == 0 {
-            return Err(REFILL.saturating_sub(now.saturating_duration_since(bucket.refilled)));
+            return Err(refill.saturating_sub(now.saturating_duration_since(bucket.refilled)));
         }
         bucket.tokens -= 1;
         Ok(())
@@ -217,9 +235,10 @@ pub async fn attach(
     uid: u32,
     request: AttachSession,
 ) -> Result<(Started, Vec<String>), AttachError> {
+    let rate = AttachRate::from_config(&shared.config());
     shared
         .attach_limiter()
-        .take(uid, Instant::now())
+        .take(uid, Instant::now(), rate)
         .map_err(|wait| AttachError::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64))?;
     let now = unix_seconds(SystemTime::now());
     let sessions = shared.registry().all();
@@ -484,15 +503,26 @@ mod tests {
 
     #[test]
     fn the_rate_limit_allows_a_burst_then_one_a_second() {
+        let rate = AttachRate::from_config(&crate::config::Config::default());
+        assert_eq!(
+            rate,
+            AttachRate {
+                burst: 10,
+                refill: Duration::from_secs(1)
+            }
+        );
         let mut limiter = AttachLimiter::default();
         let start = Instant::now();
-        for _ in 0..BURST {
-            assert!(limiter.take(1000, start).is_ok());
+        for _ in 0..rate.burst {
+            assert!(limiter.take(1000, start, rate).is_ok());
         }
-        assert!(limiter.take(1000, start).is_err());
-        assert!(limiter.take(1001, start).is_ok(), "limits are per user");
-        assert!(limiter.take(1000, start + REFILL).is_ok());
-        assert!(limiter.take(1000, start + REFILL).is_err());
-        assert!(limiter.take(1000, start + REFILL * 100).is_ok());
+        assert!(limiter.take(1000, start, rate).is_err());
+        assert!(
+            limiter.take(1001, start, rate).is_ok(),
+            "limits are per user"
+        );
+        assert!(limiter.take(1000, start + rate.refill, rate).is_ok());
+        assert!(limiter.take(1000, start + rate.refill, rate).is_err());
+        assert!(limiter.take(1000, start + rate.refill * 100, rate).is_ok());
     }
 }

@@ -30,7 +30,10 @@ pub struct Moshctl {
 /// A `moshctl` subcommand.
 #[derive(Debug, Subcommand)]
 pub enum MoshctlCommand {
-    /// List your sessions (root: everyone's).
+    /// List your sessions (root: everyone's): id, user, worker pid, port,
+    /// state (attached, detached-SINCE, waiting or closing), client address,
+    /// last contact, created, how many clients attached, and the command in
+    /// the foreground of the session's terminal.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]

@@ -26,7 +26,8 @@ const HELPERS: [&str; 4] = [
 pub struct UtmpRecord {
     master: OwnedFd,
     helper: Option<&'static Path>,
-    host: Option<String>,
+    /// What the record says: `None` before the first, else the client.
+    recorded: Option<Option<IpAddr>>,
 }
 
 impl UtmpRecord {
@@ -36,26 +37,26 @@ impl UtmpRecord {
         Self {
             master,
             helper,
-            host: None,
+            recorded: None,
         }
     }
 
     /// Records the terminal with `client` attached, or detached (`None`);
     /// nothing happens when the record already says so.
     pub fn set_client(&mut self, client: Option<IpAddr>) {
+        if self.recorded == Some(client) {
+            return;
+        }
         let pid = std::process::id();
         let host = match client {
             Some(ip) => format!("{ip} via mosh [{pid}]"),
             None => format!("mosh [{pid}]"),
         };
-        if self.host.as_deref() == Some(host.as_str()) {
-            return;
-        }
-        if self.host.is_some() {
+        if self.recorded.is_some() {
             self.run(&["del"]);
         }
         self.run(&["add", &host]);
-        self.host = Some(host);
+        self.recorded = Some(client);
     }
 
     /// Runs the helper with `args`, the terminal as its standard input;
@@ -76,7 +77,7 @@ impl UtmpRecord {
 
 impl Drop for UtmpRecord {
     fn drop(&mut self) {
-        if self.host.is_some() {
+        if self.recorded.is_some() {
             self.run(&["del"]);
         }
     }

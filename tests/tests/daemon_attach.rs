@@ -267,8 +267,11 @@ fn force_takes_over_a_live_session_and_the_old_client_hears_nothing_more() {
 
     let output = daemon.attach(As::User(&user), &["--force"]);
     let again = attached(&daemon, &output);
-    let second = connect_client(&again);
+    let second =
+        stock::client_in_tmux(again.addr(), &again.key, 100, 30).expect("start stock mosh-client");
     second.wait_for("still-mine-2", QUICK).unwrap();
+    type_line(&second, "stty size");
+    second.wait_for("30 100", QUICK).unwrap();
     type_line(&second, "echo taken-over-$((2+3))");
     second.wait_for("taken-over-5", QUICK).unwrap();
     std::thread::sleep(Duration::from_secs(2));

@@ -256,7 +256,9 @@ pub async fn attach(
         Err(_) => {
             return Err(AttachError::Worker {
                 id: session.id,
-                why: "its worker did not answer in time".into(),
+                why: "its worker did not answer in time (a worker started before an upgrade \
+                      to a daemon that attaches cannot be re-keyed)"
+                    .into(),
             });
         }
     };

@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use mosh_term::framebuffer::Attrs;
+use mosh_term::width::wcwidth;
 use mosh_term::{Cell, Framebuffer};
-use unicode_width::UnicodeWidthChar;
 
 use crate::paint::Canvas;
 
@@ -337,7 +337,7 @@ impl Predictor {
     }
 
     fn print(&mut self, c: char, fb: &Framebuffer, now: Instant) {
-        if c.width() != Some(1) {
+        if wcwidth(u32::from(c)) != Some(1) {
             self.become_tentative();
             return;
         }
@@ -694,6 +694,25 @@ mod tests {
             "the server's own cell is untouched"
         );
         assert_eq!((shown.ds.cursor_row, shown.ds.cursor_col), (0, 5));
+    }
+
+    #[test]
+    fn only_characters_the_c_library_makes_one_column_wide_are_predicted() {
+        // The soft hyphen and U+2630 take one column in the C library
+        // (unicode-width: 0 and 2), so they are predicted, as stock does.
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        let server = screen(b"$ e");
+        engine.input("\u{ad}\u{2630}".as_bytes(), &server, now);
+        let shown = engine.overlay(server.clone());
+        assert_eq!(row(&shown, 0), "$ e\u{ad}\u{2630}");
+        assert_eq!(shown.ds.cursor_col, 5);
+        // A wide or a combining character starts a tentative epoch: what
+        // follows is not shown.
+        for text in ["漢x", "\u{301}x"] {
+            let (mut engine, now) = confirmed(DisplayMode::Always);
+            engine.input(text.as_bytes(), &server, now);
+            assert_eq!(row(&engine.overlay(server.clone()), 0), "$ e", "{text}");
+        }
     }
 
     #[test]

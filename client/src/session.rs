@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mosh_proto::{Base64Key, Delivery, Transport, TransportConfig};
+use mosh_proto::{Base64Key, Delivery, Extension, ExtensionSet, Suite, Transport, TransportConfig};
 use mosh_term::{Complete, Display, Framebuffer, UserStream};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -51,8 +51,11 @@ pub struct SessionConfig {
     pub server: SocketAddr,
     /// The session key.
     pub key: Base64Key,
-    /// `-v`: log dropped datagrams and port hops to stderr.
+    /// `-v`: log dropped datagrams, port hops and the cipher suite to stderr.
     pub verbose: bool,
+    /// Offer the native cipher (AES-256-GCM with X25519 forward secrecy) to
+    /// the server; `MOSH_CIPHER=ocb` turns it off, for stock AES-128-OCB.
+    pub native_cipher: bool,
     /// `MOSH_PREDICTION_DISPLAY`.
     pub prediction: DisplayMode,
     /// `MOSH_PREDICTION_OVERWRITE=yes`.
@@ -113,15 +116,20 @@ struct Signals {
 }
 
 impl Signals {
+    /// Installs the handlers. From here on, as in stock mosh-client, a
+    /// closed pipe on stdout no longer ends the program: SIGPIPE shuts the
+    /// session down (the handler stays installed until exit).
     fn new() -> io::Result<Signals> {
-        Ok(Signals {
+        let signals = Signals {
             winch: signal(SignalKind::window_change())?,
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
             hangup: signal(SignalKind::hangup())?,
             pipe: signal(SignalKind::pipe())?,
             cont: signal(SignalKind::from_raw(libc::SIGCONT))?,
-        })
+        };
+        mosh_stdio::on_broken_pipe(mosh_stdio::BrokenPipe::Ignore);
+        Ok(signals)
     }
 }
 
@@ -195,6 +203,8 @@ struct Client<'t> {
     nothing_received_shown: bool,
     last_port_choice: Instant,
     quit_now: bool,
+    /// The cipher suite and key epoch last logged.
+    cipher_shown: (Suite, u64),
 }
 
 impl<'t> Client<'t> {
@@ -204,8 +214,13 @@ impl<'t> Client<'t> {
         let (width, height) = (usize::from(cols), usize::from(rows));
         let mut user = UserStream::new();
         user.push_resize(i32::from(cols), i32::from(rows));
+        let extensions = if config.native_cipher {
+            ExtensionSet::EMPTY.with(Extension::NativeCipher)
+        } else {
+            ExtensionSet::EMPTY
+        };
         let transport = Transport::new(
-            TransportConfig::client(config.server),
+            TransportConfig::client(config.server).with_extensions(extensions),
             &config.key,
             UserStream::new(),
             Complete::new(width, height),
@@ -227,7 +242,16 @@ impl<'t> Client<'t> {
             nothing_received_shown: false,
             last_port_choice: now,
             quit_now: false,
+            cipher_shown: (Suite::Aes128Ocb, 0),
         };
+        client.log(|| {
+            let offer = if client.config.native_cipher {
+                format!(", offering {}", Suite::Aes256GcmX25519)
+            } else {
+                String::new()
+            };
+            format!("mosh-client: cipher {}{offer}", Suite::Aes128Ocb)
+        });
         client.transport.set_current_state(user);
         client.open_socket(now).map_err(SessionError::Socket)?;
         Ok(client)
@@ -235,7 +259,7 @@ impl<'t> Client<'t> {
 
     fn log(&self, message: impl FnOnce() -> String) {
         if self.config.verbose {
-            eprint!("{}\r\n", message());
+            mosh_stdio::stderr!("{}\r\n", message());
         }
     }
 
@@ -492,6 +516,11 @@ impl<'t> Client<'t> {
         }
         self.status
             .server_acked(self.transport.last_round_trip_success());
+        let cipher = (self.transport.cipher_suite(), self.transport.key_epoch());
+        if cipher != self.cipher_shown {
+            self.cipher_shown = cipher;
+            self.log(|| format!("mosh-client: cipher {} (key epoch {})", cipher.0, cipher.1));
+        }
     }
 
     fn update_predictor_network(&mut self) {

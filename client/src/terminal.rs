@@ -137,25 +137,15 @@ pub fn install_panic_hook() {
 /// The window size of the terminal on standard output as (columns, rows);
 /// 80×24 when unknown.
 pub fn window_size() -> (u16, u16) {
-    match termios::tcgetwinsize(rustix::stdio::stdout()) {
+    match termios::tcgetwinsize(mosh_stdio::Stdout) {
         Ok(size) if size.ws_col > 0 && size.ws_row > 0 => (size.ws_col, size.ws_row),
         _ => (80, 24),
     }
 }
 
-/// Writes all of `bytes` to standard output, retrying interrupted and
-/// partial writes; a closed terminal ends the write silently.
-pub fn write_stdout(mut bytes: &[u8]) {
-    let stdout = rustix::stdio::stdout();
-    while !bytes.is_empty() {
-        match rustix::io::write(stdout, bytes) {
-            Ok(0) => return,
-            Ok(n) => bytes = &bytes[n..],
-            Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
-            Err(_) => return,
-        }
-    }
-}
+/// Writes all of `bytes` to standard output, best effort: a closed
+/// terminal ends the write silently.
+pub use mosh_stdio::write_stdout;
 
 /// What the terminal named by `TERM` can do: erase characters and
 /// background colour erase from its terminfo entry (guessed from the name

@@ -257,6 +257,11 @@ pub struct SessionReport {
     /// still live follows from `last_contact` ([`SessionReport::presence`]).
     /// In `moshctl list`: `waiting`, `attached`, `detached` or `closing`.
     pub state: String,
+    /// The cipher suite sealing the server's datagrams: `aes-128-ocb`
+    /// (mosh's, and always with a stock client) or `aes-256-gcm+x25519`
+    /// (the native cipher, once switched). Absent until the worker reports.
+    #[serde(default)]
+    pub cipher: Option<String>,
     /// In `moshctl list`: since when the session has had no live client
     /// (seconds since the epoch), when `detached`.
     #[serde(default)]

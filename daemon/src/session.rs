@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use mosh_proto::messages::UserMessage;
-use mosh_proto::{Base64Key, Delivery, Transport, TransportConfig};
+use mosh_proto::{Base64Key, Delivery, Extension, ExtensionSet, Suite, Transport, TransportConfig};
 use mosh_term::{Complete, Emulator, KeyTranslator, UserStream};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,7 +27,7 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use pty_process::{OwnedReadPty, OwnedWritePty};
 
@@ -55,6 +55,10 @@ const LIVE_CLIENT: Duration = Duration::from_secs(crate::control::LIVE_SECS);
 const FOREGROUND_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest foreground command reported, in characters.
 const MAX_FOREGROUND: usize = 64;
+/// How much of the stack below the session's frame is overwritten once a
+/// key is in the transport, wiping the copies that making the cipher left
+/// in frames that have returned.
+const STACK_WIPE: usize = 64 * 1024;
 
 /// How a session is set up.
 #[derive(Debug)]
@@ -111,6 +115,9 @@ pub struct SessionStatus {
     pub last_contact: Option<SystemTime>,
     /// Whether the session is shutting down.
     pub closing: bool,
+    /// The cipher suite sealing the server's datagrams (`aes-128-ocb` until
+    /// the native cipher's switch).
+    pub cipher: Option<Suite>,
     /// How many clients attached (the first, and each after a re-key).
     pub attaches: u32,
     /// When the session was last re-keyed.
@@ -157,9 +164,31 @@ pub async fn run(
     key: Box<Base64Key>,
     config: SessionConfig,
 ) -> Result<SessionEnd, SessionError> {
-    let mut session = Session::new(socket, &key, config)?;
-    drop(key);
+    let mut session = start(socket, key, config)?;
+    wipe_stack();
     session.run().await
+}
+
+/// Makes the session in a frame of its own and moves it to the heap, so
+/// that the copies of its cipher left behind are in a frame
+/// [`wipe_stack`] reaches; the key is dropped (and wiped) here.
+#[inline(never)]
+fn start(
+    socket: UdpSocket,
+    key: Box<Base64Key>,
+    config: SessionConfig,
+) -> Result<Box<Session>, SessionError> {
+    let session = Session::new(socket, &key, config)?;
+    Ok(Box::new(session))
+}
+
+/// Overwrites [`STACK_WIPE`] bytes of the stack below the caller's frame,
+/// where functions that handled a key have returned.
+#[inline(never)]
+pub fn wipe_stack() {
+    let mut area = [0u8; STACK_WIPE];
+    area.zeroize();
+    std::hint::black_box(&area);
 }
 
 struct Session {
@@ -177,6 +206,8 @@ struct Session {
     last_client_state: Option<Instant>,
     attached_to: Option<SocketAddr>,
     pty_closed: bool,
+    /// The cipher suite and key epoch last published.
+    cipher_shown: Option<(Suite, u64)>,
     rekeys: Option<mpsc::Receiver<Rekey>>,
     foreground_checked: Option<Instant>,
     utmp: Option<UtmpRecord>,
@@ -204,6 +235,7 @@ impl Session {
             last_client_state: None,
             attached_to: None,
             pty_closed: false,
+            cipher_shown: None,
             rekeys,
             foreground_checked: None,
             utmp: None,
@@ -229,7 +261,7 @@ impl Session {
 
     fn log(&self, message: impl FnOnce() -> String) {
         if self.config.verbose > 0 {
-            eprintln!("{}", message());
+            mosh_stdio::stderrln!("{}", message());
         }
     }
 
@@ -240,6 +272,7 @@ impl Session {
         let mut user1 = signal(SignalKind::user_defined1()).map_err(SessionError::Signals)?;
         let mut datagram = vec![0u8; RECEIVE_BUFFER];
         let mut output = vec![0u8; PTY_READ];
+        self.publish_cipher();
         loop {
             let now = Instant::now();
             self.update_echo_ack(now);
@@ -285,6 +318,7 @@ impl Session {
                 Event::User1 => self.user1(now),
                 Event::Rekey(Some(request)) => {
                     let outcome = self.rekey(now, request.force);
+                    wipe_stack();
                     let _ = request.reply.send(outcome);
                 }
                 Event::Rekey(None) => self.rekeys = None,
@@ -365,6 +399,7 @@ impl Session {
             Ok(_) => {}
             Err(error) => self.log(|| format!("Dropped datagram from {from}: {error}")),
         }
+        self.publish_cipher();
         let remote = self.transport.remote_addr();
         if remote != self.attached_to {
             let first = self.attached_to.is_none();
@@ -379,6 +414,16 @@ impl Session {
                 Some(addr) => self.log(|| format!("Server now attached to client at {addr}")),
                 None => self.log(|| "Server now detached from client.".to_owned()),
             }
+        }
+    }
+
+    /// Publishes and logs the cipher suite when it or its key epoch changed.
+    fn publish_cipher(&mut self) {
+        let cipher = (self.transport.cipher_suite(), self.transport.key_epoch());
+        if self.cipher_shown != Some(cipher) {
+            self.cipher_shown = Some(cipher);
+            self.publish_status(|status| status.cipher = Some(cipher.0));
+            self.log(|| format!("Cipher {} (key epoch {})", cipher.0, cipher.1));
         }
     }
 
@@ -600,7 +645,8 @@ fn fresh_transport(
 ) -> Result<Transport<Complete, UserStream>, mosh_proto::CryptoError> {
     let (width, height) = INITIAL_SIZE;
     Transport::new(
-        TransportConfig::server(),
+        TransportConfig::server()
+            .with_extensions(ExtensionSet::EMPTY.with(Extension::NativeCipher)),
         key,
         Complete::new(width, height),
         UserStream::new(),

@@ -184,9 +184,6 @@ pub fn run() -> Result<(), WorkerError> {
     name_process(c"mosh-server");
     drop_privileges(&setup)?;
     prepare_environment(&setup);
-    if Base64Key::parse(&setup.key).is_err() {
-        return Err(WorkerError::Setup("bad session key".into()));
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -366,9 +363,8 @@ pub fn is_locale_variable(name: &str) -> bool {
 }
 
 async fn serve(setup: WorkerSetup) -> Result<(), WorkerError> {
-    let key = Base64Key::parse(&setup.key)
-        .map(Box::new)
-        .map_err(|_| WorkerError::Setup("bad session key".into()))?;
+    let key = boxed_key(&setup.key).ok_or_else(|| WorkerError::Setup("bad session key".into()))?;
+    session::wipe_stack();
     // SAFETY: the daemon passes the session's bound UDP socket as this
     // descriptor; nothing else in this process owns it.
     let udp = std::net::UdpSocket::from(unsafe { OwnedFd::from_raw_fd(UDP_FD) });
@@ -426,6 +422,13 @@ async fn serve(setup: WorkerSetup) -> Result<(), WorkerError> {
     Ok(())
 }
 
+/// The session key, parsed into the heap in a frame of its own, whose
+/// leftovers [`session::wipe_stack`] can then overwrite.
+#[inline(never)]
+fn boxed_key(text: &str) -> Option<Box<Base64Key>> {
+    Base64Key::parse(text).ok().map(Box::new)
+}
+
 /// The fixed part of every report.
 #[derive(Debug, Clone)]
 struct Identity {
@@ -458,6 +461,7 @@ impl Identity {
             started: self.started,
             last_contact: status.last_contact.map(unix_seconds),
             state: state.into(),
+            cipher: status.cipher.map(|suite| suite.name().to_owned()),
             attaches: status.attaches,
             rekeyed: status.rekeyed.map(unix_seconds),
             detached_since: None,

@@ -27,6 +27,33 @@ pub struct Instruction {
     /// Random padding that blurs lengths; ignored.
     #[prost(bytes = "vec", optional, tag = "7")]
     pub chaff: Option<Vec<u8>>,
+    /// Our native-extension negotiation (see [`crate::extensions`]); a tag
+    /// stock mosh does not define, so a stock peer skips it. Absent on
+    /// everything sent to or by a stock peer after the first few datagrams.
+    #[prost(message, optional, tag = "100")]
+    pub extensions: Option<Extensions>,
+}
+
+/// The negotiation field: a client's offer or a server's answer.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Extensions {
+    /// Bit mask of [`crate::extensions::Extension`]s: those the client
+    /// supports, or those the server enabled.
+    #[prost(uint64, optional, tag = "1")]
+    pub supported: Option<u64>,
+    /// The sender's ephemeral X25519 public key for the native cipher (see
+    /// [`crate::cipher`]): on the client's offer and the server's answer,
+    /// and on both halves of every rekey.
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub key_share: Option<Vec<u8>>,
+    /// The key epoch `key_share` is for; absent means 1, the first native
+    /// keys (epoch 0 is the bootstrap AES-128-OCB key).
+    #[prost(uint64, optional, tag = "3")]
+    pub key_epoch: Option<u64>,
+    /// Set by a server whose sent count under the current keys reached the
+    /// rekey threshold: it asks the client to start a rekey.
+    #[prost(bool, optional, tag = "4")]
+    pub rekey_request: Option<bool>,
 }
 
 /// The only protocol version mosh 1.4 speaks.

@@ -259,6 +259,7 @@ fn states_held_stay_bounded_when_the_peer_never_throws_away() {
             throwaway_num: Some(0),
             diff: Some(b"k".to_vec()),
             chaff: Some(Vec::new()),
+            extensions: None,
         };
         let datagram = forger.instruction(now, &instruction);
         let _ = server.handle_datagram(now, client_addr(), &datagram);

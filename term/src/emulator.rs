@@ -26,19 +26,18 @@
 //! executes the former and shows U+FFFD for the latter. Other invalid UTF-8
 //! shows U+FFFD.
 //!
-//! Character widths come from `unicode-width` 0.2 (widths other than 0 and
-//! 2 count as 1). Stock mosh uses the C library's `wcwidth`; glibc 2.36's
-//! differs for 224 assigned code points (mostly symbols made wide in recent
-//! Unicode versions, such as U+2630 to U+2637, and spacing combining marks
-//! that glibc gives width 1), so text using them can shift on stock peers.
-
-use unicode_width::UnicodeWidthChar;
+//! Character widths are the C library's, as stock mosh measures them
+//! ([`crate::width::wcwidth`]): a character of width 1 or 2 takes that many
+//! cells, one of width 0 joins the previous cell, and one that `wcwidth`
+//! calls not printable (-1: unassigned code points, surrogates, controls)
+//! is dropped without moving the cursor, as stock does.
 
 use crate::framebuffer::{Attrs, Color, Renditions};
 use crate::framebuffer::{
     Framebuffer, MAX_HEIGHT, MAX_WIDTH, MouseEncoding, MouseReporting, SavedCursor,
 };
 use crate::parser::{CsiParams, Parser, new_parser};
+use crate::width::wcwidth;
 
 /// Most bytes of replies kept until drained; later replies are dropped.
 pub const MAX_REPLY_BYTES: usize = 4096;
@@ -298,7 +297,7 @@ impl Terminal {
         let cw = if (' '..='~').contains(&c) {
             1
         } else {
-            match c.width() {
+            match wcwidth(u32::from(c)) {
                 Some(w) => w,
                 None => return,
             }

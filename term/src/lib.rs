@@ -9,6 +9,8 @@
 //! * [`complete`]: [`Complete`], the server→client SSP state.
 //! * [`input`]: [`UserStream`], the client→server SSP state, and the
 //!   server's [`KeyTranslator`].
+//! * [`width`]: [`width::wcwidth`], the C library's character widths, which
+//!   the emulator and the client's prediction engine use.
 //!
 //! ```
 //! use mosh_term::{Display, Emulator};
@@ -38,6 +40,8 @@ pub mod emulator;
 pub mod framebuffer;
 pub mod input;
 pub mod parser;
+pub mod width;
+mod width_table;
 
 pub use complete::Complete;
 pub use display::Display;

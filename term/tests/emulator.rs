@@ -337,18 +337,46 @@ fn reset_keeps_bell_count() {
 }
 
 #[test]
-fn widths_that_differ_from_tmux() {
-    // unicode-width 0.2 makes these zero-width (tmux 3.3a: 1, 2, 2, 2, 1);
-    // they combine with the previous cell.
-    for c in ['\u{ad}', '\u{302e}', '\u{302f}', '\u{3164}', '\u{ffa0}'] {
-        let e = emu(10, 2, format!("a{c}b").as_bytes());
-        let fb = e.framebuffer();
-        assert_eq!(fb.cell(0, 0).contents(), format!("a{c}"));
-        assert_eq!(fb.cell(0, 1).contents(), "b");
-    }
-    // A ZWJ sequence is not joined: each emoji keeps its own wide cell.
-    let e = emu(10, 2, "\u{1f468}\u{200d}\u{1f469}".as_bytes());
+fn widths_are_the_c_librarys() {
+    // The soft hyphen takes a cell of its own, as in glibc, stock mosh and
+    // tmux (unicode-width makes it zero-width).
+    let e = emu(10, 2, "a\u{ad}b".as_bytes());
     let fb = e.framebuffer();
-    assert_eq!(fb.cell(0, 0).contents(), "\u{1f468}\u{200d}");
-    assert_eq!(fb.cell(0, 2).contents(), "\u{1f469}");
+    assert_eq!(fb.cell(0, 0).contents(), "a");
+    assert_eq!(fb.cell(0, 1).contents(), "\u{ad}");
+    assert_eq!(fb.cell(0, 2).contents(), "b");
+    assert_eq!(cursor(fb), (0, 3));
+    // Wide: CJK, emoji, a Hangul tone mark and the Hangul filler; U+2630
+    // (a trigram, wide for unicode-width) takes one cell.
+    let e = emu(12, 2, "漢😀\u{302e}\u{3164}\u{2630}x".as_bytes());
+    let fb = e.framebuffer();
+    for (col, text) in [(0, "漢"), (2, "😀"), (4, "\u{302e}"), (6, "\u{3164}")] {
+        assert!(fb.cell(0, col).wide && fb.cell(0, col + 1).spacer, "{text}");
+        assert_eq!(fb.cell(0, col).contents(), text);
+    }
+    assert!(!fb.cell(0, 8).wide);
+    assert_eq!(fb.cell(0, 8).contents(), "\u{2630}");
+    assert_eq!(fb.cell(0, 9).contents(), "x");
+    // Zero-width characters join the previous cell: combining marks, a
+    // Hangul medial vowel, a variation selector, a zero-width joiner (whose
+    // sequence is not joined: each emoji keeps its own wide cell).
+    let e = emu(
+        12,
+        2,
+        "e\u{301}\u{1100}\u{1160}\u{2764}\u{fe0f}\u{1f468}\u{200d}\u{1f469}".as_bytes(),
+    );
+    let fb = e.framebuffer();
+    assert_eq!(fb.cell(0, 0).contents(), "e\u{301}");
+    assert_eq!(fb.cell(0, 1).contents(), "\u{1100}\u{1160}");
+    assert_eq!(fb.cell(0, 3).contents(), "\u{2764}\u{fe0f}");
+    assert_eq!(fb.cell(0, 4).contents(), "\u{1f468}\u{200d}");
+    assert_eq!(fb.cell(0, 6).contents(), "\u{1f469}");
+    assert_eq!(cursor(fb), (0, 8));
+    // What wcwidth calls not printable (an unassigned code point, a
+    // noncharacter) is dropped and the cursor stays, as in stock mosh (tmux
+    // 3.3a shows it in one cell).
+    let e = emu(10, 2, "a\u{378}\u{fffe}b".as_bytes());
+    let fb = e.framebuffer();
+    assert_eq!(row_text(fb, 0), "ab");
+    assert_eq!(cursor(fb), (0, 2));
 }

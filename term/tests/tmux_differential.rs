@@ -18,15 +18,13 @@
 //!   so `capture-pane` shows the rest in the default colour. A trailing run
 //!   of blank cells that are background-only on our side and default on
 //!   tmux's is therefore compared without its background.
-//! * Character widths come from `unicode-width` 0.2. Measured against tmux
-//!   3.3a over 6118 code points (Latin-1, combining marks, Hangul jamo,
-//!   general punctuation, arrows, technical symbols, enclosed alphanumerics,
-//!   box drawing, dingbats, CJK symbols and kana, halfwidth and fullwidth
-//!   forms, emoji, tags), five differ and are kept out of the corpus: U+00AD
-//!   soft hyphen (ours 0, tmux 1), U+302E and U+302F Hangul tone marks (0 vs
-//!   2), U+3164 Hangul filler (0 vs 2) and U+FFA0 halfwidth Hangul filler (0
-//!   vs 1). tmux also joins the character after a ZERO WIDTH JOINER into the
-//!   same cell (emoji ZWJ sequences); we, like stock mosh, do not.
+//! * Character widths are the C library's `wcwidth`, as in stock mosh and
+//!   in tmux 3.3a, except for what `wcwidth` calls not printable
+//!   (unassigned code points, noncharacters): tmux shows it in one cell, we
+//!   drop it as stock mosh does (pinned down in `tests/emulator.rs`), so the
+//!   corpus has none. tmux also joins the character after a ZERO WIDTH
+//!   JOINER into the same cell (emoji ZWJ sequences); we, like stock mosh,
+//!   do not.
 //! * tmux's `capture-pane` cannot show the wrap flag or the bell, so these
 //!   are covered by the unit and round-trip tests instead.
 //!

@@ -70,7 +70,9 @@ impl<L: State, R: State> UdpPeer<L, R> {
         Self::bind(TransportConfig::server(), key, local, remote)
     }
 
-    fn bind(config: TransportConfig, key: &Base64Key, local: L, remote: R) -> io::Result<Self> {
+    /// A peer on an ephemeral loopback port with a transport set up by
+    /// `config` (a client's names its server).
+    pub fn bind(config: TransportConfig, key: &Base64Key, local: L, remote: R) -> io::Result<Self> {
         let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
         Self::with_socket(socket, config, key, local, remote)
     }

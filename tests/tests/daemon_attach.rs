@@ -6,6 +6,10 @@
 //! many requests); the launchers over real ssh; the notice on a new
 //! session's screen and `moshctl list`; a daemon restart; the old key gone
 //! from the worker's memory; and the terminal's utmp record through it all.
+#![allow(
+    clippy::print_stderr,
+    reason = "a test's diagnostics, captured by the test runner"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -675,8 +679,10 @@ fn who_shows_the_session_with_its_client_then_detached_then_attached_then_gone()
     wait_for_who(&user, |lines| lines.is_empty(), QUICK);
 }
 
-/// The worker's resident memory (kB) and open descriptors.
+/// The worker's resident memory (kB) and open descriptors, once the
+/// daemon's connection of the last attach has had time to close.
 fn rss_and_fds(pid: u32) -> (u64, usize) {
+    std::thread::sleep(Duration::from_millis(500));
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let rss = status
         .lines()
@@ -732,7 +738,7 @@ fn a_hundred_detach_attach_cycles_leave_the_worker_as_it_was_and_the_session_ans
     eprintln!(
         "worker after 10 cycles: {base_rss} kB, {base_fds} fds; after 100: {rss} kB, {fds} fds"
     );
-    assert_eq!(fds, base_fds, "descriptors leak");
+    assert!(fds <= base_fds, "descriptors leak: {base_fds} then {fds}");
     assert!(
         rss * 100 <= base_rss * 105 && rss * 100 >= base_rss * 95,
         "RSS went from {base_rss} kB to {rss} kB"

@@ -13,7 +13,7 @@ use mosh_e2e::stock;
 use mosh_e2e::tmux::TmuxSession;
 use mosh_proto::connection::{DATAGRAM_OVERHEAD, IPV4_MTU};
 use mosh_proto::fragment;
-use mosh_proto::{Base64Key, Delivery, State};
+use mosh_proto::{Base64Key, Delivery, ExtensionSet, Peer, State, TransportConfig};
 
 /// Upper bound for every step; each takes well under a second on loopback.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -46,13 +46,19 @@ fn received_text(client: &ClientPeer) -> String {
     String::from_utf8_lossy(client.transport().latest_remote_state().hostbytes()).into_owned()
 }
 
-/// Starts a stock `mosh-server` running `/bin/sh`, connects our client, sends
-/// the window size and waits for the shell's first screen.
+/// Starts a stock `mosh-server` running `/bin/sh`, connects our client
+/// (offering no native extension, as stock), sends the window size and waits
+/// for the shell's first screen.
 fn connect_to_stock_server() -> (MoshServer, ClientPeer) {
+    connect_to_stock_server_offering(ExtensionSet::EMPTY)
+}
+
+/// [`connect_to_stock_server`] with our client offering `extensions`.
+fn connect_to_stock_server_offering(extensions: ExtensionSet) -> (MoshServer, ClientPeer) {
     let server =
         MoshServer::start(Implementation::Stock, &["/bin/sh"]).expect("start stock mosh-server");
-    let mut client = UdpPeer::client(
-        server.addr(),
+    let mut client = UdpPeer::bind(
+        TransportConfig::client(server.addr()).with_extensions(extensions),
         server.key(),
         UserStream::default(),
         HostLog::default(),
@@ -170,9 +176,19 @@ fn long_input_and_its_echo_cross_in_several_fragments_with_stock_server() {
 /// Binds our server, starts stock `mosh-client` against it in a tmux pane of
 /// [`CLIENT_SIZE`] and waits for the client's window size, its first state.
 fn connect_stock_client() -> (ServerPeer, TmuxSession) {
+    connect_stock_client_supporting(ExtensionSet::EMPTY)
+}
+
+/// [`connect_stock_client`] with our server supporting `extensions`.
+fn connect_stock_client_supporting(extensions: ExtensionSet) -> (ServerPeer, TmuxSession) {
     let key = Base64Key::random().expect("a random session key");
-    let mut server = UdpPeer::server(&key, TextScreen::default(), UserStream::default())
-        .expect("bind the test server's UDP socket");
+    let mut server = UdpPeer::bind(
+        TransportConfig::server().with_extensions(extensions),
+        &key,
+        TextScreen::default(),
+        UserStream::default(),
+    )
+    .expect("bind the test server's UDP socket");
     let tmux = stock::client_in_tmux(server.local_addr(), &key, CLIENT_SIZE.0, CLIENT_SIZE.1)
         .expect("start stock mosh-client in tmux");
     let size = server
@@ -289,5 +305,26 @@ fn stock_client_draws_a_screen_sent_in_several_fragments() {
         expected,
         "the text should fill the first {rows} rows, wrapping at {width} columns"
     );
+    shut_down_stock_client(server, tmux);
+}
+
+#[test]
+fn stock_server_ignores_our_extension_offer() {
+    let (server, mut client) = connect_to_stock_server_offering(ExtensionSet::all());
+    type_and_expect(&mut client, "echo offer-$((6*7))\r", "offer-42");
+    assert_eq!(
+        client.transport().peer_extensions(),
+        Peer::Stock,
+        "stock mosh-server acknowledged our states without answering the offer"
+    );
+    exit_stock_server(server, client);
+}
+
+#[test]
+fn our_server_with_extensions_treats_stock_client_as_stock() {
+    const TEXT: &str = "hello from a server with extensions";
+    let (mut server, tmux) = connect_stock_client_supporting(ExtensionSet::all());
+    assert_eq!(server.transport().peer_extensions(), Peer::Stock);
+    show_and_wait(&mut server, &tmux, TEXT);
     shut_down_stock_client(server, tmux);
 }

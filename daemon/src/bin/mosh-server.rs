@@ -4,7 +4,7 @@
 //! the caller's running sessions a new key and prints that the same way.
 
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use std::time::Duration;
@@ -18,6 +18,7 @@ use mosh_daemon::server::{bind, locale};
 use mosh_daemon::session::{self, SessionConfig, SessionEnd, timeout_from_env};
 use mosh_daemon::worker::is_locale_variable;
 use mosh_proto::Base64Key;
+use mosh_stdio::{BrokenPipe, on_broken_pipe, stderr, stderrln, stdout, stdoutln};
 use zeroize::Zeroizing;
 
 /// How long to wait for the daemon to start a session.
@@ -31,6 +32,9 @@ const ENABLE_DAEMON: &str =
 const FOREGROUND_VARIABLE: &str = "MOSH_SERVER_FOREGROUND";
 
 fn main() -> ExitCode {
+    // Until it prints MOSH CONNECT, stock mosh-server has SIGPIPE at its
+    // default action: output to a closed pipe ends it (`--help | true`).
+    on_broken_pipe(BrokenPipe::Die);
     let mut argv = std::env::args_os();
     let program = argv
         .next()
@@ -40,31 +44,31 @@ fn main() -> ExitCode {
     let ssh_connection = std::env::var("SSH_CONNECTION").ok();
     let (options, warnings) = match args::parse(&rest, ssh_connection.as_deref()) {
         Ok(Invocation::Help) => {
-            println!("{}", args::usage(&program));
+            stdoutln!("{}", args::usage(&program));
             return ExitCode::SUCCESS;
         }
         Ok(Invocation::Version) => {
-            print!("{}", version_block());
+            stdout!("{}", version_block());
             return ExitCode::SUCCESS;
         }
         Ok(Invocation::Attach(options)) => return attach(&options),
         Ok(Invocation::Run { options, warnings }) => (options, warnings),
         Err(error) => {
-            eprintln!("{program}: {error}");
-            eprintln!("{}", args::usage(&program));
+            stderrln!("{program}: {error}");
+            stderrln!("{}", args::usage(&program));
             return ExitCode::FAILURE;
         }
     };
     for warning in warnings {
-        eprintln!("{program}: {warning}");
+        stderrln!("{program}: {warning}");
         if warning.contains("option") {
-            eprintln!("{}", args::usage(&program));
+            stderrln!("{}", args::usage(&program));
         }
     }
     match serve(&options) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("{message}");
+            stderrln!("{message}");
             ExitCode::FAILURE
         }
     }
@@ -81,7 +85,7 @@ fn version_block() -> String {
 
 fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
     if let Err(refusal) = locale::adopt_utf8_locale(&options.locale_vars) {
-        eprintln!("{refusal}");
+        stderrln!("{refusal}");
         let _ = std::process::Command::new("locale").status();
         return Ok(ExitCode::FAILURE);
     }
@@ -94,39 +98,42 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         std::env::var_os("MOSH_SERVER_SIGNAL_TMOUT"),
     );
     for warning in [network_warning, signal_warning].into_iter().flatten() {
-        eprintln!("{warning}");
+        stderrln!("{warning}");
     }
     if options.reattach {
         match ask_to_attach(&AttachSession::default()) {
             Ok((started, notes)) => {
                 if let Some(command) = &options.command {
                     let command: Vec<_> = command.iter().map(|w| w.to_string_lossy()).collect();
-                    eprintln!(
+                    stderrln!(
                         "mosh-server: --reattach: attached to detached session {} instead of \
                          running {:?}",
                         started.id,
                         command.join(" ")
                     );
                 }
-                return print_attached(&started, &notes);
+                print_attached(&started, &notes);
+                return Ok(ExitCode::SUCCESS);
             }
             Err(DaemonFailure::Refused(message) | DaemonFailure::Unavailable(message))
                 if options.verbose > 0 =>
             {
-                eprintln!("mosh-server: --reattach: {message}; starting a new session");
+                stderrln!("mosh-server: --reattach: {message}; starting a new session");
             }
             Err(_) => {}
         }
     }
-    match through_daemon(options) {
+    // Said after MOSH CONNECT: stock has no such line, so it must not end
+    // the program on a closed pipe as the lines stock does print may.
+    let standalone_note = match through_daemon(options) {
         Ok(started) => {
             if options.verbose > 0 {
                 for line in &started.notice {
-                    eprintln!("{line}");
+                    stderrln!("{line}");
                 }
             }
-            print_connect_line(started.port, &started.key)?;
-            eprint!(
+            print_connect_line(started.port, &started.key);
+            stderr!(
                 "\n{}\n[mosh-server detached, pid = {}]\n",
                 version_block(),
                 started.pid
@@ -134,18 +141,16 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
             return Ok(ExitCode::SUCCESS);
         }
         Err(DaemonFailure::Refused(message)) => {
-            eprintln!("mosh-server: {message}");
+            stderrln!("mosh-server: {message}");
             return Ok(ExitCode::FAILURE);
         }
         Err(DaemonFailure::Unavailable(why)) => {
-            if options.verbose > 0 {
-                eprintln!("mosh-server: {why}; running standalone");
-            }
+            (options.verbose > 0).then(|| format!("mosh-server: {why}; running standalone"))
         }
-    }
+    };
     let bound = bind::bind(&options.bind, options.ports).map_err(|e| e.to_string())?;
     for warning in &bound.warnings {
-        eprintln!("{warning}");
+        stderrln!("{warning}");
     }
     let port = bound
         .socket
@@ -167,7 +172,10 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         status: None,
         rekeys: None,
     };
-    print_connect_line(port, &Zeroizing::new(key.printable()))?;
+    print_connect_line(port, &Zeroizing::new(key.printable()));
+    if let Some(note) = standalone_note {
+        stderrln!("{note}");
+    }
     if std::env::var_os(FOREGROUND_VARIABLE).is_none() {
         detach(options.verbose)?;
     }
@@ -185,7 +193,7 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
             .await
             .map_err(std::io::Error::other)
     });
-    println!("[mosh-server is exiting.]");
+    stdoutln!("[mosh-server is exiting.]");
     match outcome {
         Ok(
             SessionEnd::Clean
@@ -204,25 +212,22 @@ fn attach(options: &AttachOptions) -> ExitCode {
         id: options.id.clone(),
         force: options.force,
     };
-    let outcome = match ask_to_attach(&request) {
-        Ok((started, notes)) => print_attached(&started, &notes),
-        Err(DaemonFailure::Refused(message)) => Err(format!("mosh-server: {message}")),
-        Err(DaemonFailure::Unavailable(why)) => Err(if options.verbose > 0 {
-            format!("mosh-server: attaching needs mosh-daemon ({why}); {ENABLE_DAEMON}")
-        } else {
-            format!(
-                "mosh-server: attaching needs mosh-daemon, which is not running here; \
-                 {ENABLE_DAEMON}"
-            )
-        }),
-    };
-    match outcome {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("{message}");
-            ExitCode::FAILURE
+    let message = match ask_to_attach(&request) {
+        Ok((started, notes)) => {
+            print_attached(&started, &notes);
+            return ExitCode::SUCCESS;
         }
-    }
+        Err(DaemonFailure::Refused(message)) => format!("mosh-server: {message}"),
+        Err(DaemonFailure::Unavailable(why)) if options.verbose > 0 => {
+            format!("mosh-server: attaching needs mosh-daemon ({why}); {ENABLE_DAEMON}")
+        }
+        Err(DaemonFailure::Unavailable(_)) => format!(
+            "mosh-server: attaching needs mosh-daemon, which is not running here; \
+             {ENABLE_DAEMON}"
+        ),
+    };
+    stderrln!("{message}");
+    ExitCode::FAILURE
 }
 
 /// Asks the daemon to re-key a session for the caller. A daemon that has
@@ -243,28 +248,32 @@ fn ask_to_attach(request: &AttachSession) -> Result<(Started, Vec<String>), Daem
 
 /// Prints an attached session's connect line, as `new` does, after the
 /// daemon's notes.
-fn print_attached(started: &Started, notes: &[String]) -> Result<ExitCode, String> {
+fn print_attached(started: &Started, notes: &[String]) {
     for note in notes {
-        eprintln!("{note}");
+        stderrln!("{note}");
     }
-    print_connect_line(started.port, &started.key)?;
-    eprint!(
+    print_connect_line(started.port, &started.key);
+    stderr!(
         "\n{}\n[mosh-server detached, pid = {}]\n",
         version_block(),
         started.pid
     );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints `MOSH CONNECT <port> <key>` as mosh expects it.
-fn print_connect_line(port: u16, key: &str) -> Result<(), String> {
-    let mut stdout = std::io::stdout().lock();
-    if std::io::stdin().is_terminal() {
-        let _ = write!(stdout, "\r\n\n");
-    }
-    writeln!(stdout, "MOSH CONNECT {port} {key}")
-        .and_then(|()| stdout.flush())
-        .map_err(|e| format!("writing the connect line: {e}"))
+///
+/// From here on, as in stock mosh-server (which ignores SIGPIPE as it
+/// prints this line), output to a closed pipe is lost and changes nothing:
+/// the session goes on even if nobody could read the line, until a timeout
+/// ends it.
+fn print_connect_line(port: u16, key: &str) {
+    on_broken_pipe(BrokenPipe::Ignore);
+    let tty_prefix = if std::io::stdin().is_terminal() {
+        "\r\n\n"
+    } else {
+        ""
+    };
+    stdout!("{tty_prefix}MOSH CONNECT {port} {key}\n");
 }
 
 /// Why the daemon did not start the session.
@@ -325,7 +334,7 @@ fn detach(verbose: u32) -> Result<(), String> {
     // the child may run arbitrary code after fork.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         nix::unistd::ForkResult::Parent { child } => {
-            eprint!(
+            stderr!(
                 "\n{}\n[mosh-server detached, pid = {child}]\n",
                 version_block()
             );

@@ -15,6 +15,7 @@ use mosh_daemon::control::{
     self, DaemonStatus, FirewallRequest, FirewallStatus, Request, Response, SessionReport,
 };
 use mosh_daemon::worker::unix_seconds;
+use mosh_stdio::{stderrln, stdout, stdoutln};
 
 /// How long to wait for the daemon.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
     match run(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("moshctl: {message}");
+            stderrln!("moshctl: {message}");
             ExitCode::FAILURE
         }
     }
@@ -42,12 +43,12 @@ fn run(command: MoshctlCommand) -> Result<(), String> {
             if json {
                 print_json(&sessions);
             } else {
-                print!("{}", table(&sessions, unix_seconds(SystemTime::now())));
+                stdout!("{}", table(&sessions, unix_seconds(SystemTime::now())));
             }
         }
         MoshctlCommand::Kill(args) => match call(&Request::Kill(args.target()))? {
-            Response::Killed { ids } if ids.is_empty() => println!("no sessions to kill"),
-            Response::Killed { ids } => println!("killed {}", ids.join(" ")),
+            Response::Killed { ids } if ids.is_empty() => stdoutln!("no sessions to kill"),
+            Response::Killed { ids } => stdoutln!("killed {}", ids.join(" ")),
             other => return Err(unexpected(other)),
         },
         MoshctlCommand::Status { json } => {
@@ -58,7 +59,7 @@ fn run(command: MoshctlCommand) -> Result<(), String> {
             if json {
                 print_json(&status);
             } else {
-                print!("{}", describe(&status));
+                stdout!("{}", describe(&status));
             }
         }
         MoshctlCommand::Firewall { action } => {
@@ -74,7 +75,7 @@ fn run(command: MoshctlCommand) -> Result<(), String> {
             if json {
                 print_json(&status);
             } else {
-                print!("{}", describe_firewall(&status));
+                stdout!("{}", describe_firewall(&status));
             }
             if status.state == "error" && request != FirewallRequest::Status {
                 return Err("the firewall backend failed (see above)".into());
@@ -85,7 +86,7 @@ fn run(command: MoshctlCommand) -> Result<(), String> {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) {
-    println!(
+    stdoutln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
@@ -132,6 +133,7 @@ fn table(sessions: &[SessionReport], now: u64) -> String {
             "LAST CONTACT",
             "CREATED",
             "ATTACHES",
+            "CIPHER",
             "COMMAND",
         ]
         .map(String::from),
@@ -153,10 +155,11 @@ fn table(sessions: &[SessionReport], now: u64) -> String {
             s.last_contact.map(ago).unwrap_or_else(|| "never".into()),
             ago(s.started),
             s.attaches.to_string(),
+            s.cipher.clone().unwrap_or_else(|| "-".into()),
             s.foreground.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    let mut widths = [0usize; 10];
+    let mut widths = [0usize; 11];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -241,6 +244,7 @@ mod tests {
             started: 1000,
             last_contact: Some(1990),
             state: "attached".into(),
+            cipher: Some("aes-256-gcm+x25519".into()),
             attaches: 1,
             rekeyed: None,
             detached_since: None,
@@ -266,9 +270,15 @@ mod tests {
             "{text}"
         );
         assert!(lines[1].contains("10s ago       16m40s ago"), "{text}");
-        assert!(lines[1].ends_with(" 1         vim notes.txt"), "{text}");
+        assert!(
+            lines[1].ends_with(" 1         aes-256-gcm+x25519  vim notes.txt"),
+            "{text}"
+        );
         assert!(lines[2].contains("detached-5m00s"), "{text}");
-        assert!(lines[2].ends_with(" 3         -"), "{text}");
+        assert!(
+            lines[2].ends_with(" 3         aes-256-gcm+x25519  -"),
+            "{text}"
+        );
         assert_eq!(table(&[], 0).lines().last(), Some("(no sessions)"));
     }
 

@@ -372,6 +372,7 @@ mod tests {
             started: 100,
             last_contact,
             state: state.into(),
+            cipher: None,
             attaches: 1,
             rekeyed: None,
             detached_since: None,

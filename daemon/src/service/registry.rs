@@ -122,6 +122,7 @@ impl Registry {
                 known.last_contact = report.last_contact;
                 known.started = report.started;
                 known.state = report.state;
+                known.cipher = report.cipher;
                 known.attaches = report.attaches;
                 known.rekeyed = report.rekeyed;
                 known.foreground = report.foreground;
@@ -177,6 +178,7 @@ mod tests {
             started: 0,
             last_contact: None,
             state: "waiting".into(),
+            cipher: None,
             attaches: 0,
             rekeyed: None,
             detached_since: None,

@@ -108,6 +108,7 @@ pub async fn start(
             started: unix_seconds(SystemTime::now()),
             last_contact: None,
             state: "starting".into(),
+            cipher: None,
             attaches: 0,
             rekeyed: None,
             detached_since: None,

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 
+use crate::cipher::{Handshake, RekeyLimits, Suite};
 use crate::connection::{Connection, ReceiveError, Role};
 use crate::crypto::CryptoError;
+use crate::extensions::{Extension, ExtensionSet, Negotiation, Peer};
 use crate::fragment::{self, Fragment, FragmentAssembly, FragmentError, Fragmenter};
 use crate::key::Base64Key;
 use crate::messages::{Instruction, PROTOCOL_VERSION};
@@ -37,6 +39,8 @@ pub struct TransportConfig {
     role: Role,
     remote: Option<SocketAddr>,
     chaff_seed: Option<u64>,
+    extensions: ExtensionSet,
+    rekey: RekeyLimits,
 }
 
 impl TransportConfig {
@@ -46,6 +50,8 @@ impl TransportConfig {
             role: Role::Server,
             remote: None,
             chaff_seed: None,
+            extensions: ExtensionSet::EMPTY,
+            rekey: RekeyLimits::default(),
         }
     }
 
@@ -55,6 +61,8 @@ impl TransportConfig {
             role: Role::Client,
             remote: Some(server),
             chaff_seed: None,
+            extensions: ExtensionSet::EMPTY,
+            rekey: RekeyLimits::default(),
         }
     }
 
@@ -62,6 +70,25 @@ impl TransportConfig {
     /// is seeded from the OS random source.
     pub fn with_chaff_seed(mut self, seed: u64) -> Self {
         self.chaff_seed = Some(seed);
+        self
+    }
+
+    /// The native extensions this end supports and negotiates with the peer
+    /// (see [`crate::extensions`]). The default, the empty set, is stock
+    /// mosh on the wire.
+    pub fn with_extensions(mut self, extensions: ExtensionSet) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
+    /// When the native cipher rekeys: after `datagrams` datagrams sent or
+    /// received under one key epoch, or when an epoch is `age` old (a client
+    /// starts the rekey; a server asks for one when its own sent count
+    /// reaches `datagrams`). The defaults are
+    /// [`REKEY_DATAGRAMS`](crate::cipher::REKEY_DATAGRAMS) and
+    /// [`REKEY_AGE`](crate::cipher::REKEY_AGE); tests lower them.
+    pub fn with_rekey_limits(mut self, datagrams: u64, age: Duration) -> Self {
+        self.rekey = RekeyLimits { datagrams, age };
         self
     }
 }
@@ -145,6 +172,8 @@ pub struct Transport<L, R> {
     outbox: VecDeque<Transmit>,
     seal_failure: Option<CryptoError>,
     stats: TransportStats,
+    negotiation: Negotiation,
+    handshake: Handshake,
 }
 
 impl<L: State, R: State> Transport<L, R> {
@@ -175,6 +204,14 @@ impl<L: State, R: State> Transport<L, R> {
             outbox: VecDeque::new(),
             seal_failure: None,
             stats: TransportStats::default(),
+            negotiation: Negotiation::new(config.role, config.extensions),
+            handshake: Handshake::new(
+                config.role,
+                config.extensions.contains(Extension::NativeCipher),
+                key,
+                config.rekey,
+            )
+            .map_err(|e| CryptoError::RandomSource(e.to_string()))?,
         })
     }
 
@@ -218,14 +255,22 @@ impl<L: State, R: State> Transport<L, R> {
     fn handle_instruction(
         &mut self,
         now: Instant,
-        instruction: Instruction,
+        mut instruction: Instruction,
     ) -> Result<Delivery, TransportError> {
         if instruction.protocol_version != Some(PROTOCOL_VERSION) {
             return Err(TransportError::VersionMismatch(
                 instruction.protocol_version,
             ));
         }
-        self.sender.process_ack(instruction.ack_num.unwrap_or(0));
+        let ack_num = instruction.ack_num.unwrap_or(0);
+        self.handshake.handle_instruction(
+            &mut self.negotiation,
+            self.connection.keyring_mut(),
+            now,
+            ack_num,
+            instruction.extensions.take(),
+        );
+        self.sender.process_ack(ack_num);
         let new_num = instruction.new_num.unwrap_or(0);
         if self.receiver.holds(new_num) {
             return Ok(Delivery::Duplicate);
@@ -281,9 +326,12 @@ impl<L: State, R: State> Transport<L, R> {
         let Some(destination) = self.connection.remote() else {
             return;
         };
-        let Some(instruction) = self.sender.tick(now, self.connection.rtt()) else {
+        let Some(mut instruction) = self.sender.tick(now, self.connection.rtt()) else {
             return;
         };
+        instruction.extensions =
+            self.handshake
+                .outgoing(&self.negotiation, self.connection.keyring(), now);
         let compressed = fragment::compress(&instruction.encode_to_vec());
         let fragments = self
             .fragmenter
@@ -397,6 +445,24 @@ impl<L: State, R: State> Transport<L, R> {
         self.sender.counterparty_shutdown_ack_sent()
     }
 
+    /// What this end knows about the peer's native extensions; features ask
+    /// `peer_extensions().enabled()` before using one.
+    pub fn peer_extensions(&self) -> Peer {
+        self.negotiation.peer()
+    }
+
+    /// The cipher suite sealing this end's datagrams now: AES-128-OCB until
+    /// the native cipher's switch, AES-256-GCM after.
+    pub fn cipher_suite(&self) -> Suite {
+        self.connection.keyring().suite()
+    }
+
+    /// The key epoch sealing this end's datagrams: 0 for the bootstrap key,
+    /// n for the native cipher's n-th key exchange.
+    pub fn key_epoch(&self) -> u64 {
+        self.connection.keyring().sending_epoch()
+    }
+
     /// Where datagrams go, if known.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.connection.remote()
@@ -415,6 +481,11 @@ impl<L: State, R: State> Transport<L, R> {
     /// The smoothed round-trip time.
     pub fn srtt(&self) -> Duration {
         self.connection.rtt().srtt()
+    }
+
+    /// The retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        self.connection.rtt().rto()
     }
 
     /// The current frame interval.

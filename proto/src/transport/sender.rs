@@ -274,6 +274,7 @@ impl<S: State> Sender<S> {
             throwaway_num: Some(self.front().num),
             diff: Some(diff),
             chaff: Some(chaff),
+            extensions: None,
         }
     }
 

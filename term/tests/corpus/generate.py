@@ -103,6 +103,18 @@ write("unicode.bin",
       "Combining: e\u0301 a\u0300 o\u0302 n\u0303 u\u0308\u0304 z\u0327\u030c\r\n"
       "Greek/Cyrillic: \u03b1\u03b2\u03b3 \u0436\u0437\u0438\u0439\r\n"
       "Box: \u250c\u2500\u2500\u2510\u2502\u2514\u2500\u2518 \u2588\u2593\u2592\u2591\r\n")
+# Widths as the C library gives them (glibc's wcwidth, which tmux uses too):
+# printable Latin-1 (the soft hyphen takes a cell), and characters whose
+# width unicode-width 0.2 gives otherwise. Each line ends with a bar at an
+# absolute column, so a width counted wrong shows as a shifted bar.
+write("widths.bin",
+      "".join(line + CSI + "40G|\r\n" for line in
+              ["".join(chr(c) for c in range(r, r + 16) if c != 0x7f)
+               for r in list(range(0x20, 0x80, 16)) + list(range(0xa0, 0x100, 16))]
+              + ["Hangul: \u302e\u302f \u3164 \uffa0 \u1100\u1160\u11a8",
+                 "Trigrams: \u2630\u2631\u2632\u2633\u2634\u2635\u2636\u2637",
+                 "Hexagrams: \u4dc0\u4dc1\u4dc2\u4dc3",
+                 "Marks: \u0915\u093e\u0903 \u2e3b \U0001F1E6\U0001F1E8"]))
 write("wide_edges.bin",
       ("x" * 79 + "\u6f22after-wrap\r\n" + "\u6f22\u5b57\u6f22\u5b57" + CSI + "3D" + "n" + "\r\n"
        + CSI + "6;79H\u5b57\u5b57").encode())

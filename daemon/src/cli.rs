@@ -32,9 +32,12 @@ pub struct Moshctl {
 pub enum MoshctlCommand {
     /// List your sessions (root: everyone's).
     ///
-    /// Each with its id, user, pid, port, client, start, last contact, state
-    /// and cipher suite: aes-128-ocb (stock mosh's), or aes-256-gcm+x25519
-    /// once our client and server switched to the native cipher.
+    /// Each with its id, user, worker pid, port, state (attached,
+    /// detached-SINCE, waiting or closing), client address, last contact,
+    /// created, how many clients attached, cipher suite (aes-128-ocb, stock
+    /// mosh's, or aes-256-gcm+x25519 once our client and server switched to
+    /// the native cipher) and the command in the foreground of the
+    /// session's terminal.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]

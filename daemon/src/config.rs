@@ -6,6 +6,8 @@
 //! max_sessions_per_user = 50
 //! idle_timeout = 0              # seconds a session may go without its client; 0 = forever
 //! scrollback = 10000            # lines of history kept for our clients' scrollback; 0 = off
+//! attach_burst = 10             # attach requests one user may make in a row,
+//! attach_per_minute = 60        # and then each minute
 //! allowed_users = []            # with allowed_groups: both empty lets everyone in
 //! allowed_groups = []
 //! launch = "auto"               # auto | direct | systemd: how session workers start
@@ -195,6 +197,12 @@ pub struct Config {
     /// overrides it for one session.
     #[serde(deserialize_with = "scrollback_lines")]
     pub scrollback: usize,
+    /// Attach requests one user may make in a row.
+    #[serde(deserialize_with = "positive")]
+    pub attach_burst: usize,
+    /// Attach requests one user may make each minute after the burst.
+    #[serde(deserialize_with = "positive")]
+    pub attach_per_minute: usize,
     /// Users who may start sessions (with `allowed_groups`; both empty
     /// allows everyone).
     pub allowed_users: Vec<String>,
@@ -235,6 +243,8 @@ impl Default for Config {
             max_sessions_per_user: 50,
             idle_timeout: 0,
             scrollback: mosh_term::history::DEFAULT_LINES,
+            attach_burst: 10,
+            attach_per_minute: 60,
             allowed_users: Vec::new(),
             allowed_groups: Vec::new(),
             launch: LaunchMode::Auto,

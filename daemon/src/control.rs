@@ -6,12 +6,15 @@
 //! from the socket (`SO_PEERCRED`). Lines are bounded by [`MAX_LINE`]; a
 //! longer one is refused without being buffered.
 //!
-//! The same framing carries [`SessionReport`]s from workers to the daemon.
+//! The same framing carries [`SessionReport`]s from workers to the daemon,
+//! and, on the root-only registration socket, the daemon's
+//! [`WorkerRequest`]s and the worker's [`WorkerReply`]s.
 
 use std::io;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use zeroize::Zeroize;
 
 /// Where the daemon listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/mosh-daemon/control.sock";
@@ -36,6 +39,9 @@ pub fn socket_path() -> std::path::PathBuf {
 pub enum Request {
     /// Start a session for the caller (`mosh-server new`).
     New(NewSession),
+    /// Give one of the caller's sessions a new key for a new client
+    /// (`mosh-server attach`).
+    Attach(AttachSession),
     /// The caller's sessions (all of them for root).
     List {},
     /// End sessions.
@@ -83,6 +89,19 @@ pub struct NewSession {
     pub scrollback: Option<usize>,
 }
 
+/// What `mosh-server attach` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachSession {
+    /// The session, or `None` for the caller's most recently active
+    /// detached one.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Take the session over even if its client is still live.
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// Which sessions to end. Exactly one of the fields is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +124,14 @@ pub struct KillTarget {
 pub enum Response {
     /// A session was started.
     Started(Started),
+    /// A session was given a new key (`mosh-server attach`).
+    Attached {
+        /// The session, its port and its new key.
+        session: Started,
+        /// Lines for the helper's stderr: which session was chosen among
+        /// several, and how to choose another.
+        notes: Vec<String>,
+    },
     /// The visible sessions.
     Sessions {
         /// One report each.
@@ -119,6 +146,12 @@ pub enum Response {
     Status(DaemonStatus),
     /// The firewall's state.
     Firewall(FirewallStatus),
+    /// `attach` found no detached session of the caller's (`mosh-server
+    /// new --reattach` starts a new one instead).
+    NoDetached {
+        /// One line for the user.
+        message: String,
+    },
     /// The request was refused or failed.
     Error {
         /// One line for the user.
@@ -138,6 +171,16 @@ pub struct Started {
     pub key: String,
     /// The worker's pid.
     pub pid: u32,
+    /// For a new session: the caller's detached sessions and how to attach
+    /// to them (`mosh-server new -v` prints it), one line each.
+    #[serde(default)]
+    pub notice: Vec<String>,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
 }
 
 impl std::fmt::Debug for Started {
@@ -147,6 +190,7 @@ impl std::fmt::Debug for Started {
             .field("port", &self.port)
             .field("key", &"<secret>")
             .field("pid", &self.pid)
+            .field("notice", &self.notice)
             .finish()
     }
 }
@@ -211,13 +255,139 @@ pub struct SessionReport {
     pub started: u64,
     /// When the client was last heard from (seconds since the epoch).
     pub last_contact: Option<u64>,
-    /// `waiting`, `connected` or `closing`.
+    /// From a worker: `waiting` (no client yet), `connected` (a client was
+    /// heard from under the current key), `detached` (re-keyed, no client
+    /// under the new key yet) or `closing`; whether a connected client is
+    /// still live follows from `last_contact` ([`SessionReport::presence`]).
+    /// In `moshctl list`: `waiting`, `attached`, `detached` or `closing`.
     pub state: String,
     /// The cipher suite sealing the server's datagrams: `aes-128-ocb`
     /// (mosh's, and always with a stock client) or `aes-256-gcm+x25519`
     /// (the native cipher, once switched). Absent until the worker reports.
     #[serde(default)]
     pub cipher: Option<String>,
+    /// In `moshctl list`: since when the session has had no live client
+    /// (seconds since the epoch), when `detached`.
+    #[serde(default)]
+    pub detached_since: Option<u64>,
+    /// How many clients have attached: the first one, and one more for
+    /// each client after a re-key.
+    #[serde(default)]
+    pub attaches: u32,
+    /// When the session was last re-keyed (seconds since the epoch).
+    #[serde(default)]
+    pub rekeyed: Option<u64>,
+    /// The command in the foreground of the session's terminal.
+    #[serde(default)]
+    pub foreground: Option<String>,
+}
+
+/// A client heard from this recently is live: attaching to its session
+/// needs `--force`.
+pub const LIVE_SECS: u64 = 10;
+
+/// Whether a session has a client, as `moshctl list` and `attach` see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Started, no client yet.
+    Waiting,
+    /// A live client (heard from in the last [`LIVE_SECS`] seconds).
+    Attached,
+    /// No live client, since this time (seconds since the epoch).
+    Detached(u64),
+    /// Ending.
+    Closing,
+}
+
+impl Presence {
+    /// The state's name in `moshctl list`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Presence::Waiting => "waiting",
+            Presence::Attached => "attached",
+            Presence::Detached(_) => "detached",
+            Presence::Closing => "closing",
+        }
+    }
+}
+
+impl SessionReport {
+    /// The report as `moshctl list` shows it at `now`: the state one of
+    /// [`Presence`]'s names, with `detached_since` set.
+    pub fn listed(mut self, now: u64) -> Self {
+        let presence = self.presence(now);
+        self.state = presence.name().to_owned();
+        self.detached_since = match presence {
+            Presence::Detached(since) => Some(since),
+            _ => None,
+        };
+        self
+    }
+
+    /// Whether the session has a live client at `now` (seconds since the
+    /// epoch).
+    pub fn presence(&self, now: u64) -> Presence {
+        match self.state.as_str() {
+            "closing" => return Presence::Closing,
+            "waiting" | "starting" => return Presence::Waiting,
+            _ => {}
+        }
+        let heard = self.last_contact.unwrap_or(self.started);
+        let connected = matches!(self.state.as_str(), "connected" | "attached");
+        // Whole seconds on both sides: a difference of LIVE_SECS may be a
+        // little less in fact, and the worker would still call it live.
+        if connected && now.saturating_sub(heard) <= LIVE_SECS {
+            return Presence::Attached;
+        }
+        Presence::Detached(heard.max(self.rekeyed.unwrap_or(0)))
+    }
+}
+
+/// What the daemon asks a worker over its registration socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "worker_request", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WorkerRequest {
+    /// Make a new key and a fresh transport for a new client.
+    Rekey {
+        /// Even if the current client is live.
+        force: bool,
+    },
+}
+
+/// A worker's answer to a [`WorkerRequest`], among its report lines. Its
+/// `Debug` form leaves the key out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "worker_reply", rename_all = "snake_case")]
+pub enum WorkerReply {
+    /// The session has a new key; the old one no longer works.
+    Rekeyed {
+        /// The new key, printable.
+        key: String,
+    },
+    /// The worker did not re-key.
+    Refused {
+        /// One line for the user.
+        message: String,
+    },
+}
+
+impl Drop for WorkerReply {
+    fn drop(&mut self) {
+        if let WorkerReply::Rekeyed { key } = self {
+            key.zeroize();
+        }
+    }
+}
+
+impl std::fmt::Debug for WorkerReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkerReply::Rekeyed { .. } => f.write_str("Rekeyed { key: <secret> }"),
+            WorkerReply::Refused { message } => {
+                f.debug_struct("Refused").field("message", message).finish()
+            }
+        }
+    }
 }
 
 /// Why a line could not be read.
@@ -338,6 +508,7 @@ mod tests {
             port: 60001,
             key: "SpQ+QcR4Ww8kzZWK8c9hpw".into(),
             pid: 7,
+            notice: Vec::new(),
         });
         let text = format!("{started:?}");
         assert!(!text.contains("SpQ+"), "{text}");

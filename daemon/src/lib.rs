@@ -11,6 +11,7 @@
 //! * [`worker`]: the per-session process the daemon starts.
 //! * [`notify`]: systemd's readiness protocol.
 //! * [`firewall`]: the firewall rules that open the sessions' ports.
+//! * [`utmp`]: the session terminal's utmp and wtmp records.
 
 pub mod cli;
 pub mod config;
@@ -21,4 +22,5 @@ pub mod pty;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod utmp;
 pub mod worker;

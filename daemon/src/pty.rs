@@ -49,6 +49,8 @@ pub struct ShellChild {
     pub writer: OwnedWritePty,
     /// The process (killed when dropped).
     pub child: tokio::process::Child,
+    /// The terminal's master side, for its utmp record.
+    pub master: std::os::fd::OwnedFd,
 }
 
 impl ShellChild {
@@ -87,11 +89,13 @@ impl ShellChild {
             builder = builder.current_dir(&home).env("PWD", &home);
         }
         let child = builder.spawn(pts).map_err(to_io)?;
+        let master = std::os::fd::AsFd::as_fd(&pty).try_clone_to_owned()?;
         let (reader, writer) = pty.into_split();
         Ok(Self {
             reader,
             writer,
             child,
+            master,
         })
     }
 

@@ -6,6 +6,11 @@
 //! to the emulator, publishes the screen as the transport's local state and
 //! sends whatever the transport has due. The shell is started when the first
 //! client state arrives, at the client's window size.
+//!
+//! A session run by the daemon can be re-keyed ([`Rekey`]): the transport is
+//! replaced by a fresh one under a new random key, whose first state is the
+//! whole current screen, so a brand-new client takes the session over; the
+//! old transport, and the old key's cipher with it, is dropped (and wiped).
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -23,11 +28,14 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use zeroize::{Zeroize, Zeroizing};
 
 use pty_process::{OwnedReadPty, OwnedWritePty};
 
 use crate::pty::{ChildCommand, ShellChild};
+use crate::utmp::UtmpRecord;
 
 /// Input is acknowledged for prediction once it reached the PTY this long ago.
 const ECHO_TIMEOUT: Duration = Duration::from_millis(50);
@@ -43,12 +51,21 @@ const PTY_READ: usize = 16384;
 const MAX_PENDING_INPUT: usize = 1 << 20;
 /// The terminal size before the client says otherwise.
 const INITIAL_SIZE: (usize, usize) = (80, 24);
+/// A client heard from this recently is live: re-keying under it needs
+/// `force`.
+const LIVE_CLIENT: Duration = Duration::from_secs(crate::control::LIVE_SECS);
+/// The foreground command is looked up at most this often.
+const FOREGROUND_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest foreground command reported, in characters.
+const MAX_FOREGROUND: usize = 64;
+/// How much of the stack below the session's frame is overwritten once a
+/// key is in the transport, wiping the copies that making the cipher left
+/// in frames that have returned.
+const STACK_WIPE: usize = 64 * 1024;
 
 /// How a session is set up.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SessionConfig {
-    /// The session key.
-    pub key: Base64Key,
     /// The command to run (or the login shell).
     pub command: ChildCommand,
     /// `-v` count: 1 or more logs session events to stderr.
@@ -66,6 +83,33 @@ pub struct SessionConfig {
     /// Lines of scrollback history kept for clients that take it; 0 turns
     /// the `scrollback` extension off.
     pub scrollback: usize,
+    /// Where re-key requests come from, if anywhere.
+    pub rekeys: Option<mpsc::Receiver<Rekey>>,
+}
+
+/// A request to give the session a new key and a fresh transport.
+#[derive(Debug)]
+pub struct Rekey {
+    /// Even if the current client is live.
+    pub force: bool,
+    /// Where the new key (printable), or the refusal, goes.
+    pub reply: oneshot::Sender<Result<Zeroizing<String>, RekeyRefusal>>,
+}
+
+/// Why a session was not re-keyed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RekeyRefusal {
+    /// The client was heard from recently and `force` was not given.
+    #[error(
+        "its client is still live (heard from {0} s ago); add --force to take the session over"
+    )]
+    Live(u64),
+    /// The session is shutting down.
+    #[error("it is ending")]
+    Closing,
+    /// No new key could be made.
+    #[error("making a new key: {0}")]
+    Key(String),
 }
 
 /// What a running session tells about itself.
@@ -80,6 +124,12 @@ pub struct SessionStatus {
     /// The cipher suite sealing the server's datagrams (`aes-128-ocb` until
     /// the native cipher's switch).
     pub cipher: Option<Suite>,
+    /// How many clients attached (the first, and each after a re-key).
+    pub attaches: u32,
+    /// When the session was last re-keyed.
+    pub rekeyed: Option<SystemTime>,
+    /// The command in the foreground of the terminal.
+    pub foreground: Option<String>,
 }
 
 /// Why a session ended.
@@ -112,10 +162,39 @@ pub enum SessionError {
     Crypto(#[from] mosh_proto::CryptoError),
 }
 
-/// Runs a session on `socket` until it ends.
-pub async fn run(socket: UdpSocket, config: SessionConfig) -> Result<SessionEnd, SessionError> {
-    let mut session = Session::new(socket, config)?;
+/// Runs a session on `socket` under `key` until it ends. The key is boxed
+/// so that moving it leaves no copies behind; it is dropped (and so wiped)
+/// once the transport holds its cipher.
+pub async fn run(
+    socket: UdpSocket,
+    key: Box<Base64Key>,
+    config: SessionConfig,
+) -> Result<SessionEnd, SessionError> {
+    let mut session = start(socket, key, config)?;
+    wipe_stack();
     session.run().await
+}
+
+/// Makes the session in a frame of its own and moves it to the heap, so
+/// that the copies of its cipher left behind are in a frame
+/// [`wipe_stack`] reaches; the key is dropped (and wiped) here.
+#[inline(never)]
+fn start(
+    socket: UdpSocket,
+    key: Box<Base64Key>,
+    config: SessionConfig,
+) -> Result<Box<Session>, SessionError> {
+    let session = Session::new(socket, &key, config)?;
+    Ok(Box::new(session))
+}
+
+/// Overwrites [`STACK_WIPE`] bytes of the stack below the caller's frame,
+/// where functions that handled a key have returned.
+#[inline(never)]
+pub fn wipe_stack() {
+    let mut area = [0u8; STACK_WIPE];
+    area.zeroize();
+    std::hint::black_box(&area);
 }
 
 struct Session {
@@ -139,29 +218,22 @@ struct Session {
     peer: Peer,
     /// The cipher suite and key epoch last published.
     cipher_shown: Option<(Suite, u64)>,
+    rekeys: Option<mpsc::Receiver<Rekey>>,
+    foreground_checked: Option<Instant>,
+    utmp: Option<UtmpRecord>,
 }
 
 impl Session {
-    fn new(socket: UdpSocket, config: SessionConfig) -> Result<Self, SessionError> {
+    fn new(
+        socket: UdpSocket,
+        key: &Base64Key,
+        mut config: SessionConfig,
+    ) -> Result<Self, SessionError> {
         let now = Instant::now();
-        let (width, height) = INITIAL_SIZE;
         let history = (config.scrollback > 0)
             .then(|| HistoryLog::new(HistoryLimits::lines(config.scrollback)));
-        let mut extensions = ExtensionSet::EMPTY
-            .with(Extension::NativeCipher)
-            .with(Extension::Attributes);
-        let mut screen = Complete::new(width, height);
-        if let Some(log) = &history {
-            extensions = extensions.with(Extension::Scrollback);
-            screen = screen.with_history_log(log.clone());
-        }
-        let transport = Transport::new(
-            TransportConfig::server().with_extensions(extensions),
-            &config.key,
-            screen,
-            UserStream::new(),
-            now.into_std(),
-        )?;
+        let transport = fresh_transport(key, now, history.as_ref())?;
+        let rekeys = config.rekeys.take();
         Ok(Self {
             socket,
             config,
@@ -178,6 +250,9 @@ impl Session {
             pty_closed: false,
             peer: Peer::Undecided,
             cipher_shown: None,
+            rekeys,
+            foreground_checked: None,
+            utmp: None,
         })
     }
 
@@ -218,6 +293,8 @@ impl Session {
         loop {
             let now = Instant::now();
             self.update_echo_ack(now);
+            self.check_foreground();
+            self.update_utmp(now);
             self.send_due(now).await;
             if let Some(end) = self.finished(now) {
                 return Ok(end);
@@ -239,6 +316,7 @@ impl Session {
                 _ = interrupt.recv() => Event::Stop("Got SIGINT"),
                 _ = hangup.recv() => Event::Stop("Got SIGHUP"),
                 _ = user1.recv() => Event::User1,
+                request = next_rekey(self.rekeys.as_mut()) => Event::Rekey(request),
                 _ = tokio::time::sleep_until(wake) => Event::Timer,
             };
             let now = Instant::now();
@@ -255,6 +333,12 @@ impl Session {
                 Event::Written(Err(_)) => self.pty_gone(now),
                 Event::Stop(why) => self.stop(now, why),
                 Event::User1 => self.user1(now),
+                Event::Rekey(Some(request)) => {
+                    let outcome = self.rekey(now, request.force);
+                    wipe_stack();
+                    let _ = request.reply.send(outcome);
+                }
+                Event::Rekey(None) => self.rekeys = None,
                 Event::Timer => self.check_network_timeout(now),
             }
         }
@@ -344,8 +428,14 @@ impl Session {
         self.publish_cipher();
         let remote = self.transport.remote_addr();
         if remote != self.attached_to {
+            let first = self.attached_to.is_none();
             self.attached_to = remote;
-            self.publish_status(|status| status.client = remote);
+            self.publish_status(|status| {
+                status.client = remote;
+                if first {
+                    status.attaches += 1;
+                }
+            });
             match remote {
                 Some(addr) => self.log(|| format!("Server now attached to client at {addr}")),
                 None => self.log(|| "Server now detached from client.".to_owned()),
@@ -454,7 +544,10 @@ impl Session {
         let fb = self.emulator().framebuffer();
         let (width, height) = (fb.width(), fb.height());
         match ShellChild::spawn(&self.config.command, width, height) {
-            Ok(shell) => self.shell = Some(shell),
+            Ok(shell) => {
+                self.utmp = shell.master.try_clone().ok().map(UtmpRecord::new);
+                self.shell = Some(shell);
+            }
             Err(error) => {
                 let message = format!("\r\nmosh-server: cannot start the shell: {error}\r\n");
                 self.emulator().feed(message.as_bytes());
@@ -474,6 +567,80 @@ impl Session {
     fn publish_screen(&mut self) {
         let screen = self.emulator().framebuffer().clone();
         self.transport.current_state_mut().set_framebuffer(screen);
+    }
+
+    /// Publishes the terminal's foreground command when it changed, looking
+    /// at most once per [`FOREGROUND_INTERVAL`] (and only for the daemon),
+    /// at whichever turn of the event loop comes first after that.
+    fn check_foreground(&mut self) {
+        let now = Instant::now();
+        if self.config.status.is_none()
+            || self
+                .foreground_checked
+                .is_some_and(|at| now - at < FOREGROUND_INTERVAL)
+        {
+            return;
+        }
+        self.foreground_checked = Some(now);
+        let Some(pid) = self.shell.as_ref().and_then(|shell| shell.child.id()) else {
+            return;
+        };
+        let command = foreground_command(pid);
+        if let Some(status) = &self.config.status {
+            status.send_if_modified(|status| {
+                let changed = status.foreground != command;
+                status.foreground = command;
+                changed
+            });
+        }
+    }
+
+    /// Keeps the terminal's utmp record in step: the client's address
+    /// while it is live, `mosh [PID]` once it has been silent for
+    /// [`LIVE_CLIENT`] or the session was re-keyed.
+    fn update_utmp(&mut self, now: Instant) {
+        let Some(record) = &mut self.utmp else { return };
+        let live = self.transport.remote_addr().filter(|_| {
+            self.transport
+                .last_heard()
+                .is_some_and(|heard| now.into_std().saturating_duration_since(heard) < LIVE_CLIENT)
+        });
+        record.set_client(live.map(|addr| addr.ip()));
+    }
+
+    /// Replaces the transport by a fresh one under a new key whose first
+    /// state is the current screen; the old client is no longer heard. A
+    /// live client is displaced only with `force`.
+    fn rekey(&mut self, now: Instant, force: bool) -> Result<Zeroizing<String>, RekeyRefusal> {
+        if self.transport.shutdown_in_progress() {
+            return Err(RekeyRefusal::Closing);
+        }
+        if !force
+            && self.transport.remote_addr().is_some()
+            && let Some(heard) = self.transport.last_heard()
+        {
+            let ago = now.into_std().saturating_duration_since(heard);
+            if ago < LIVE_CLIENT {
+                return Err(RekeyRefusal::Live(ago.as_secs()));
+            }
+        }
+        let key = Base64Key::random().map_err(|e| RekeyRefusal::Key(e.to_string()))?;
+        let mut transport = fresh_transport(&key, now, self.history.as_ref())
+            .map_err(|e| RekeyRefusal::Key(e.to_string()))?;
+        if let Some(emulator) = &self.emulator {
+            let screen = emulator.framebuffer().clone();
+            transport.current_state_mut().set_framebuffer(screen);
+        }
+        self.transport = transport;
+        self.peer = Peer::Undecided;
+        self.echo_records.clear();
+        self.attached_to = None;
+        self.publish_status(|status| {
+            status.client = None;
+            status.rekeyed = Some(SystemTime::now());
+        });
+        self.log(|| "Re-keyed for a new client.".to_owned());
+        Ok(Zeroizing::new(key.printable()))
     }
 
     fn update_echo_ack(&mut self, now: Instant) {
@@ -515,6 +682,65 @@ impl Session {
     }
 }
 
+/// A server transport under `key` whose both states start blank at
+/// [`INITIAL_SIZE`], as a new client expects.
+fn fresh_transport(
+    key: &Base64Key,
+    now: Instant,
+    history: Option<&HistoryLog>,
+) -> Result<Transport<Complete, UserStream>, mosh_proto::CryptoError> {
+    let (width, height) = INITIAL_SIZE;
+    let mut extensions = ExtensionSet::EMPTY
+        .with(Extension::NativeCipher)
+        .with(Extension::Attributes);
+    let mut screen = Complete::new(width, height);
+    if let Some(log) = history {
+        extensions = extensions.with(Extension::Scrollback);
+        screen = screen.with_history_log(log.clone());
+    }
+    Transport::new(
+        TransportConfig::server().with_extensions(extensions),
+        key,
+        screen,
+        UserStream::new(),
+        now.into_std(),
+    )
+}
+
+/// The next re-key request, or never when there is no channel.
+async fn next_rekey(requests: Option<&mut mpsc::Receiver<Rekey>>) -> Option<Rekey> {
+    match requests {
+        Some(requests) => requests.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The command line of the foreground process group of the terminal whose
+/// session leader is `leader`, from `/proc` (`tpgid` in its `stat`).
+fn foreground_command(leader: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{leader}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let group: i32 = after_name.split_whitespace().nth(5)?.parse().ok()?;
+    if group <= 0 {
+        return None;
+    }
+    let bytes = std::fs::read(format!("/proc/{group}/cmdline")).ok()?;
+    let words: Vec<String> = bytes
+        .split(|&b| b == 0)
+        .filter(|word| !word.is_empty())
+        .map(|word| String::from_utf8_lossy(word).into_owned())
+        .collect();
+    let line = if words.is_empty() {
+        std::fs::read_to_string(format!("/proc/{group}/comm"))
+            .ok()?
+            .trim_end()
+            .to_owned()
+    } else {
+        words.join(" ")
+    };
+    Some(line.chars().take(MAX_FOREGROUND).collect())
+}
+
 /// What woke the event loop.
 enum Event<'a> {
     Datagram(io::Result<(usize, SocketAddr)>),
@@ -522,6 +748,7 @@ enum Event<'a> {
     Written(io::Result<usize>),
     Stop(&'a str),
     User1,
+    Rekey(Option<Rekey>),
     Timer,
 }
 

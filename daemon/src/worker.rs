@@ -11,7 +11,9 @@
 //! before it reads a single network byte, sets up the user's environment
 //! and home directory, and runs the session. Whoever connects to the
 //! registration socket (only root can) gets a [`SessionReport`] line now and
-//! whenever the session's state changes.
+//! whenever the session's state changes, and may send [`WorkerRequest`]
+//! lines: a re-key is answered by a [`WorkerReply`] line carrying the new
+//! key, which travels only over that root-only socket.
 
 use std::ffi::CString;
 use std::io::{self, IoSliceMut, Read};
@@ -23,13 +25,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mosh_proto::Base64Key;
 use nix::unistd::{Gid, Uid};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
+use zeroize::Zeroize;
 
-use crate::control::{SessionReport, encode_line};
+use crate::control::{SessionReport, WorkerReply, WorkerRequest, encode_line, read_message};
 use crate::pty::{ChildCommand, motd};
-use crate::session::{self, SessionConfig, SessionStatus};
+use crate::session::{self, Rekey, SessionConfig, SessionStatus};
 
 /// The session's UDP socket, bound by the daemon.
 pub const UDP_FD: i32 = 3;
@@ -87,10 +90,19 @@ pub struct WorkerSetup {
     /// Lines of scrollback history kept for our clients (0: none).
     #[serde(default = "default_scrollback")]
     pub scrollback: usize,
+    /// Lines to show on the new screen: the user's detached sessions.
+    #[serde(default)]
+    pub notice: Vec<String>,
 }
 
 fn default_scrollback() -> usize {
     mosh_term::history::DEFAULT_LINES
+}
+
+impl Drop for WorkerSetup {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
 }
 
 impl std::fmt::Debug for WorkerSetup {
@@ -110,6 +122,7 @@ impl std::fmt::Debug for WorkerSetup {
             .field("port", &self.port)
             .field("idle_timeout_secs", &self.idle_timeout_secs)
             .field("scrollback", &self.scrollback)
+            .field("notice", &self.notice)
             .finish()
     }
 }
@@ -159,7 +172,9 @@ pub fn run() -> Result<(), WorkerError> {
     // SAFETY: the daemon passes the setup pipe's read end as this
     // descriptor; nothing else in this process owns it.
     let mut pipe = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(SETUP_FD) });
-    let mut text = Vec::new();
+    // Room for the largest setup at once: growing would leave copies of
+    // the key in freed memory.
+    let mut text = Vec::with_capacity(MAX_SETUP as usize + 1);
     pipe.by_ref()
         .take(MAX_SETUP)
         .read_to_end(&mut text)
@@ -172,17 +187,15 @@ pub fn run() -> Result<(), WorkerError> {
             e.column()
         ))
     })?;
-    text.fill(0);
+    text.zeroize();
     let _ = nix::unistd::setsid();
     name_process(c"mosh-server");
     drop_privileges(&setup)?;
     prepare_environment(&setup);
-    let key =
-        Base64Key::parse(&setup.key).map_err(|_| WorkerError::Setup("bad session key".into()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(setup, key))
+    runtime.block_on(serve(setup))
 }
 
 /// Runs a worker started by the service manager: receives the session's
@@ -357,7 +370,9 @@ pub fn is_locale_variable(name: &str) -> bool {
             .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase()))
 }
 
-async fn serve(setup: WorkerSetup, key: Base64Key) -> Result<(), WorkerError> {
+async fn serve(setup: WorkerSetup) -> Result<(), WorkerError> {
+    let key = boxed_key(&setup.key).ok_or_else(|| WorkerError::Setup("bad session key".into()))?;
+    session::wipe_stack();
     // SAFETY: the daemon passes the session's bound UDP socket as this
     // descriptor; nothing else in this process owns it.
     let udp = std::net::UdpSocket::from(unsafe { OwnedFd::from_raw_fd(UDP_FD) });
@@ -369,6 +384,7 @@ async fn serve(setup: WorkerSetup, key: Base64Key) -> Result<(), WorkerError> {
     registration.set_nonblocking(true)?;
     let registration = UnixListener::from_std(registration)?;
     let (status_tx, status_rx) = watch::channel(SessionStatus::default());
+    let (rekey_tx, rekey_rx) = mpsc::channel(1);
     let identity = Identity {
         id: setup.id.clone(),
         user: setup.user.clone(),
@@ -377,30 +393,50 @@ async fn serve(setup: WorkerSetup, key: Base64Key) -> Result<(), WorkerError> {
         port: setup.port,
         started: unix_seconds(SystemTime::now()),
     };
-    tokio::spawn(accept_registrations(registration, identity, status_rx));
+    tokio::spawn(accept_registrations(
+        registration,
+        identity,
+        status_rx,
+        rekey_tx,
+    ));
     let command = ChildCommand::new(
         setup
             .command
+            .clone()
             .map(|argv| argv.into_iter().map(Into::into).collect()),
         setup.colors,
     );
+    let idle_timeout_secs = setup.idle_timeout_secs;
+    let scrollback = setup.scrollback;
+    let mut banner = if command.is_login_shell() {
+        motd()
+    } else {
+        Vec::new()
+    };
+    for line in &setup.notice {
+        banner.extend_from_slice(line.as_bytes());
+        banner.extend_from_slice(b"\r\n");
+    }
+    drop(setup);
     let config = SessionConfig {
-        banner: if command.is_login_shell() {
-            motd()
-        } else {
-            Vec::new()
-        },
-        key,
+        banner,
         command,
         verbose: 0,
-        network_timeout: (setup.idle_timeout_secs > 0)
-            .then(|| Duration::from_secs(setup.idle_timeout_secs)),
+        network_timeout: (idle_timeout_secs > 0).then(|| Duration::from_secs(idle_timeout_secs)),
         signal_timeout: None,
         status: Some(status_tx),
-        scrollback: setup.scrollback,
+        scrollback,
+        rekeys: Some(rekey_rx),
     };
-    session::run(socket, config).await?;
+    session::run(socket, key, config).await?;
     Ok(())
+}
+
+/// The session key, parsed into the heap in a frame of its own, whose
+/// leftovers [`session::wipe_stack`] can then overwrite.
+#[inline(never)]
+fn boxed_key(text: &str) -> Option<Box<Base64Key>> {
+    Base64Key::parse(text).ok().map(Box::new)
 }
 
 /// The fixed part of every report.
@@ -420,6 +456,8 @@ impl Identity {
             "closing"
         } else if status.client.is_some() {
             "connected"
+        } else if status.attaches > 0 || status.rekeyed.is_some() {
+            "detached"
         } else {
             "waiting"
         };
@@ -434,6 +472,10 @@ impl Identity {
             last_contact: status.last_contact.map(unix_seconds),
             state: state.into(),
             cipher: status.cipher.map(|suite| suite.name().to_owned()),
+            attaches: status.attaches,
+            rekeyed: status.rekeyed.map(unix_seconds),
+            detached_since: None,
+            foreground: status.foreground.clone(),
         }
     }
 }
@@ -442,26 +484,105 @@ async fn accept_registrations(
     listener: UnixListener,
     identity: Identity,
     status: watch::Receiver<SessionStatus>,
+    rekeys: mpsc::Sender<Rekey>,
 ) {
     while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(report_to(stream, identity.clone(), status.clone()));
+        tokio::spawn(serve_registration(
+            stream,
+            identity.clone(),
+            status.clone(),
+            rekeys.clone(),
+        ));
     }
 }
 
-/// Sends a report now and after every change, until the daemon hangs up.
-async fn report_to(
-    mut stream: UnixStream,
+/// Sends a report now and after every change (at most once per
+/// [`REPORT_INTERVAL`]), and answers requests, until the daemon hangs up.
+async fn serve_registration(
+    stream: UnixStream,
     identity: Identity,
     mut status: watch::Receiver<SessionStatus>,
+    rekeys: mpsc::Sender<Rekey>,
 ) {
-    loop {
-        let report = identity.report(&status.borrow_and_update());
-        if stream.write_all(&encode_line(&report)).await.is_err() {
-            return;
+    let (read, mut write) = stream.into_split();
+    let (request_tx, mut requests) = mpsc::channel(1);
+    let reading = tokio::spawn(async move {
+        let mut reader = BufReader::new(read);
+        while let Ok(request) = read_message::<_, WorkerRequest>(&mut reader).await {
+            if request_tx.send(request).await.is_err() {
+                break;
+            }
         }
-        tokio::time::sleep(REPORT_INTERVAL).await;
-        if status.changed().await.is_err() {
-            return;
+    });
+    let _stop_reading = AbortOnDrop(reading);
+    let mut report_due = Some(tokio::time::Instant::now());
+    let mut last_sent = tokio::time::Instant::now();
+    loop {
+        let send_report = async {
+            match report_due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = send_report => {
+                let report = identity.report(&status.borrow_and_update());
+                if write.write_all(&encode_line(&report)).await.is_err() {
+                    return;
+                }
+                last_sent = tokio::time::Instant::now();
+                report_due = None;
+            }
+            changed = status.changed(), if report_due.is_none() => {
+                if changed.is_err() {
+                    return;
+                }
+                report_due = Some(last_sent + REPORT_INTERVAL);
+            }
+            request = requests.recv() => {
+                let Some(request) = request else { return };
+                let reply = answer(request, &rekeys).await;
+                let mut line = encode_line(&reply);
+                let written = write.write_all(&line).await;
+                line.zeroize();
+                if written.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Carries out one request of the daemon.
+async fn answer(request: WorkerRequest, rekeys: &mpsc::Sender<Rekey>) -> WorkerReply {
+    match request {
+        WorkerRequest::Rekey { force } => {
+            let (reply, outcome) = oneshot::channel();
+            if rekeys.send(Rekey { force, reply }).await.is_err() {
+                return WorkerReply::Refused {
+                    message: "it is ending".into(),
+                };
+            }
+            match outcome.await {
+                Ok(Ok(key)) => WorkerReply::Rekeyed {
+                    key: key.as_str().to_owned(),
+                },
+                Ok(Err(refusal)) => WorkerReply::Refused {
+                    message: refusal.to_string(),
+                },
+                Err(_) => WorkerReply::Refused {
+                    message: "it is ending".into(),
+                },
+            }
         }
     }
 }
@@ -494,6 +615,7 @@ mod tests {
             port: 60001,
             idle_timeout_secs: 0,
             scrollback: 0,
+            notice: Vec::new(),
         };
         let text = format!("{setup:?}");
         assert!(!text.contains("SpQ+"), "{text}");

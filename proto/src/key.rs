@@ -5,6 +5,7 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Length of a session key in bytes.
 pub const KEY_LEN: usize = 16;
@@ -33,7 +34,8 @@ pub enum KeyError {
 /// A session key: 16 random bytes, printed as 22 base64 letters.
 ///
 /// `Debug` does not reveal the key; only [`Base64Key::printable`] does.
-#[derive(Clone, PartialEq, Eq)]
+/// Every copy overwrites its bytes with zeros when dropped.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct Base64Key([u8; KEY_LEN]);
 
 impl Base64Key {
@@ -41,7 +43,9 @@ impl Base64Key {
     pub fn random() -> Result<Self, KeyError> {
         let mut bytes = [0u8; KEY_LEN];
         getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
-        Ok(Self(bytes))
+        let key = Self(bytes);
+        bytes.zeroize();
+        Ok(key)
     }
 
     /// A key from raw bytes.
@@ -69,11 +73,13 @@ impl Base64Key {
         let mut padded = [b'='; PRINTED_KEY_LEN + 2];
         padded[..PRINTED_KEY_LEN].copy_from_slice(text.as_bytes());
         let mut bytes = [0u8; KEY_LEN];
-        let written = STANDARD
-            .decode_slice(padded, &mut bytes)
-            .map_err(|_| KeyError::NotCanonical(char::from(last)))?;
+        let written = STANDARD.decode_slice(padded, &mut bytes);
+        padded.zeroize();
+        let written = written.map_err(|_| KeyError::NotCanonical(char::from(last)))?;
         debug_assert_eq!(written, KEY_LEN);
-        Ok(Self(bytes))
+        let key = Self(bytes);
+        bytes.zeroize();
+        Ok(key)
     }
 
     /// The 22-letter printed form.
@@ -107,6 +113,15 @@ impl std::str::FromStr for Base64Key {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn keys_are_wiped_when_dropped() {
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<Base64Key>();
+        let mut key = Base64Key::parse("AAECAwQFBgcICQoLDA0ODw").unwrap();
+        key.zeroize();
+        assert_eq!(key.bytes(), &[0; KEY_LEN]);
+    }
 
     #[test]
     fn known_key_parses_to_known_bytes() {

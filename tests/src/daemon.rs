@@ -414,6 +414,13 @@ impl TestDaemon {
         })
     }
 
+    /// Runs `mosh-server attach ARGS...` as `who`.
+    pub fn attach(&self, who: As<'_>, args: &[&str]) -> Output {
+        let mut all = vec!["attach"];
+        all.extend_from_slice(args);
+        self.run(who, "mosh-server", &all)
+    }
+
     /// Runs `moshctl ARGS...` as `who`.
     pub fn moshctl(&self, who: As<'_>, args: &[&str]) -> Output {
         self.run(who, "moshctl", args)

@@ -307,6 +307,32 @@ fn hardened_service_runs_each_session_in_its_own_unit() {
         "session survived a daemon restart and was re-adopted",
     );
 
+    // The re-adopted session, in its unit, takes a new client: a fresh key
+    // from its worker, the old client displaced.
+    let attach = format!("LANG=C.UTF-8 {BIN}/mosh-server attach --force {id}");
+    let output = container
+        .run(&format!("su alice -c {}", shell_quote(&attach)))
+        .expect("run mosh-server attach");
+    let again = Connect::parse(&output).unwrap_or_else(|| {
+        panic!(
+            "mosh-server attach failed: {}\n{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    });
+    assert_eq!(again.port, session.port);
+    assert_eq!(again.pid, session.pid);
+    assert_ne!(again.key, session.key);
+    let old_client = client;
+    let client =
+        stock::client_in_tmux(again.addr(), &again.key, 80, 24).expect("start stock mosh-client");
+    client.wait_for("again-49", QUICK).unwrap();
+    type_line(&client, "echo attached-$((8 * 8))");
+    client.wait_for("attached-64", QUICK).unwrap();
+    assert!(!old_client.capture().unwrap().contains("attached-64"));
+    drop(old_client);
+    step(started, "the re-adopted session in its unit was attached");
+
     let killed = container
         .run_ok(&format!("{BIN}/moshctl kill {id}"))
         .unwrap();

@@ -74,6 +74,19 @@ pub enum BindServer {
     Ip(String),
 }
 
+/// Which session the server side gives the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionChoice {
+    /// A new one (`mosh-server new`).
+    New,
+    /// `--attach[=ID]`: a running session of mosh-daemon (`mosh-server
+    /// attach [ID]`); the most recently active detached one without ID.
+    Attach(Option<String>),
+    /// `--reattach`: the newest detached session if there is one, else a
+    /// new one (`mosh-server new --reattach`).
+    Reattach,
+}
+
 /// A session to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchOptions {
@@ -111,6 +124,8 @@ pub struct LaunchOptions {
     pub destination: String,
     /// The remote command, or empty for the login shell.
     pub command: Vec<String>,
+    /// A new session or a running one.
+    pub session: SessionChoice,
 }
 
 /// What the command line asks for.
@@ -172,6 +187,12 @@ pub enum ArgsError {
     /// An argument was not valid UTF-8.
     #[error("argument is not valid UTF-8: {0:?}")]
     NotUtf8(OsString),
+    /// `--attach` with a command: the session already runs its own.
+    #[error("--attach takes no command: the session already runs one")]
+    AttachWithCommand,
+    /// `--attach` and `--reattach` together.
+    #[error("--attach and --reattach exclude each other")]
+    AttachAndReattach,
 }
 
 /// The help text, with the program name filled in.
@@ -207,6 +228,9 @@ pub fn usage(program: &str) -> String {
         --no-ssh-pty         no pseudo-terminal for the ssh connection
         --no-init            do not switch the terminal to its alternate screen
         --local              run mosh-server here, without ssh
+        --attach[=ID]        attach to a running session of mosh-daemon (default:
+                             your most recently active detached one)
+        --reattach           attach to your newest detached session, else start one
         --experimental-remote-ip=(local|remote|proxy)
                              how to find the server's IP address (default: proxy)
 
@@ -246,7 +270,10 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgsError> {
         remote_ip: RemoteIp::Proxy,
         destination: String::new(),
         command: Vec::new(),
+        session: SessionChoice::New,
     };
+    let mut reattach = false;
+    let mut attach = None;
     let mut fake_proxy = false;
     let mut positional = Vec::new();
     let mut index = 0;
@@ -329,6 +356,8 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgsError> {
             "--no-init" => flag(&mut options.term_init, false)?,
             "--no-scrollback" => flag(&mut options.scrollback, false)?,
             "--local" => flag(&mut options.local, true)?,
+            "--attach" => attach = Some(inline.clone().filter(|id| !id.is_empty())),
+            "--reattach" => flag(&mut reattach, true)?,
             "--experimental-remote-ip" => {
                 let method = value(&name)?;
                 options.remote_ip = match method.as_str() {
@@ -361,6 +390,15 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgsError> {
     let mut positional = positional.into_iter();
     options.destination = positional.next().ok_or(ArgsError::NoHost)?;
     options.command = positional.collect();
+    options.session = match (attach, reattach) {
+        (Some(_), true) => return Err(ArgsError::AttachAndReattach),
+        (Some(_), false) if !options.command.is_empty() => {
+            return Err(ArgsError::AttachWithCommand);
+        }
+        (Some(id), false) => SessionChoice::Attach(id),
+        (None, true) => SessionChoice::Reattach,
+        (None, false) => SessionChoice::New,
+    };
     Ok(Invocation::Launch(options))
 }
 
@@ -618,5 +656,37 @@ mod tests {
         assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
         assert_eq!(split_words("a \"b"), None);
         assert_eq!(shell_quote(&["new", "it's"]), r"'new' 'it'\''s'");
+    }
+
+    #[test]
+    fn attach_and_reattach_choose_the_session() {
+        assert_eq!(launch(&["host"]).session, SessionChoice::New);
+        assert_eq!(
+            launch(&["--attach", "host"]).session,
+            SessionChoice::Attach(None)
+        );
+        let options = launch(&["--attach=0a1b2c3d", "host"]);
+        assert_eq!(
+            options.session,
+            SessionChoice::Attach(Some("0a1b2c3d".into()))
+        );
+        assert_eq!(options.destination, "host");
+        let options = launch(&["--reattach", "host", "top"]);
+        assert_eq!(options.session, SessionChoice::Reattach);
+        assert_eq!(options.command, ["top"]);
+        let parse_words =
+            |words: &[&str]| parse(&words.iter().map(OsString::from).collect::<Vec<_>>());
+        assert_eq!(
+            parse_words(&["--attach", "host", "top"]),
+            Err(ArgsError::AttachWithCommand)
+        );
+        assert_eq!(
+            parse_words(&["--attach", "--reattach", "host"]),
+            Err(ArgsError::AttachAndReattach)
+        );
+        assert_eq!(
+            parse_words(&["--reattach=yes", "host"]),
+            Err(ArgsError::UnexpectedValue("--reattach".into()))
+        );
     }
 }

@@ -22,6 +22,21 @@ pub fn command() -> Command {
         )
         .override_usage("mosh [OPTIONS] [--] [user@]host [command...]")
         .args([
+            Arg::new("attach")
+                .long("attach")
+                .value_name("ID")
+                .num_args(0..=1)
+                .require_equals(true)
+                .action(ArgAction::Set)
+                .help(
+                    "attach to a running session of mosh-daemon on HOST (mosh-server attach): \
+                     session ID, or your most recently active detached one; it gets a new key \
+                     and this client its whole screen",
+                ),
+            flag("reattach").long("reattach").help(
+                "attach to your most recently active detached session on HOST if there is \
+                 one, else start a new session (mosh-server new --reattach)",
+            ),
             value("client", "PATH")
                 .long("client")
                 .help("mosh client on this machine (default: mosh-client)"),
@@ -144,6 +159,7 @@ mod tests {
         match arg.get_id().as_str() {
             "port" => vec!["60001".into(), "60001:60010".into()],
             "bind-server" => vec!["ssh".into(), "any".into(), "127.0.0.1".into()],
+            "attach" => vec!["0a1b2c3d".into()],
             _ => vec!["word".into()],
         }
     }
@@ -169,7 +185,13 @@ mod tests {
             }
             assert!(!spellings.is_empty(), "{:?} has no spelling", arg.get_id());
             for spelling in spellings {
-                let lines: Vec<Vec<String>> = if takes_value {
+                let lines: Vec<Vec<String>> = if arg.is_require_equals_set() {
+                    samples(arg)
+                        .into_iter()
+                        .map(|value| vec![format!("{spelling}={value}")])
+                        .chain([vec![spelling.clone()]])
+                        .collect()
+                } else if takes_value {
                     samples(arg)
                         .into_iter()
                         .map(|value| vec![spelling.clone(), value])
@@ -178,7 +200,11 @@ mod tests {
                     vec![vec![spelling.clone()]]
                 };
                 for mut line in lines {
-                    line.extend(["host".to_owned(), "22".to_owned()]);
+                    line.push("host".to_owned());
+                    if arg.get_id() != "attach" {
+                        // A remote command; an attached session runs its own.
+                        line.push("22".to_owned());
+                    }
                     let result = parse(&line);
                     assert!(result.is_ok(), "{line:?}: {result:?}");
                     tried += 1;

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 
 use mosh_proto::Base64Key;
 
-use args::{BindServer, Family, LaunchOptions, RemoteIp, shell_quote};
+use args::{BindServer, Family, LaunchOptions, RemoteIp, SessionChoice, shell_quote};
 
 /// Locale variables passed to the server (`-l NAME=VALUE`) when set here.
 const LOCALE_VARIABLES: [&str; 15] = [
@@ -294,9 +294,19 @@ fn count_colors(client: &str) -> Result<u32, LaunchError> {
         .unwrap_or(0))
 }
 
-/// `new -c COLORS [bind] [-p PORT] -l NAME=VALUE... [-- command...]`.
+/// `new -c COLORS [bind] [-p PORT] -l NAME=VALUE... [-- command...]`
+/// (`--reattach` after `new` with `--reattach`), or `attach [ID]`.
 fn server_arguments(options: &LaunchOptions, colors: u32, host: &str) -> Vec<String> {
-    let mut server = vec!["new".to_owned(), "-c".to_owned(), colors.to_string()];
+    if let SessionChoice::Attach(id) = &options.session {
+        return std::iter::once("attach".to_owned())
+            .chain(id.iter().cloned())
+            .collect();
+    }
+    let mut server = vec!["new".to_owned()];
+    if options.session == SessionChoice::Reattach {
+        server.push("--reattach".to_owned());
+    }
+    server.extend(["-c".to_owned(), colors.to_string()]);
     match &options.bind_server {
         BindServer::Ssh if options.local => server.extend(["-i".to_owned(), host.to_owned()]),
         BindServer::Ssh => server.push("-s".to_owned()),
@@ -471,6 +481,26 @@ mod tests {
             ["new", "-c", "256", "-i", "127.0.0.1", "-p", "60400"]
         );
         assert_eq!(server[server.len() - 4..], ["--", "sh", "-c", "x"]);
+    }
+
+    #[test]
+    fn attach_and_reattach_reach_the_server_command() {
+        let server_for = |words: &[&str]| {
+            let args: Vec<std::ffi::OsString> =
+                words.iter().map(std::ffi::OsString::from).collect();
+            let args::Invocation::Launch(options) = args::parse(&args).unwrap() else {
+                panic!("launch expected");
+            };
+            server_arguments(&options, 256, "host")
+        };
+        assert_eq!(server_for(&["--attach", "host"]), ["attach"]);
+        assert_eq!(
+            server_for(&["--attach=0a1b2c3d", "host"]),
+            ["attach", "0a1b2c3d"]
+        );
+        let server = server_for(&["--reattach", "host", "top"]);
+        assert_eq!(server[..4], ["new", "--reattach", "-c", "256"]);
+        assert_eq!(server[server.len() - 2..], ["--", "top"]);
     }
 
     #[test]

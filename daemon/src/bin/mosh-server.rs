@@ -1,5 +1,7 @@
 //! `mosh-server`: the standalone server, started over ssh by `mosh`. Prints
-//! `MOSH CONNECT <port> <key>`, detaches, and serves one session.
+//! `MOSH CONNECT <port> <key>`, detaches, and serves one session; or, as
+//! `mosh-server attach` (or `new --reattach`), has `mosh-daemon` give one of
+//! the caller's running sessions a new key and prints that the same way.
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -7,17 +9,24 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-use mosh_daemon::control::{self, NewSession, Request, Response, Started};
+use mosh_daemon::control::{self, AttachSession, NewSession, Request, Response, Started};
 use mosh_daemon::pty::{ChildCommand, motd};
-use mosh_daemon::server::args::{self, BindAddress, Invocation, PortRange, ServerOptions};
+use mosh_daemon::server::args::{
+    self, AttachOptions, BindAddress, Invocation, PortRange, ServerOptions,
+};
 use mosh_daemon::server::{bind, locale};
 use mosh_daemon::session::{self, SessionConfig, SessionEnd, timeout_from_env};
 use mosh_daemon::worker::is_locale_variable;
 use mosh_proto::Base64Key;
 use mosh_stdio::{BrokenPipe, on_broken_pipe, stderr, stderrln, stdout, stdoutln};
+use zeroize::Zeroizing;
 
 /// How long to wait for the daemon to start a session.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How to get a daemon, for `attach` without one.
+const ENABLE_DAEMON: &str =
+    "install mosh-daemon and start it with: systemctl enable --now mosh-daemon";
 
 /// Set to run the session in the foreground (tests, debugging).
 const FOREGROUND_VARIABLE: &str = "MOSH_SERVER_FOREGROUND";
@@ -42,6 +51,7 @@ fn main() -> ExitCode {
             stdout!("{}", version_block());
             return ExitCode::SUCCESS;
         }
+        Ok(Invocation::Attach(options)) => return attach(&options),
         Ok(Invocation::Run { options, warnings }) => (options, warnings),
         Err(error) => {
             stderrln!("{program}: {error}");
@@ -90,10 +100,38 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
     for warning in [network_warning, signal_warning].into_iter().flatten() {
         stderrln!("{warning}");
     }
+    if options.reattach {
+        match ask_to_attach(&AttachSession::default()) {
+            Ok((started, notes)) => {
+                if let Some(command) = &options.command {
+                    let command: Vec<_> = command.iter().map(|w| w.to_string_lossy()).collect();
+                    stderrln!(
+                        "mosh-server: --reattach: attached to detached session {} instead of \
+                         running {:?}",
+                        started.id,
+                        command.join(" ")
+                    );
+                }
+                print_attached(&started, &notes);
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(DaemonFailure::Refused(message) | DaemonFailure::Unavailable(message))
+                if options.verbose > 0 =>
+            {
+                stderrln!("mosh-server: --reattach: {message}; starting a new session");
+            }
+            Err(_) => {}
+        }
+    }
     // Said after MOSH CONNECT: stock has no such line, so it must not end
     // the program on a closed pipe as the lines stock does print may.
     let standalone_note = match through_daemon(options) {
         Ok(started) => {
+            if options.verbose > 0 {
+                for line in &started.notice {
+                    stderrln!("{line}");
+                }
+            }
             print_connect_line(started.port, &started.key);
             stderr!(
                 "\n{}\n[mosh-server detached, pid = {}]\n",
@@ -127,7 +165,6 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         } else {
             Vec::new()
         },
-        key: key.clone(),
         command,
         verbose: options.verbose,
         network_timeout,
@@ -136,8 +173,9 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         scrollback: options
             .scrollback
             .unwrap_or(mosh_term::history::DEFAULT_LINES),
+        rekeys: None,
     };
-    print_connect_line(port, &key.printable());
+    print_connect_line(port, &Zeroizing::new(key.printable()));
     if let Some(note) = standalone_note {
         stderrln!("{note}");
     }
@@ -154,7 +192,7 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         .map_err(|e| format!("starting the runtime: {e}"))?;
     let outcome = runtime.block_on(async {
         let socket = tokio::net::UdpSocket::from_std(bound.socket)?;
-        session::run(socket, config)
+        session::run(socket, Box::new(key), config)
             .await
             .map_err(std::io::Error::other)
     });
@@ -168,6 +206,61 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         ) => Ok(ExitCode::SUCCESS),
         Err(error) => Err(format!("mosh-server: {error}")),
     }
+}
+
+/// `mosh-server attach`: asks the daemon for a new key to one of the
+/// caller's sessions and prints it as `new` would.
+fn attach(options: &AttachOptions) -> ExitCode {
+    let request = AttachSession {
+        id: options.id.clone(),
+        force: options.force,
+    };
+    let message = match ask_to_attach(&request) {
+        Ok((started, notes)) => {
+            print_attached(&started, &notes);
+            return ExitCode::SUCCESS;
+        }
+        Err(DaemonFailure::Refused(message)) => format!("mosh-server: {message}"),
+        Err(DaemonFailure::Unavailable(why)) if options.verbose > 0 => {
+            format!("mosh-server: attaching needs mosh-daemon ({why}); {ENABLE_DAEMON}")
+        }
+        Err(DaemonFailure::Unavailable(_)) => format!(
+            "mosh-server: attaching needs mosh-daemon, which is not running here; \
+             {ENABLE_DAEMON}"
+        ),
+    };
+    stderrln!("{message}");
+    ExitCode::FAILURE
+}
+
+/// Asks the daemon to re-key a session for the caller. A daemon that has
+/// no detached session for the caller counts as a refusal.
+fn ask_to_attach(request: &AttachSession) -> Result<(Started, Vec<String>), DaemonFailure> {
+    let request = Request::Attach(request.clone());
+    match control::call(&control::socket_path(), &request, DAEMON_TIMEOUT) {
+        Ok(Response::Attached { session, notes }) => Ok((session, notes)),
+        Ok(Response::NoDetached { message } | Response::Error { message }) => {
+            Err(DaemonFailure::Refused(message))
+        }
+        Ok(other) => Err(DaemonFailure::Refused(format!(
+            "unexpected answer from mosh-daemon: {other:?}"
+        ))),
+        Err(error) => Err(DaemonFailure::Unavailable(error.to_string())),
+    }
+}
+
+/// Prints an attached session's connect line, as `new` does, after the
+/// daemon's notes.
+fn print_attached(started: &Started, notes: &[String]) {
+    for note in notes {
+        stderrln!("{note}");
+    }
+    print_connect_line(started.port, &started.key);
+    stderr!(
+        "\n{}\n[mosh-server detached, pid = {}]\n",
+        version_block(),
+        started.pid
+    );
 }
 
 /// Prints `MOSH CONNECT <port> <key>` as mosh expects it.

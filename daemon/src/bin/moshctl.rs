@@ -128,28 +128,38 @@ fn table(sessions: &[SessionReport], now: u64) -> String {
             "USER",
             "PID",
             "PORT",
-            "CLIENT",
-            "STARTED",
-            "LAST CONTACT",
             "STATE",
+            "CLIENT",
+            "LAST CONTACT",
+            "CREATED",
+            "ATTACHES",
             "CIPHER",
+            "COMMAND",
         ]
         .map(String::from),
     ];
     for s in sessions {
+        let state = match s.detached_since {
+            Some(since) if s.state == "detached" => {
+                format!("detached-{}", human(now.saturating_sub(since)))
+            }
+            _ => s.state.clone(),
+        };
         rows.push([
             s.id.clone(),
             s.user.clone(),
             s.pid.to_string(),
             s.port.to_string(),
+            state,
             s.client.clone().unwrap_or_else(|| "-".into()),
-            ago(s.started),
             s.last_contact.map(ago).unwrap_or_else(|| "never".into()),
-            s.state.clone(),
+            ago(s.started),
+            s.attaches.to_string(),
             s.cipher.clone().unwrap_or_else(|| "-".into()),
+            s.foreground.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    let mut widths = [0usize; 9];
+    let mut widths = [0usize; 11];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -233,16 +243,42 @@ mod tests {
             client: Some("192.0.2.7:51234".into()),
             started: 1000,
             last_contact: Some(1990),
-            state: "connected".into(),
+            state: "attached".into(),
             cipher: Some("aes-256-gcm+x25519".into()),
+            attaches: 1,
+            rekeyed: None,
+            detached_since: None,
+            foreground: Some("vim notes.txt".into()),
         };
-        let text = table(&[session], 2000);
+        let detached = SessionReport {
+            id: "4567cdef".into(),
+            state: "detached".into(),
+            detached_since: Some(1700),
+            attaches: 3,
+            foreground: None,
+            ..session.clone()
+        };
+        let text = table(&[session, detached], 2000);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2);
-        assert!(lines[0].starts_with("ID        USER   PID   PORT   CLIENT"));
-        assert!(lines[1].starts_with("0123abcd  alice  4242  60001  192.0.2.7:51234"));
-        assert!(lines[1].contains("16m40s ago"));
-        assert!(lines[1].ends_with("10s ago       connected  aes-256-gcm+x25519"));
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[0].starts_with("ID        USER   PID   PORT   STATE"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("0123abcd  alice  4242  60001  attached        192.0.2.7:51234"),
+            "{text}"
+        );
+        assert!(lines[1].contains("10s ago       16m40s ago"), "{text}");
+        assert!(
+            lines[1].ends_with(" 1         aes-256-gcm+x25519  vim notes.txt"),
+            "{text}"
+        );
+        assert!(lines[2].contains("detached-5m00s"), "{text}");
+        assert!(
+            lines[2].ends_with(" 3         aes-256-gcm+x25519  -"),
+            "{text}"
+        );
         assert_eq!(table(&[], 0).lines().last(), Some("(no sessions)"));
     }
 

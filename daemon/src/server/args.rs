@@ -5,10 +5,13 @@
 //! mosh-server new [-s] [-v] [-i LOCALADDR] [-p PORT[:PORT2]] [-c COLORS]
 //!                 [-l NAME=VALUE]... [-- COMMAND...]
 //! mosh-server [IP [PORT]]            (legacy form)
+//! mosh-server attach [-v] [--force] [ID]
 //! ```
 //!
 //! `--scrollback=N` (ours; also `--scrollback N`), anywhere before `--`,
 //! keeps N lines of scrollback history for our clients (0 turns it off).
+//! `--reattach` (ours), before or after `new`, makes `new` attach to the
+//! newest detached session when there is one.
 //!
 //! `--help`/`-h` and `--version` are honoured anywhere before `--`. Options
 //! after `new` follow getopt rules (clusters such as `-vv`, attached or
@@ -21,7 +24,8 @@ use std::fmt;
 /// The usage line, with the program name filled in.
 pub fn usage(program: &str) -> String {
     format!(
-        "Usage: {program} new [-s] [-v] [-i LOCALADDR] [-p PORT[:PORT2]] [-c COLORS] [-l NAME=VALUE] [-- COMMAND...]"
+        "Usage: {program} new [-s] [-v] [-i LOCALADDR] [-p PORT[:PORT2]] [-c COLORS] [-l NAME=VALUE] [-- COMMAND...]\n       \
+         {program} attach [-v] [--force] [ID]"
     )
 }
 
@@ -129,6 +133,20 @@ pub struct ServerOptions {
     /// `--scrollback=N`: lines of history kept for our clients; `None`
     /// leaves the default (or the daemon's setting).
     pub scrollback: Option<usize>,
+    /// `--reattach`: attach to the newest detached session instead, when
+    /// the daemon has one.
+    pub reattach: bool,
+}
+
+/// `mosh-server attach`: which session, and how.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttachOptions {
+    /// The session id, or `None` for the most recently active detached one.
+    pub id: Option<String>,
+    /// `--force`: take the session over even if its client is live.
+    pub force: bool,
+    /// How many times `-v` was given.
+    pub verbose: u32,
 }
 
 /// The most lines `--scrollback` may ask for.
@@ -144,6 +162,7 @@ impl Default for ServerOptions {
             locale_vars: Vec::new(),
             command: None,
             scrollback: None,
+            reattach: false,
         }
     }
 }
@@ -155,6 +174,8 @@ pub enum Invocation {
     Help,
     /// Print the version block to stdout and exit 0.
     Version,
+    /// Attach to an existing session through the daemon.
+    Attach(AttachOptions),
     /// Run a server. `warnings` go to stderr first (unknown options earn a
     /// usage line; `-s` without a usable `SSH_CONNECTION` says so).
     Run {
@@ -189,6 +210,9 @@ pub enum ArgsError {
     /// `--scrollback` was not a number of lines from 0 to [`MAX_SCROLLBACK`].
     #[error("Bad --scrollback ({0}): a number of lines from 0 to {MAX_SCROLLBACK}")]
     BadScrollback(String),
+    /// `attach` was given something it does not take.
+    #[error("attach takes -v, --force and one session id, not {0:?}")]
+    BadAttach(String),
 }
 
 /// Parses the arguments after the program name. `ssh_connection` is the
@@ -203,6 +227,7 @@ pub fn parse(args: &[OsString], ssh_connection: Option<&str>) -> Result<Invocati
     };
     let mut words = Vec::with_capacity(options_part.len());
     let mut scrollback = None;
+    let mut reattach = false;
     let mut parts = options_part.iter();
     while let Some(arg) = parts.next() {
         let word = arg
@@ -223,11 +248,22 @@ pub fn parse(args: &[OsString], ssh_connection: Option<&str>) -> Result<Invocati
             scrollback = Some(parse_scrollback(value)?);
             continue;
         }
+        if word == "--reattach" {
+            reattach = true;
+            continue;
+        }
         words.push(word);
+    }
+    if let ["attach", rest @ ..] = words.as_slice() {
+        if command.is_some() {
+            return Err(ArgsError::BadAttach("--".into()));
+        }
+        return parse_attach(rest).map(Invocation::Attach);
     }
     let mut options = ServerOptions {
         command,
         scrollback,
+        reattach,
         ..ServerOptions::default()
     };
     let mut warnings = Vec::new();
@@ -249,6 +285,28 @@ fn parse_scrollback(text: &str) -> Result<usize, ArgsError> {
         .ok()
         .filter(|&lines| lines <= MAX_SCROLLBACK && text.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| ArgsError::BadScrollback(text.to_owned()))
+}
+
+/// `attach [-v]... [--force|-f] [ID]`, in any order.
+fn parse_attach(words: &[&str]) -> Result<AttachOptions, ArgsError> {
+    let mut options = AttachOptions::default();
+    for &word in words {
+        match word {
+            "--force" | "-f" => options.force = true,
+            "--verbose" => options.verbose += 1,
+            _ if word.len() > 1
+                && word.starts_with('-')
+                && word[1..].bytes().all(|b| b == b'v') =>
+            {
+                options.verbose += (word.len() - 1) as u32;
+            }
+            _ if !word.starts_with('-') && options.id.is_none() => {
+                options.id = Some(word.to_owned());
+            }
+            _ => return Err(ArgsError::BadAttach(word.to_owned())),
+        }
+    }
+    Ok(options)
 }
 
 fn parse_ports(text: &str) -> Result<PortRange, ArgsError> {
@@ -541,6 +599,52 @@ mod tests {
             error.to_string(),
             "Low port 9 greater than high port 1\nBad UDP port range (9:1)"
         );
+    }
+
+    #[test]
+    fn attach_takes_an_id_force_and_verbose() {
+        let attach = |words: &[&str]| parse(&args(words), None);
+        assert_eq!(
+            attach(&["attach"]),
+            Ok(Invocation::Attach(AttachOptions::default()))
+        );
+        assert_eq!(
+            attach(&["attach", "-v", "0a1b2c3d", "--force"]),
+            Ok(Invocation::Attach(AttachOptions {
+                id: Some("0a1b2c3d".into()),
+                force: true,
+                verbose: 1
+            }))
+        );
+        assert!(matches!(
+            attach(&["attach", "a", "b"]),
+            Err(ArgsError::BadAttach(word)) if word == "b"
+        ));
+        assert!(matches!(
+            attach(&["attach", "-x"]),
+            Err(ArgsError::BadAttach(_))
+        ));
+        assert!(matches!(
+            attach(&["attach", "--", "sh"]),
+            Err(ArgsError::BadAttach(_))
+        ));
+    }
+
+    #[test]
+    fn reattach_is_accepted_before_or_after_new() {
+        for words in [
+            &["--reattach", "new", "-c", "256"][..],
+            &["new", "--reattach", "-c", "256"],
+            &["new", "-c", "256", "--reattach", "--", "sh"],
+        ] {
+            let (options, warnings) = run(words);
+            assert!(options.reattach, "{words:?}");
+            assert!(warnings.is_empty(), "{words:?}: {warnings:?}");
+            assert_eq!(options.colors, 256, "{words:?}");
+        }
+        assert!(!run(&["new"]).0.reattach);
+        let (options, _) = run(&["new", "--", "prog", "--reattach"]);
+        assert!(!options.reattach, "after -- it belongs to the command");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub fn command() -> Command {
         .about("start a session and print MOSH CONNECT PORT KEY")
         .override_usage(
             "mosh-server new [-s] [-v] [-i LOCALADDR] [-p PORT[:PORT2]] [-c COLORS] \
-             [-l NAME=VALUE]... [--scrollback=LINES] [-- COMMAND...]",
+             [-l NAME=VALUE]... [--scrollback=LINES] [--reattach] [-- COMMAND...]",
         )
         .disable_help_flag(true)
         .args([
@@ -49,11 +49,49 @@ pub fn command() -> Command {
             value("ignored", '@', "ARG")
                 .hide(true)
                 .help("accepted and ignored, as by stock mosh-server"),
+            Arg::new("reattach")
+                .long("reattach")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "attach to your most recently active detached session when mosh-daemon \
+                     has one (a COMMAND is then not run), else start a new session; also \
+                     accepted before `new`, so that mosh --server=\"mosh-server --reattach\" \
+                     works",
+                ),
             Arg::new("command")
                 .value_name("COMMAND")
                 .num_args(1..)
                 .last(true)
                 .help("command to run instead of the login shell"),
+        ]);
+    let attach = Command::new("attach")
+        .about("give one of your running sessions a new key and print MOSH CONNECT PORT KEY")
+        .long_about(
+            "Asks mosh-daemon to re-key one of your sessions and prints MOSH CONNECT PORT KEY \
+             as `new` does: a new client (any mosh client) connects with it and gets the \
+             session's whole current screen; the old key stops working at once. Without ID, \
+             the most recently active detached session (no client heard from in the last 10 \
+             seconds) is chosen, and stderr says so when there were several. Exits 1 with one \
+             line on stderr when there is no detached session (so `mosh-server attach || \
+             mosh-server new` works), when the session is another user's (root included), \
+             unknown or ending, when its client is live and --force is not given, when \
+             attach requests come too often, and without mosh-daemon.",
+        )
+        .override_usage("mosh-server attach [-v] [--force] [ID]")
+        .disable_help_flag(true)
+        .args([
+            Arg::new("force")
+                .long("force")
+                .short('f')
+                .action(ArgAction::SetTrue)
+                .help("take the session over even if its client is live (the old client stops)"),
+            Arg::new("verbose")
+                .short('v')
+                .action(ArgAction::Count)
+                .help("say why mosh-daemon could not be reached"),
+            Arg::new("id")
+                .value_name("ID")
+                .help("the session, as `moshctl list` shows it"),
         ]);
     Command::new("mosh-server")
         .version(env!("CARGO_PKG_VERSION"))
@@ -81,6 +119,7 @@ pub fn command() -> Command {
                 .help("legacy form: UDP port or range to bind"),
         ])
         .subcommand(new)
+        .subcommand(attach)
         .after_long_help(
             "Environment: MOSH_SERVER_NETWORK_TMOUT and MOSH_SERVER_SIGNAL_TMOUT (seconds \
              without contact after which the session ends, always or on SIGUSR1), LANG and \
@@ -130,6 +169,7 @@ mod tests {
             let flag = match (arg.get_short(), arg.get_long()) {
                 (Some(short), None) => format!("-{short}"),
                 (None, Some("scrollback")) => "--scrollback".to_owned(),
+                (None, Some("reattach")) => "--reattach".to_owned(),
                 _ => panic!("unexpected option {:?} of mosh-server new", arg.get_id()),
             };
             let short = arg.get_short().unwrap_or('-');
@@ -158,10 +198,40 @@ mod tests {
     }
 
     #[test]
+    fn every_attach_option_in_the_model_is_accepted_by_the_real_parser() {
+        let attach = command()
+            .find_subcommand("attach")
+            .expect("the model has `attach`")
+            .clone();
+        let mut line = vec![OsString::from("attach")];
+        for arg in attach.get_arguments() {
+            if arg.is_positional() {
+                line.push("0a1b2c3d".into());
+                continue;
+            }
+            if let Some(long) = arg.get_long() {
+                line.push(format!("--{long}").into());
+            }
+            if let Some(short) = arg.get_short() {
+                line.push(format!("-{short}").into());
+            }
+        }
+        match args::parse(&line, None) {
+            Ok(Invocation::Attach(options)) => {
+                assert_eq!(options.id.as_deref(), Some("0a1b2c3d"));
+                assert!(options.force);
+                assert_eq!(options.verbose, 1);
+            }
+            other => panic!("{line:?}: {other:?}"),
+        }
+    }
+
+    #[test]
     fn every_option_in_the_usage_text_is_in_the_model() {
         let new = new_command();
         let usage = args::usage("mosh-server");
-        let options: Vec<&str> = usage
+        let new_line = usage.lines().next().unwrap_or_default();
+        let options: Vec<&str> = new_line
             .split(|c: char| c.is_whitespace() || matches!(c, '[' | ']'))
             .filter(|word| word.starts_with('-') && *word != "--")
             .collect();

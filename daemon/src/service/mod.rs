@@ -12,10 +12,12 @@
 //! * `sessions/ID.handoff`: while a session unit starts (systemd launch
 //!   mode), where its worker fetches its descriptors (root only).
 
+mod attach;
 mod registry;
 mod requests;
 mod sessions;
 
+pub use attach::{AttachError, AttachLimiter};
 pub use registry::{Allocation, Refusal, Registry};
 
 use std::io;
@@ -87,6 +89,8 @@ pub struct Shared {
     pub worker_program: PathBuf,
     /// The firewall rules for the sessions' ports.
     pub firewall: Firewall,
+    /// How often each user may ask to attach.
+    pub attach_limits: Mutex<AttachLimiter>,
     notifier: Notifier,
 }
 
@@ -99,6 +103,11 @@ impl Shared {
     /// The registry, locked.
     pub fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().expect("registry lock")
+    }
+
+    /// The attach rate limits, locked.
+    pub fn attach_limiter(&self) -> std::sync::MutexGuard<'_, AttachLimiter> {
+        self.attach_limits.lock().expect("attach limiter lock")
     }
 
     /// Opens the sessions' ports (and only those) in the firewall, and
@@ -136,6 +145,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
         sessions_dir,
         worker_program: options.worker_program.clone(),
         firewall,
+        attach_limits: Mutex::new(AttachLimiter::default()),
         notifier: Notifier::from_env().map_err(io_error("NOTIFY_SOCKET"))?,
     });
     let adopted = sessions::adopt_all(&shared).await;

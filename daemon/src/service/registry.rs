@@ -123,6 +123,9 @@ impl Registry {
                 known.started = report.started;
                 known.state = report.state;
                 known.cipher = report.cipher;
+                known.attaches = report.attaches;
+                known.rekeyed = report.rekeyed;
+                known.foreground = report.foreground;
             }
             None => self.insert(report),
         }
@@ -176,6 +179,10 @@ mod tests {
             last_contact: None,
             state: "waiting".into(),
             cipher: None,
+            attaches: 0,
+            rekeyed: None,
+            detached_since: None,
+            foreground: None,
         }
     }
 

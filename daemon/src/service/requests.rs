@@ -8,7 +8,9 @@ use nix::unistd::{Group, Uid, User};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use super::{Shared, sessions};
+use zeroize::Zeroize;
+
+use super::{Shared, attach, sessions};
 use crate::control::{
     DaemonStatus, FirewallRequest, KillTarget, LineError, NewSession, Request, Response,
     SessionReport, encode_line, read_message,
@@ -55,11 +57,15 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
         }
         Err(_) => error_response("no request received in time".into()),
     };
+    // A started or attached session's answer holds its key: wiped once sent.
+    let mut line = encode_line(&response);
+    drop(response);
     let reply = async {
-        write.write_all(&encode_line(&response)).await?;
+        write.write_all(&line).await?;
         write.shutdown().await
     };
     let _ = tokio::time::timeout(REQUEST_TIMEOUT, reply).await;
+    line.zeroize();
 }
 
 fn error_response(message: String) -> Response {
@@ -69,6 +75,18 @@ fn error_response(message: String) -> Response {
 async fn answer(shared: &Arc<Shared>, peer: Peer, request: Request) -> Response {
     match request {
         Request::New(new) => new_session(shared, peer, new).await,
+        Request::Attach(request) => match attach::attach(shared, peer.uid, request).await {
+            Ok((session, notes)) => Response::Attached { session, notes },
+            Err(
+                error @ (attach::AttachError::NoneDetached | attach::AttachError::OnlyLive { .. }),
+            ) => Response::NoDetached {
+                message: error.to_string(),
+            },
+            Err(error) => {
+                tracing::info!("uid {}: not attached: {error}", peer.uid);
+                error_response(error.to_string())
+            }
+        },
         Request::List {} => Response::Sessions {
             sessions: visible(shared, peer),
         },
@@ -90,9 +108,13 @@ async fn firewall(shared: &Shared, peer: Peer, action: FirewallRequest) -> Respo
 }
 
 fn visible(shared: &Shared, peer: Peer) -> Vec<SessionReport> {
+    let now = unix_seconds(SystemTime::now());
     let mut sessions = shared.registry().all();
     sessions.retain(|report| peer.sees(report));
     sessions
+        .into_iter()
+        .map(|report| report.listed(now))
+        .collect()
 }
 
 async fn new_session(shared: &Arc<Shared>, peer: Peer, request: NewSession) -> Response {

@@ -75,6 +75,7 @@ pub async fn start(
     let id = new_id().map_err(|e| format!("choosing a session id: {e}"))?;
     let key = Base64Key::random().map_err(|e| format!("making a session key: {e}"))?;
     let uid = user.uid.as_raw();
+    let notice;
     let udp = {
         let mut registry = shared.registry();
         let socket = registry
@@ -95,6 +96,8 @@ pub async fn start(
             .local_addr()
             .map_err(|e| format!("reading the bound port: {e}"))?
             .port();
+        let now = unix_seconds(SystemTime::now());
+        notice = super::attach::notice(&registry.all(), uid, now, &host_name());
         registry.insert(SessionReport {
             id: id.clone(),
             user: user.name.clone(),
@@ -106,6 +109,10 @@ pub async fn start(
             last_contact: None,
             state: "starting".into(),
             cipher: None,
+            attaches: 0,
+            rekeyed: None,
+            detached_since: None,
+            foreground: None,
         });
         socket
     };
@@ -127,6 +134,7 @@ pub async fn start(
         port,
         idle_timeout_secs: config.idle_timeout,
         scrollback: request.scrollback.unwrap_or(config.scrollback),
+        notice: notice.clone(),
     };
     let mode = config.launch.resolve(*UNDER_SYSTEMD);
     match launch(shared, mode, &id, udp.into(), setup).await {
@@ -144,6 +152,7 @@ pub async fn start(
                 port,
                 key: key.printable(),
                 pid,
+                notice,
             })
         }
         Err(error) => {
@@ -553,8 +562,17 @@ async fn adopt(shared: &Arc<Shared>, id: &str, path: &Path) -> std::io::Result<(
     Ok(())
 }
 
-fn socket_path(dir: &Path, id: &str) -> PathBuf {
+/// The registration socket of session `id` under `dir`.
+pub(super) fn socket_path(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.sock"))
+}
+
+/// This machine's name, for the commands the notice shows.
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .unwrap_or_else(|| "HOST".into())
 }
 
 /// A random session id: 8 hex digits.

@@ -9,14 +9,12 @@
 //! * [`control`]: the JSON-lines control protocol.
 //! * [`service`]: the daemon: control socket, registry, port pool.
 //! * [`worker`]: the per-session process the daemon starts.
-//! * [`notify`]: systemd's readiness protocol.
 //! * [`firewall`]: the firewall rules that open the sessions' ports.
 
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod firewall;
-pub mod notify;
 pub mod pty;
 pub mod server;
 pub mod service;

@@ -59,6 +59,9 @@ pub enum CliError {
     /// `MOSH_PREDICTION_DISPLAY` has an unknown value.
     #[error("Unknown prediction mode {0}.")]
     PredictionMode(String),
+    /// `MOSH_CIPHER` has an unknown value.
+    #[error("Unknown cipher {0} (MOSH_CIPHER is auto or ocb).")]
+    Cipher(String),
 }
 
 /// Parses the arguments (without the program name); `env` looks up the
@@ -113,17 +116,24 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
         None => DisplayMode::Adaptive,
         Some(value) => DisplayMode::parse(&value).ok_or(CliError::PredictionMode(value))?,
     };
+    let native_cipher = match env("MOSH_CIPHER").as_deref() {
+        None | Some("auto") => true,
+        Some("ocb") => false,
+        Some(other) => return Err(CliError::Cipher(other.to_owned())),
+    };
     let term = env("TERM").unwrap_or_default();
     let info = Terminfo::load(&term);
     Ok(Command::Run(Box::new(SessionConfig {
         server: SocketAddr::new(address, port_number),
         key,
         verbose,
+        native_cipher,
         prediction,
         overwrite: env("MOSH_PREDICTION_OVERWRITE").as_deref() == Some("yes"),
         escape: EscapeFilter::from_env(env("MOSH_ESCAPE_KEY").as_deref()),
         title_prefix: env("MOSH_TITLE_NOPREFIX").is_none(),
         display: terminal::display_for(&term, info.as_ref()),
+        scrollback: env("MOSH_NO_SCROLLBACK").is_none(),
     })))
 }
 
@@ -187,6 +197,28 @@ mod tests {
             run(&["-#x", "::1", "1"], &[("MOSH_KEY", KEY)]),
             Ok(Command::Run(_))
         ));
+    }
+
+    #[test]
+    fn mosh_cipher_chooses_the_suite_offered() {
+        let native = |vars: &[(&str, &str)]| match run(&["127.0.0.1", "60001"], vars) {
+            Ok(Command::Run(config)) => Ok(config.native_cipher),
+            Ok(_) => panic!("not a session"),
+            Err(error) => Err(error),
+        };
+        assert_eq!(native(&[("MOSH_KEY", KEY)]), Ok(true));
+        assert_eq!(
+            native(&[("MOSH_KEY", KEY), ("MOSH_CIPHER", "auto")]),
+            Ok(true)
+        );
+        assert_eq!(
+            native(&[("MOSH_KEY", KEY), ("MOSH_CIPHER", "ocb")]),
+            Ok(false)
+        );
+        assert_eq!(
+            native(&[("MOSH_KEY", KEY), ("MOSH_CIPHER", "gcm")]),
+            Err(CliError::Cipher("gcm".into()))
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub fn command() -> Command {
             Arg::new("verbose")
                 .short('v')
                 .action(ArgAction::Count)
-                .help("verbose: report network events on stderr"),
+                .help("verbose: report network events, and the extensions the server enabled, on stderr"),
             Arg::new("args")
                 .short('#')
                 .action(ArgAction::Set)
@@ -50,7 +50,12 @@ pub fn command() -> Command {
         .after_long_help(
             "Environment: MOSH_KEY (the session key, required), MOSH_PREDICTION_DISPLAY \
              (adaptive, always, never or experimental), MOSH_PREDICTION_OVERWRITE=yes, \
-             MOSH_ESCAPE_KEY, MOSH_TITLE_NOPREFIX, MOSH_NO_TERM_INIT.",
+             MOSH_ESCAPE_KEY, MOSH_TITLE_NOPREFIX, MOSH_NO_TERM_INIT, MOSH_CIPHER (auto, \
+             the default: AES-256-GCM with X25519 forward secrecy when the server is \
+             mosh-daemon's, AES-128-OCB with a stock server; ocb: always stock \
+             AES-128-OCB), MOSH_NO_SCROLLBACK (set: lines that scroll off a \
+             mosh-daemon server's screen are not written into this terminal's \
+             scrollback). With -v the cipher suite in use is logged as it changes.",
         )
 }
 

@@ -6,6 +6,8 @@
 //! * [`notify`]: the status bar ("Last contact N seconds ago.").
 //! * [`predict`]: the local-echo prediction overlay.
 //! * [`paint`]: writing overlay cells into a copy of a framebuffer.
+//! * [`scrollback`]: writing the server's history lines into the local
+//!   terminal's scrollback.
 //! * [`terminfo`]: the few terminfo capabilities of `$TERM` the client uses.
 //!
 //! I/O:
@@ -25,6 +27,7 @@ pub mod launcher;
 pub mod notify;
 pub mod paint;
 pub mod predict;
+pub mod scrollback;
 pub mod session;
 pub mod terminal;
 pub mod terminfo;

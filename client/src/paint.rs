@@ -2,7 +2,9 @@
 //! into a copy of a framebuffer. `term` keeps cell mutation private to its
 //! emulator, so the overlay is written by feeding the emulator cursor moves,
 //! SGR and characters, and the drawing state is put back afterwards: only
-//! cell contents change (plus, for titles, the title).
+//! cell contents change (plus, for titles, the title). Overlay cells get
+//! only what [`sgr`] selects: stock colours and attributes, never an
+//! underline style or colour, strikethrough, overline or hyperlink.
 
 use mosh_term::display::sgr;
 use mosh_term::framebuffer::Attrs;
@@ -28,6 +30,7 @@ impl Canvas {
         ds.autowrap = false;
         ds.scroll_top = 0;
         ds.scroll_bottom = ds.height.saturating_sub(1);
+        ds.rend = Renditions::default();
         Canvas { emulator, saved }
     }
 
@@ -106,6 +109,7 @@ pub fn status_padding_rendition() -> Renditions {
         fg: Color::Indexed(7),
         bg: Color::Indexed(4),
         attrs: Attrs::default(),
+        ..Renditions::default()
     }
 }
 
@@ -149,6 +153,24 @@ mod tests {
         let short = status_bar(fb, "hi");
         assert!(short.cell(0, 5).is_blank());
         assert_eq!(short.cell(0, 5).rend, status_padding_rendition());
+    }
+
+    #[test]
+    fn status_bar_over_linked_and_styled_text_looks_as_ever() {
+        let styled = b"\x1b]8;id=l;http://e.com/\x1b\\\x1b[4:3;58;5;196;9;53mlinked words\r\nx";
+        let fb = screen(styled);
+        assert!(!fb.ds.rend.link.is_none(), "the link is still open");
+        let painted = status_bar(fb.clone(), "mosh: Last contact 7 seconds ago.");
+        for col in 0..20 {
+            let expected = if col < "mosh: Last contact 7 seconds ago.".len() {
+                status_text_rendition()
+            } else {
+                status_padding_rendition()
+            };
+            assert_eq!(painted.cell(0, col).rend, expected, "column {col}");
+        }
+        assert_eq!(painted.ds.rend, fb.ds.rend, "the drawing state is kept");
+        assert_eq!(painted.cell(1, 0), fb.cell(1, 0));
     }
 
     #[test]

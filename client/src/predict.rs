@@ -18,9 +18,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mosh_term::framebuffer::Attrs;
+use mosh_term::framebuffer::UnderlineStyle;
+use mosh_term::width::wcwidth;
 use mosh_term::{Cell, Framebuffer};
-use unicode_width::UnicodeWidthChar;
 
 use crate::paint::Canvas;
 
@@ -337,7 +337,7 @@ impl Predictor {
     }
 
     fn print(&mut self, c: char, fb: &Framebuffer, now: Instant) {
-        if c.width() != Some(1) {
+        if wcwidth(u32::from(c)) != Some(1) {
             self.become_tentative();
             return;
         }
@@ -604,7 +604,7 @@ impl Predictor {
             }
             let actual = fb.cell(row, col);
             if flag && !(cell.is_blank() && actual.is_blank()) {
-                cell.rend.attrs.set(Attrs::UNDERLINE, true);
+                cell.rend.set_underline(Some(UnderlineStyle::Single));
             }
             if cell != *actual {
                 canvas.put(row, col, &cell);
@@ -632,6 +632,7 @@ impl Predictor {
 mod tests {
     use super::*;
     use mosh_term::Emulator;
+    use mosh_term::framebuffer::Attrs;
 
     const SLOW: Duration = Duration::from_millis(300);
     const FAST: Duration = Duration::from_millis(20);
@@ -694,6 +695,44 @@ mod tests {
             "the server's own cell is untouched"
         );
         assert_eq!((shown.ds.cursor_row, shown.ds.cursor_col), (0, 5));
+    }
+
+    #[test]
+    fn predictions_after_linked_curly_text_get_a_plain_underline_only() {
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        let styled = b"$ \x1b]8;id=l;http://e.com/\x1b\\\x1b[4:3;58;5;196;9;53;31me";
+        let server = screen(styled);
+        assert!(!server.cell(0, 2).rend.link.is_none());
+        engine.input(b"ch", &server, now);
+        let shown = engine.overlay(server.clone());
+        assert_eq!(row(&shown, 0), "$ ech");
+        let predicted = shown.cell(0, 3).rend;
+        let mut expected = server.cell(0, 2).rend.stock();
+        expected.set_underline(Some(UnderlineStyle::Single));
+        assert_eq!(
+            predicted, expected,
+            "a plain underline in the stock colours, no link, style or underline colour"
+        );
+        assert_eq!(shown.cell(0, 2), server.cell(0, 2), "the server's cell");
+    }
+
+    #[test]
+    fn only_characters_the_c_library_makes_one_column_wide_are_predicted() {
+        // The soft hyphen and U+2630 take one column in the C library
+        // (unicode-width: 0 and 2), so they are predicted, as stock does.
+        let (mut engine, now) = confirmed(DisplayMode::Always);
+        let server = screen(b"$ e");
+        engine.input("\u{ad}\u{2630}".as_bytes(), &server, now);
+        let shown = engine.overlay(server.clone());
+        assert_eq!(row(&shown, 0), "$ e\u{ad}\u{2630}");
+        assert_eq!(shown.ds.cursor_col, 5);
+        // A wide or a combining character starts a tentative epoch: what
+        // follows is not shown.
+        for text in ["漢x", "\u{301}x"] {
+            let (mut engine, now) = confirmed(DisplayMode::Always);
+            engine.input(text.as_bytes(), &server, now);
+            assert_eq!(row(&engine.overlay(server.clone()), 0), "$ e", "{text}");
+        }
     }
 
     #[test]

@@ -9,7 +9,11 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mosh_proto::{Base64Key, Delivery, Transport, TransportConfig};
+use mosh_proto::{
+    Base64Key, Delivery, Extension, ExtensionSet, Peer, Suite, Transport, TransportConfig,
+};
+use mosh_term::framebuffer::LinkId;
+use mosh_term::history::HistoryInbox;
 use mosh_term::{Complete, Display, Framebuffer, UserStream};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -21,6 +25,7 @@ use crate::escape::{Action, EscapeFilter};
 use crate::notify::{NETWORK_ERROR_TIME, StatusBar};
 use crate::paint::{self, Canvas};
 use crate::predict::{DisplayMode, Predictor};
+use crate::scrollback::{SYNC_BEGIN, SYNC_END, push_history};
 use crate::terminal::{self, RawTerminal};
 
 /// After this long without any server state, the "Nothing received" notice.
@@ -51,8 +56,11 @@ pub struct SessionConfig {
     pub server: SocketAddr,
     /// The session key.
     pub key: Base64Key,
-    /// `-v`: log dropped datagrams and port hops to stderr.
+    /// `-v`: log dropped datagrams, port hops and the cipher suite to stderr.
     pub verbose: bool,
+    /// Offer the native cipher (AES-256-GCM with X25519 forward secrecy) to
+    /// the server; `MOSH_CIPHER=ocb` turns it off, for stock AES-128-OCB.
+    pub native_cipher: bool,
     /// `MOSH_PREDICTION_DISPLAY`.
     pub prediction: DisplayMode,
     /// `MOSH_PREDICTION_OVERWRITE=yes`.
@@ -63,6 +71,10 @@ pub struct SessionConfig {
     pub title_prefix: bool,
     /// What the user's terminal can do.
     pub display: Display,
+    /// Offer the `scrollback` extension: with a server of ours, lines that
+    /// scroll off its screen enter this terminal's scrollback (off with
+    /// `MOSH_NO_SCROLLBACK`, which `mosh --no-scrollback` sets).
+    pub scrollback: bool,
 }
 
 /// How a session ended.
@@ -113,15 +125,20 @@ struct Signals {
 }
 
 impl Signals {
+    /// Installs the handlers. From here on, as in stock mosh-client, a
+    /// closed pipe on stdout no longer ends the program: SIGPIPE shuts the
+    /// session down (the handler stays installed until exit).
     fn new() -> io::Result<Signals> {
-        Ok(Signals {
+        let signals = Signals {
             winch: signal(SignalKind::window_change())?,
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
             hangup: signal(SignalKind::hangup())?,
             pipe: signal(SignalKind::pipe())?,
             cont: signal(SignalKind::from_raw(libc::SIGCONT))?,
-        })
+        };
+        mosh_stdio::on_broken_pipe(mosh_stdio::BrokenPipe::Ignore);
+        Ok(signals)
     }
 }
 
@@ -190,11 +207,21 @@ struct Client<'t> {
     escape: EscapeFilter,
     shown: Framebuffer,
     repaint: bool,
+    /// What the transport last said about the server's extensions.
+    peer: Peer,
+    /// Where received history lines wait until they are written out.
+    inbox: HistoryInbox,
+    /// History lines below this number have been written out.
+    history_written: u64,
+    /// Drawing on the main screen, whose scrollback takes history lines.
+    main_screen: bool,
     started: Instant,
     connected: bool,
     nothing_received_shown: bool,
     last_port_choice: Instant,
     quit_now: bool,
+    /// The cipher suite and key epoch last logged.
+    cipher_shown: (Suite, u64),
 }
 
 impl<'t> Client<'t> {
@@ -204,11 +231,19 @@ impl<'t> Client<'t> {
         let (width, height) = (usize::from(cols), usize::from(rows));
         let mut user = UserStream::new();
         user.push_resize(i32::from(cols), i32::from(rows));
+        let mut extensions = ExtensionSet::EMPTY.with(Extension::Attributes);
+        if config.native_cipher {
+            extensions = extensions.with(Extension::NativeCipher);
+        }
+        if config.scrollback {
+            extensions = extensions.with(Extension::Scrollback);
+        }
+        let inbox = HistoryInbox::default();
         let transport = Transport::new(
-            TransportConfig::client(config.server),
+            TransportConfig::client(config.server).with_extensions(extensions),
             &config.key,
             UserStream::new(),
-            Complete::new(width, height),
+            Complete::new(width, height).with_history_inbox(inbox.clone()),
             now.into_std(),
         )?;
         let mut client = Client {
@@ -222,12 +257,25 @@ impl<'t> Client<'t> {
             datagrams: mpsc::channel(256),
             shown: Framebuffer::new(width, height),
             repaint: true,
+            peer: Peer::Undecided,
+            inbox,
+            history_written: 0,
+            main_screen: false,
             started: now,
             connected: false,
             nothing_received_shown: false,
             last_port_choice: now,
             quit_now: false,
+            cipher_shown: (Suite::Aes128Ocb, 0),
         };
+        client.log(|| {
+            let offer = if client.config.native_cipher {
+                format!(", offering {}", Suite::Aes256GcmX25519)
+            } else {
+                String::new()
+            };
+            format!("mosh-client: cipher {}{offer}", Suite::Aes128Ocb)
+        });
         client.transport.set_current_state(user);
         client.open_socket(now).map_err(SessionError::Socket)?;
         Ok(client)
@@ -235,7 +283,7 @@ impl<'t> Client<'t> {
 
     fn log(&self, message: impl FnOnce() -> String) {
         if self.config.verbose {
-            eprint!("{}\r\n", message());
+            mosh_stdio::stderr!("{}\r\n", message());
         }
     }
 
@@ -492,6 +540,21 @@ impl<'t> Client<'t> {
         }
         self.status
             .server_acked(self.transport.last_round_trip_success());
+        let peer = self.transport.peer_extensions();
+        if peer != self.peer {
+            self.peer = peer;
+            self.log(|| match peer {
+                Peer::Native(set) => format!("mosh-client: extensions enabled: {set}"),
+                Peer::Stock | Peer::Undecided => {
+                    "mosh-client: extensions enabled: none (stock server)".to_owned()
+                }
+            });
+        }
+        let cipher = (self.transport.cipher_suite(), self.transport.key_epoch());
+        if cipher != self.cipher_shown {
+            self.cipher_shown = cipher;
+            self.log(|| format!("mosh-client: cipher {} (key epoch {})", cipher.0, cipher.1));
+        }
     }
 
     fn update_predictor_network(&mut self) {
@@ -574,9 +637,40 @@ impl<'t> Client<'t> {
         self.resume();
     }
 
+    /// With a server that sends history: moves to the main screen once, and
+    /// returns the bytes that write the history lines received since the
+    /// last call into the terminal's scrollback (the screen must then be
+    /// repainted).
+    fn history_bytes(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let enabled = self.transport.peer_extensions().enabled();
+        if !enabled.contains(Extension::Scrollback) {
+            return out;
+        }
+        let (width, height) = (self.shown.width(), self.shown.height());
+        if !self.main_screen {
+            self.main_screen = true;
+            self.config.display.keeps_scrollback = true;
+            self.terminal.use_main_screen(height);
+            self.repaint = true;
+            self.log(|| "mosh-client: the server sends scrollback history".to_owned());
+        }
+        let end = self.transport.latest_remote_state().history_end();
+        if end > self.history_written {
+            let entries = self.inbox.take(self.history_written, end);
+            self.history_written = end;
+            push_history(&entries, width, height, &mut out);
+        }
+        out
+    }
+
     /// Draws the server's screen with the overlays, as a diff against what
-    /// the terminal shows.
+    /// the terminal shows, after any new history lines.
     fn draw(&mut self, now: Instant) {
+        let history = self.history_bytes();
+        if !history.is_empty() {
+            self.repaint = true;
+        }
         self.update_predictor_network();
         let remote = self.transport.latest_remote_state().framebuffer();
         self.predictor.cull(remote, now.into_std());
@@ -591,7 +685,13 @@ impl<'t> Client<'t> {
             .config
             .display
             .new_frame(!self.repaint, &self.shown, &target);
-        if !bytes.is_empty() {
+        if !history.is_empty() {
+            let mut frame = SYNC_BEGIN.to_vec();
+            frame.extend_from_slice(&history);
+            frame.extend_from_slice(&bytes);
+            frame.extend_from_slice(SYNC_END);
+            terminal::write_stdout(&frame);
+        } else if !bytes.is_empty() {
             terminal::write_stdout(&bytes);
         }
         self.shown = target;
@@ -600,7 +700,9 @@ impl<'t> Client<'t> {
 }
 
 /// What the terminal should show: the server's screen, with the
-/// predictions, the `[mosh] ` title prefix and the status bar over it.
+/// predictions, the `[mosh] ` title prefix and the status bar over it. No
+/// hyperlink is left open at the end of a frame, so nothing the terminal
+/// prints later (after the session, say) is linked.
 fn compose(
     remote: &Framebuffer,
     predictor: &Predictor,
@@ -608,6 +710,7 @@ fn compose(
     status: Option<&str>,
 ) -> Framebuffer {
     let mut target = predictor.overlay(remote.clone());
+    target.ds.rend.link = LinkId::NONE;
     if title_prefix && target.title_initialized() {
         let mut canvas = Canvas::new(target);
         canvas.prefix_title();

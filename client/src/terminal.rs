@@ -4,6 +4,7 @@
 
 use std::io;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use mosh_term::Display;
 use rustix::termios::{self, InputModes, OptionalActions, Termios};
@@ -67,6 +68,7 @@ pub enum TerminalError {
 #[derive(Debug)]
 pub struct RawTerminal {
     screen: ScreenSwitch,
+    main_screen: AtomicBool,
 }
 
 impl RawTerminal {
@@ -77,7 +79,10 @@ impl RawTerminal {
         let original = termios::tcgetattr(rustix::stdio::stdin())
             .map_err(|e| TerminalError::GetAttributes(e.into()))?;
         *SAVED.lock().unwrap_or_else(|e| e.into_inner()) = Some((original, screen.leave.clone()));
-        let terminal = RawTerminal { screen };
+        let terminal = RawTerminal {
+            screen,
+            main_screen: AtomicBool::new(false),
+        };
         terminal.resume()?;
         Ok(terminal)
     }
@@ -93,10 +98,31 @@ impl RawTerminal {
             termios::tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &raw)
                 .map_err(|e| TerminalError::SetAttributes(e.into()))?;
         }
-        let mut init = self.screen.enter.clone();
+        let mut init = if self.main_screen.load(Ordering::Relaxed) {
+            push_screen_up(usize::from(window_size().1))
+        } else {
+            self.screen.enter.clone()
+        };
         init.extend_from_slice(CURSOR_KEYS_ON);
         write_stdout(&init);
         Ok(())
+    }
+
+    /// Leaves the alternate screen for the rest of the session, so that
+    /// what scrolls off the main screen's top enters the terminal's own
+    /// scrollback; the rows the main screen showed are pushed up into it
+    /// first (`height` rows), as they are again on every resumption, and the
+    /// screen must then be repainted.
+    pub fn use_main_screen(&self, height: usize) {
+        if self.main_screen.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Some((_, leave)) = SAVED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            leave.clear();
+        }
+        let mut bytes = self.screen.leave.clone();
+        bytes.extend(push_screen_up(height));
+        write_stdout(&bytes);
     }
 
     /// Writes the exit sequence and restores the original settings (as for
@@ -111,6 +137,15 @@ impl Drop for RawTerminal {
         restore();
         SAVED.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
+}
+
+/// The bytes that push every row of a `height`-row main screen up into the
+/// terminal's scrollback (what was shown before the session, or while it
+/// was suspended, stays readable above it).
+fn push_screen_up(height: usize) -> Vec<u8> {
+    let mut bytes = format!("\x1b[r\x1b[0m\x1b[{height};1H").into_bytes();
+    bytes.extend(std::iter::repeat_n(b'\n', height));
+    bytes
 }
 
 /// Writes the exit sequence and restores the saved terminal settings, if
@@ -137,29 +172,21 @@ pub fn install_panic_hook() {
 /// The window size of the terminal on standard output as (columns, rows);
 /// 80×24 when unknown.
 pub fn window_size() -> (u16, u16) {
-    match termios::tcgetwinsize(rustix::stdio::stdout()) {
+    match termios::tcgetwinsize(mosh_stdio::Stdout) {
         Ok(size) if size.ws_col > 0 && size.ws_row > 0 => (size.ws_col, size.ws_row),
         _ => (80, 24),
     }
 }
 
-/// Writes all of `bytes` to standard output, retrying interrupted and
-/// partial writes; a closed terminal ends the write silently.
-pub fn write_stdout(mut bytes: &[u8]) {
-    let stdout = rustix::stdio::stdout();
-    while !bytes.is_empty() {
-        match rustix::io::write(stdout, bytes) {
-            Ok(0) => return,
-            Ok(n) => bytes = &bytes[n..],
-            Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
-            Err(_) => return,
-        }
-    }
-}
+/// Writes all of `bytes` to standard output, best effort: a closed
+/// terminal ends the write silently.
+pub use mosh_stdio::write_stdout;
 
 /// What the terminal named by `TERM` can do: erase characters and
 /// background colour erase from its terminfo entry (guessed from the name
-/// without one), window titles from the name, as stock decides.
+/// without one), window titles from the name, as stock decides. Extended
+/// attributes and OSC 8 hyperlinks are always drawn: only our own server
+/// sends them, and terminals that cannot show them ignore them.
 pub fn display_for(term: &str, info: Option<&Terminfo>) -> Display {
     let starts = |prefixes: &[&str]| prefixes.iter().any(|p| term.starts_with(p));
     let (has_ech, has_bce) = match info {
@@ -189,6 +216,8 @@ pub fn display_for(term: &str, info: Option<&Terminfo>) -> Display {
             "screen",
             "tmux",
         ]),
+        attributes: true,
+        keeps_scrollback: false,
     }
 }
 

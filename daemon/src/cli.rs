@@ -31,6 +31,10 @@ pub struct Moshctl {
 #[derive(Debug, Subcommand)]
 pub enum MoshctlCommand {
     /// List your sessions (root: everyone's).
+    ///
+    /// Each with its id, user, pid, port, client, start, last contact, state
+    /// and cipher suite: aes-128-ocb (stock mosh's), or aes-256-gcm+x25519
+    /// once our client and server switched to the native cipher.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]

@@ -5,6 +5,7 @@
 //! max_sessions = 1000           # in all
 //! max_sessions_per_user = 50
 //! idle_timeout = 0              # seconds a session may go without its client; 0 = forever
+//! scrollback = 10000            # lines of history kept for our clients' scrollback; 0 = off
 //! allowed_users = []            # with allowed_groups: both empty lets everyone in
 //! allowed_groups = []
 //! launch = "auto"               # auto | direct | systemd: how session workers start
@@ -189,6 +190,11 @@ pub struct Config {
     /// Seconds a session may go without hearing from its client before it
     /// ends; 0 keeps it forever.
     pub idle_timeout: u64,
+    /// Lines of scrollback history each session keeps for our clients
+    /// (0 turns the extension off); `mosh-server new --scrollback=N`
+    /// overrides it for one session.
+    #[serde(deserialize_with = "scrollback_lines")]
+    pub scrollback: usize,
     /// Users who may start sessions (with `allowed_groups`; both empty
     /// allows everyone).
     pub allowed_users: Vec<String>,
@@ -198,6 +204,19 @@ pub struct Config {
     pub launch: LaunchMode,
     /// The firewall settings.
     pub firewall: FirewallConfig,
+}
+
+fn scrollback_lines<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    let value = i64::deserialize(deserializer)?;
+    usize::try_from(value)
+        .ok()
+        .filter(|&n| n <= crate::server::args::MAX_SCROLLBACK)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{value} is not a number of lines from 0 to {}",
+                crate::server::args::MAX_SCROLLBACK
+            ))
+        })
 }
 
 fn positive<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
@@ -215,6 +234,7 @@ impl Default for Config {
             max_sessions: 1000,
             max_sessions_per_user: 50,
             idle_timeout: 0,
+            scrollback: mosh_term::history::DEFAULT_LINES,
             allowed_users: Vec::new(),
             allowed_groups: Vec::new(),
             launch: LaunchMode::Auto,
@@ -387,6 +407,8 @@ mod tests {
             ("max_sessions = 0", 1, "max_sessions"),
             ("max_sessions_per_user = -1", 1, "max_sessions_per_user"),
             ("idle_timeout = \"long\"", 1, "idle_timeout"),
+            ("scrollback = -1", 1, "scrollback"),
+            ("scrollback = 2000000", 1, "scrollback"),
             ("[firewall]\nbackend = \"pf\"", 2, "backend"),
             ("[firewall]\nbackedn = \"ufw\"", 2, "backedn"),
             ("[firewall]\ncheck_interval = 0", 2, "check_interval"),

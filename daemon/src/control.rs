@@ -77,6 +77,10 @@ pub struct NewSession {
     pub locale: Vec<String>,
     /// The helper's `SSH_CONNECTION`.
     pub ssh_connection: Option<String>,
+    /// `--scrollback=N`: lines of history to keep, or `None` for the
+    /// daemon's `scrollback` setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrollback: Option<usize>,
 }
 
 /// Which sessions to end. Exactly one of the fields is set.
@@ -209,6 +213,11 @@ pub struct SessionReport {
     pub last_contact: Option<u64>,
     /// `waiting`, `connected` or `closing`.
     pub state: String,
+    /// The cipher suite sealing the server's datagrams: `aes-128-ocb`
+    /// (mosh's, and always with a stock client) or `aes-256-gcm+x25519`
+    /// (the native cipher, once switched). Absent until the worker reports.
+    #[serde(default)]
+    pub cipher: Option<String>,
 }
 
 /// Why a line could not be read.

@@ -14,7 +14,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use mosh_proto::messages::UserMessage;
-use mosh_proto::{Base64Key, Delivery, Transport, TransportConfig};
+use mosh_proto::{
+    Base64Key, Delivery, Extension, ExtensionSet, Peer, Suite, Transport, TransportConfig,
+};
+use mosh_term::history::{HistoryLimits, HistoryLog};
 use mosh_term::{Complete, Emulator, KeyTranslator, UserStream};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,6 +63,9 @@ pub struct SessionConfig {
     pub banner: Vec<u8>,
     /// Where to publish the session's [`SessionStatus`], if anywhere.
     pub status: Option<tokio::sync::watch::Sender<SessionStatus>>,
+    /// Lines of scrollback history kept for clients that take it; 0 turns
+    /// the `scrollback` extension off.
+    pub scrollback: usize,
 }
 
 /// What a running session tells about itself.
@@ -71,6 +77,9 @@ pub struct SessionStatus {
     pub last_contact: Option<SystemTime>,
     /// Whether the session is shutting down.
     pub closing: bool,
+    /// The cipher suite sealing the server's datagrams (`aes-128-ocb` until
+    /// the native cipher's switch).
+    pub cipher: Option<Suite>,
 }
 
 /// Why a session ended.
@@ -116,6 +125,8 @@ struct Session {
     /// Made when the first client state arrives: a session nobody
     /// connected to holds no parser and only the transport's blank screen.
     emulator: Option<Emulator>,
+    /// The lines that left the top of the screen, when scrollback is on.
+    history: Option<HistoryLog>,
     translator: KeyTranslator,
     shell: Option<ShellChild>,
     pending_input: Vec<u8>,
@@ -124,16 +135,30 @@ struct Session {
     last_client_state: Option<Instant>,
     attached_to: Option<SocketAddr>,
     pty_closed: bool,
+    /// What the transport last said about the client's extensions.
+    peer: Peer,
+    /// The cipher suite and key epoch last published.
+    cipher_shown: Option<(Suite, u64)>,
 }
 
 impl Session {
     fn new(socket: UdpSocket, config: SessionConfig) -> Result<Self, SessionError> {
         let now = Instant::now();
         let (width, height) = INITIAL_SIZE;
+        let history = (config.scrollback > 0)
+            .then(|| HistoryLog::new(HistoryLimits::lines(config.scrollback)));
+        let mut extensions = ExtensionSet::EMPTY
+            .with(Extension::NativeCipher)
+            .with(Extension::Attributes);
+        let mut screen = Complete::new(width, height);
+        if let Some(log) = &history {
+            extensions = extensions.with(Extension::Scrollback);
+            screen = screen.with_history_log(log.clone());
+        }
         let transport = Transport::new(
-            TransportConfig::server(),
+            TransportConfig::server().with_extensions(extensions),
             &config.key,
-            Complete::new(width, height),
+            screen,
             UserStream::new(),
             now.into_std(),
         )?;
@@ -142,6 +167,7 @@ impl Session {
             config,
             transport,
             emulator: None,
+            history,
             translator: KeyTranslator::new(),
             shell: None,
             pending_input: Vec::new(),
@@ -150,6 +176,8 @@ impl Session {
             last_client_state: None,
             attached_to: None,
             pty_closed: false,
+            peer: Peer::Undecided,
+            cipher_shown: None,
         })
     }
 
@@ -159,6 +187,9 @@ impl Session {
         self.emulator.get_or_insert_with(|| {
             let screen = self.transport.current_state().framebuffer().clone();
             let mut emulator = Emulator::from_framebuffer(screen);
+            if let Some(log) = &self.history {
+                emulator.set_history(log.clone());
+            }
             emulator.feed(&self.config.banner);
             emulator
         })
@@ -172,7 +203,7 @@ impl Session {
 
     fn log(&self, message: impl FnOnce() -> String) {
         if self.config.verbose > 0 {
-            eprintln!("{}", message());
+            mosh_stdio::stderrln!("{}", message());
         }
     }
 
@@ -183,6 +214,7 @@ impl Session {
         let mut user1 = signal(SignalKind::user_defined1()).map_err(SessionError::Signals)?;
         let mut datagram = vec![0u8; RECEIVE_BUFFER];
         let mut output = vec![0u8; PTY_READ];
+        self.publish_cipher();
         loop {
             let now = Instant::now();
             self.update_echo_ack(now);
@@ -228,8 +260,16 @@ impl Session {
         }
     }
 
-    /// Sends every datagram the transport has due.
+    /// Sends every datagram the transport has due, with as much more
+    /// history as the client may take now.
     async fn send_due(&mut self, now: Instant) {
+        let enabled = self.transport.peer_extensions().enabled();
+        if enabled.contains(Extension::Scrollback) {
+            let acknowledged = self.transport.acknowledged_state().history_end();
+            self.transport
+                .current_state_mut()
+                .advance_history(acknowledged);
+        }
         while let Some(transmit) = self.transport.poll_transmit(now.into_std()) {
             match self
                 .socket
@@ -300,6 +340,8 @@ impl Session {
             Ok(_) => {}
             Err(error) => self.log(|| format!("Dropped datagram from {from}: {error}")),
         }
+        self.follow_negotiation();
+        self.publish_cipher();
         let remote = self.transport.remote_addr();
         if remote != self.attached_to {
             self.attached_to = remote;
@@ -308,6 +350,34 @@ impl Session {
                 Some(addr) => self.log(|| format!("Server now attached to client at {addr}")),
                 None => self.log(|| "Server now detached from client.".to_owned()),
             }
+        }
+    }
+
+    /// Gives the screen state the extensions the transport enabled with the
+    /// client, once it knows them (the next diff is then a full repaint).
+    fn follow_negotiation(&mut self) {
+        let peer = self.transport.peer_extensions();
+        let enabled = peer.enabled();
+        if self.transport.current_state().extensions() != enabled {
+            self.transport.current_state_mut().set_extensions(enabled);
+        }
+        if peer != self.peer {
+            self.peer = peer;
+            self.log(|| match peer {
+                Peer::Native(set) => format!("Client is ours; extensions enabled: {set}"),
+                Peer::Stock => "Client is stock mosh; extensions enabled: none".to_owned(),
+                Peer::Undecided => "Client not identified yet".to_owned(),
+            });
+        }
+    }
+
+    /// Publishes and logs the cipher suite when it or its key epoch changed.
+    fn publish_cipher(&mut self) {
+        let cipher = (self.transport.cipher_suite(), self.transport.key_epoch());
+        if self.cipher_shown != Some(cipher) {
+            self.cipher_shown = Some(cipher);
+            self.publish_status(|status| status.cipher = Some(cipher.0));
+            self.log(|| format!("Cipher {} (key epoch {})", cipher.0, cipher.1));
         }
     }
 

@@ -84,6 +84,13 @@ pub struct WorkerSetup {
     pub port: u16,
     /// End the session after this many seconds without its client (0: never).
     pub idle_timeout_secs: u64,
+    /// Lines of scrollback history kept for our clients (0: none).
+    #[serde(default = "default_scrollback")]
+    pub scrollback: usize,
+}
+
+fn default_scrollback() -> usize {
+    mosh_term::history::DEFAULT_LINES
 }
 
 impl std::fmt::Debug for WorkerSetup {
@@ -102,6 +109,7 @@ impl std::fmt::Debug for WorkerSetup {
             .field("key", &"<secret>")
             .field("port", &self.port)
             .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .field("scrollback", &self.scrollback)
             .finish()
     }
 }
@@ -389,6 +397,7 @@ async fn serve(setup: WorkerSetup, key: Base64Key) -> Result<(), WorkerError> {
             .then(|| Duration::from_secs(setup.idle_timeout_secs)),
         signal_timeout: None,
         status: Some(status_tx),
+        scrollback: setup.scrollback,
     };
     session::run(socket, config).await?;
     Ok(())
@@ -424,6 +433,7 @@ impl Identity {
             started: self.started,
             last_contact: status.last_contact.map(unix_seconds),
             state: state.into(),
+            cipher: status.cipher.map(|suite| suite.name().to_owned()),
         }
     }
 }
@@ -483,6 +493,7 @@ mod tests {
             key: "SpQ+QcR4Ww8kzZWK8c9hpw".into(),
             port: 60001,
             idle_timeout_secs: 0,
+            scrollback: 0,
         };
         let text = format!("{setup:?}");
         assert!(!text.contains("SpQ+"), "{text}");

@@ -1,6 +1,7 @@
 //! Fuzzes the emulator with arbitrary application output (split at a
 //! fuzzer-chosen point, with a resize in between) and checks that the
-//! display differ's output replays to the same screen.
+//! display differ's output replays to the same screen, toward our own
+//! client and (as stock holds it) toward a stock one.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,8 +21,16 @@ fuzz_target!(|data: &[u8]| {
     emu.feed(&rest[split..]);
     let b = emu.framebuffer().clone();
     let _ = emu.take_replies();
-    for initialized in [true, false] {
-        let bytes = Display::server().new_frame(initialized, &a, &b);
+    for (initialized, attributes) in [(true, false), (false, false), (true, true), (false, true)] {
+        let bytes = Display::server()
+            .with_attributes(attributes)
+            .new_frame(initialized, &a, &b);
+        // Toward a stock peer the client holds, and gets, what stock can.
+        let (a, b) = if attributes {
+            (a.clone(), b.clone())
+        } else {
+            (a.to_stock(), b.to_stock())
+        };
         let mut replay = Emulator::from_framebuffer(a.replica());
         replay.resize(b.width(), b.height());
         replay.feed(&bytes);

@@ -1,13 +1,17 @@
-//! Benchmarks of the wire protocol: sealing and opening full-size datagrams,
-//! the fragment-and-compress path, and one SSP round trip between two
-//! transports (keystroke out, echo back, acks).
+//! Benchmarks of the wire protocol: sealing and opening full-size datagrams
+//! under AES-128-OCB and the native AES-256-GCM, the native cipher's key
+//! exchange, and one SSP round trip between two transports (keystroke out,
+//! echo back, acks).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mosh_proto::{Base64Key, Direction, Session, State, StateError, Transport, TransportConfig};
+use mosh_proto::cipher::KeyShare;
+use mosh_proto::{
+    Base64Key, Direction, Role, Session, State, StateError, Transport, TransportConfig,
+};
 
 /// Bytes of the datagram plaintext the issue asks to measure.
 const DATAGRAM: usize = 1300;
@@ -26,7 +30,36 @@ fn seal_open(c: &mut Criterion) {
             black_box(session.open(black_box(&datagram)).unwrap());
         })
     });
+    let mut gcm = Session::aes256_gcm(&[7; 32]);
+    let mut seq = 0u64;
+    group.bench_function("aes-256-gcm seal+open 1300 B", |b| {
+        b.iter(|| {
+            seq += 1;
+            let datagram = gcm.seal(Direction::ToClient, seq, &plaintext).unwrap();
+            black_box(gcm.open(black_box(&datagram)).unwrap());
+        })
+    });
     group.finish();
+}
+
+/// One whole X25519 + HKDF exchange, both ends: two key pairs from the OS
+/// random source, two agreements, two derivations (each end's CPU is half).
+fn handshake(c: &mut Criterion) {
+    let bootstrap = Base64Key::from_bytes([7; 16]);
+    c.bench_function("native cipher key exchange (both ends)", |b| {
+        b.iter(|| {
+            let client = KeyShare::random().unwrap();
+            let server = KeyShare::random().unwrap();
+            let (client_public, server_public) = (*client.public(), *server.public());
+            let ours = client
+                .agree(Some(&server_public), Role::Client, 1, &bootstrap)
+                .unwrap();
+            let theirs = server
+                .agree(Some(&client_public), Role::Server, 1, &bootstrap)
+                .unwrap();
+            black_box((ours, theirs));
+        })
+    });
 }
 
 /// A growing byte log, the shape of the user stream.
@@ -109,5 +142,5 @@ fn round_trip(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, seal_open, round_trip);
+criterion_group!(benches, seal_open, handshake, round_trip);
 criterion_main!(benches);

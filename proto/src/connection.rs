@@ -1,12 +1,14 @@
 //! One end of a session at the datagram level: sealing with increasing
-//! sequence numbers, opening and ordering what arrives, echoing timestamps
-//! for RTT measurement, and tracking the peer's address (a server follows the
-//! newest authenticated datagram, which is how clients roam).
+//! sequence numbers (under the [`Keyring`]'s current key epoch), opening and
+//! ordering what arrives, echoing timestamps for RTT measurement, and
+//! tracking the peer's address (a server follows the newest authenticated
+//! datagram, which is how clients roam).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::crypto::{CryptoError, Direction, Session, TAG_LEN};
+use crate::cipher::Keyring;
+use crate::crypto::{CryptoError, Direction, TAG_LEN};
 use crate::key::Base64Key;
 use crate::packet::{self, Packet};
 use crate::rtt::RttEstimator;
@@ -66,12 +68,14 @@ pub struct Received {
     /// False for a datagram older than one already seen (reordered or
     /// replayed); its payload is still usable because SSP is idempotent.
     pub in_order: bool,
+    /// The key epoch that authenticated it (0: the bootstrap OCB key).
+    pub epoch: u64,
 }
 
 /// Datagram-level state of one end of a session.
 pub struct Connection {
     role: Role,
-    session: Session,
+    keyring: Keyring,
     epoch: Instant,
     next_seq: u64,
     expected_seq: u64,
@@ -88,7 +92,7 @@ impl Connection {
     pub fn new(role: Role, key: &Base64Key, now: Instant, remote: Option<SocketAddr>) -> Self {
         Self {
             role,
-            session: Session::new(key),
+            keyring: Keyring::new(role, key, now),
             epoch: now,
             next_seq: 0,
             expected_seq: 0,
@@ -117,26 +121,26 @@ impl Connection {
             payload,
         }
         .to_bytes();
-        let datagram = self
-            .session
-            .seal(self.role.outgoing(), self.next_seq, &plaintext)?;
+        let datagram = self.keyring.seal(self.next_seq, &plaintext)?;
         self.next_seq += 1;
         Ok(datagram)
     }
 
     /// Authenticates a datagram from `from`, updates timing and (on a server)
-    /// the peer address, and returns its payload.
+    /// the peer address, and returns its payload. A datagram of the peer's
+    /// under a newer key epoch completes a switch (see [`Keyring::confirm`]).
     pub fn open(
         &mut self,
         now: Instant,
         from: SocketAddr,
         datagram: &[u8],
     ) -> Result<Received, ReceiveError> {
-        let opened = self.session.open(datagram)?;
+        let (opened, key_epoch) = self.keyring.open(datagram)?;
         if opened.direction == self.role.outgoing() {
             return Err(ReceiveError::WrongDirection);
         }
         let packet = Packet::parse(&opened.plaintext)?;
+        self.keyring.confirm(key_epoch);
         let in_order = opened.seq >= self.expected_seq;
         if in_order {
             self.expected_seq = opened.seq + 1;
@@ -155,6 +159,7 @@ impl Connection {
         Ok(Received {
             payload: packet.payload.to_vec(),
             in_order,
+            epoch: key_epoch,
         })
     }
 
@@ -178,6 +183,16 @@ impl Connection {
 
     fn timestamp16(&self, now: Instant) -> u16 {
         packet::timestamp16(now.saturating_duration_since(self.epoch).as_millis() as u64)
+    }
+
+    /// The key epochs this end accepts and seals with.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// The key epochs, for installing new ones.
+    pub fn keyring_mut(&mut self) -> &mut Keyring {
+        &mut self.keyring
     }
 
     /// This end's role.

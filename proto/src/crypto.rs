@@ -1,11 +1,13 @@
-//! Datagram sealing: AES-128-OCB3 (RFC 7253, 128-bit tag, no associated data)
-//! under mosh's nonce layout, behind the small [`Aead`] trait so that another
-//! suite can be added without touching callers.
+//! Datagram sealing under mosh's nonce layout, behind the small [`Aead`]
+//! trait: AES-128-OCB3 (RFC 7253, 128-bit tag, no associated data), mosh's
+//! suite, and AES-256-GCM (128-bit tag, no associated data), the native
+//! suite's cipher (its keys come from [`crate::cipher`]).
 //!
 //! A sealed datagram is `BE64(direction << 63 | seq) ‖ ciphertext ‖ tag`; the
-//! 12-byte nonce is four zero bytes followed by those eight.
+//! 12-byte nonce is four zero bytes followed by those eight, in both suites.
 
 use aes::Aes128;
+use aes_gcm::Aes256Gcm;
 use ocb3::Ocb3;
 use ocb3::aead::array::Array;
 use ocb3::aead::{AeadInOut, KeyInit};
@@ -116,6 +118,38 @@ impl Aead for Aes128Ocb3 {
     }
 }
 
+/// AES-256 in GCM mode, the native suite's cipher; the key schedule is wiped
+/// when it is dropped.
+pub struct Aes256GcmAead(Aes256Gcm);
+
+impl Aes256GcmAead {
+    /// The cipher keyed with a 32-byte key.
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self(Aes256Gcm::new(&Array::from(*key)))
+    }
+}
+
+impl Aead for Aes256GcmAead {
+    fn seal_in_place(&self, nonce: &[u8; 12], buffer: &mut [u8]) -> [u8; TAG_LEN] {
+        let tag = self
+            .0
+            .encrypt_inout_detached(&Array::from(*nonce), &[], buffer.into())
+            .expect("GCM accepts any datagram-sized plaintext");
+        tag.into()
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: &[u8; 12],
+        buffer: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        self.0
+            .decrypt_inout_detached(&Array::from(*nonce), &[], buffer.into(), &Array::from(*tag))
+            .map_err(|_| CryptoError::Integrity)
+    }
+}
+
 /// A datagram opened and authenticated by [`Session::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opened {
@@ -137,6 +171,11 @@ impl Session {
     /// A session using mosh's AES-128-OCB3 under `key`.
     pub fn new(key: &Base64Key) -> Self {
         Self::with_aead(Box::new(Aes128Ocb3::new(key)))
+    }
+
+    /// A session using AES-256-GCM under a 32-byte key.
+    pub fn aes256_gcm(key: &[u8; 32]) -> Self {
+        Self::with_aead(Box::new(Aes256GcmAead::new(key)))
     }
 
     /// A session over any [`Aead`].
@@ -361,6 +400,87 @@ mod tests {
             session.seal(Direction::ToServer, 1 << 63, b""),
             Err(CryptoError::KeyExhausted)
         );
+    }
+
+    /// Known answers from proto/tests/vectors/native_cipher.py (test cases
+    /// 13 to 15 of McGrew and Viega's GCM specification).
+    #[test]
+    fn aes256_gcm_known_answers() {
+        let cases: [(&str, &str, &str, &str); 3] = [
+            (
+                "0000000000000000000000000000000000000000000000000000000000000000",
+                "000000000000000000000000",
+                "",
+                "530f8afbc74536b9a963b4f1c4cb738b",
+            ),
+            (
+                "0000000000000000000000000000000000000000000000000000000000000000",
+                "000000000000000000000000",
+                "00000000000000000000000000000000",
+                "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919",
+            ),
+            (
+                "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+                "cafebabefacedbaddecaf888",
+                "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72
+                 1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255",
+                "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa
+                 8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad
+                 b094dac5d93471bdec1a502270e3cc6c",
+            ),
+        ];
+        for (key, nonce, plaintext, expected) in cases {
+            let cipher = Aes256GcmAead::new(&hex(key).try_into().unwrap());
+            let nonce: [u8; 12] = hex(nonce).try_into().unwrap();
+            let mut buffer = hex(plaintext);
+            let tag = cipher.seal_in_place(&nonce, &mut buffer);
+            buffer.extend_from_slice(&tag);
+            assert_eq!(buffer, hex(expected));
+            let body_len = buffer.len() - TAG_LEN;
+            let (body, tag) = buffer.split_at_mut(body_len);
+            let tag: [u8; TAG_LEN] = (&*tag).try_into().unwrap();
+            cipher.open_in_place(&nonce, body, &tag).unwrap();
+            assert_eq!(body, hex(plaintext));
+        }
+    }
+
+    fn counting_gcm() -> Session {
+        Session::aes256_gcm(&core::array::from_fn(|i| i as u8))
+    }
+
+    #[test]
+    fn whole_gcm_datagram_vector() {
+        let mut session = counting_gcm();
+        let plaintext = hex("0102 ffff 0000000000000007 8000 68656c6c6f");
+        let datagram = session.seal(Direction::ToClient, 1, &plaintext).unwrap();
+        assert_eq!(
+            datagram,
+            hex(
+                "8000000000000001 5286dda208da2dd8e956ec470ecef9949855f867b26521b70a4b9d088bebc3720afb76"
+            )
+        );
+        let opened = session.open(&datagram).unwrap();
+        assert_eq!((opened.direction, opened.seq), (Direction::ToClient, 1));
+        assert_eq!(opened.plaintext, plaintext);
+        assert_eq!(
+            Session::new(&counting_key()).open(&datagram),
+            Err(CryptoError::Integrity),
+            "the OCB key does not open a GCM datagram"
+        );
+    }
+
+    #[test]
+    fn every_single_bit_flip_of_a_gcm_datagram_fails_to_verify() {
+        let mut session = counting_gcm();
+        let datagram = session
+            .seal(Direction::ToServer, 42, &[0x5a; 1300])
+            .unwrap();
+        session.open(&datagram).unwrap();
+        for bit in 0..datagram.len() * 8 {
+            let mut corrupt = datagram.clone();
+            corrupt[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(session.open(&corrupt), Err(CryptoError::Integrity));
+        }
     }
 
     proptest! {

@@ -21,6 +21,9 @@
 //! * A server that found our client answers with the enabled set on every
 //!   instruction it sends until it processes one of the client's
 //!   instructions without an offer (the client has its answer by then).
+//!   With the native cipher enabled, [`crate::cipher`] repeats the answer
+//!   (via [`Negotiation::answer`]) until the server has switched suites.
+//!   A field without a set (a rekey) is neither offer nor answer.
 //! * The client decides on the first server instruction that carries an
 //!   answer (the peer is ours, the answer is what is enabled) or that
 //!   acknowledges one of the client's states without an answer (a stock
@@ -43,18 +46,29 @@ pub enum Extension {
     /// Cell attributes stock mosh cannot carry (strikethrough, underline
     /// styles and colour, overline, hyperlinks) in the screen diff.
     Attributes,
+    /// The native cipher: AES-256-GCM under keys from an ephemeral X25519
+    /// exchange, rekeyed as the session goes on (see [`crate::cipher`]).
+    NativeCipher,
+    /// Lines that leave the top of the server's screen, sent to the client
+    /// for the local terminal's scrollback.
+    Scrollback,
 }
 
 impl Extension {
     /// Every extension this build knows, in bit order.
-    pub const ALL: [Extension; 1] = [Extension::Attributes];
+    pub const ALL: [Extension; 3] = [
+        Extension::Attributes,
+        Extension::Scrollback,
+        Extension::NativeCipher,
+    ];
 
     /// The extension's bit in [`messages::Extensions::supported`]. Bits are
-    /// never reused: bit 1 is reserved for scrollback history and bit 2 for
-    /// the native cipher.
+    /// never reused.
     pub const fn bit(self) -> u64 {
         match self {
             Extension::Attributes => 1 << 0,
+            Extension::Scrollback => 1 << 1,
+            Extension::NativeCipher => 1 << 2,
         }
     }
 
@@ -62,6 +76,8 @@ impl Extension {
     pub const fn name(self) -> &'static str {
         match self {
             Extension::Attributes => "attributes",
+            Extension::Scrollback => "scrollback",
+            Extension::NativeCipher => "cipher",
         }
     }
 }
@@ -224,16 +240,32 @@ impl Negotiation {
         };
         Some(messages::Extensions {
             supported: Some(set.bits()),
+            ..Default::default()
         })
     }
 
+    /// The server's answer (the enabled set), whether or not the rules above
+    /// still ask for it; `None` on a client or before a server found one of
+    /// ours. The native cipher repeats it until its switch is done.
+    pub fn answer(&self) -> Option<messages::Extensions> {
+        match (self.role, self.peer) {
+            (Role::Server, Peer::Native(set)) => Some(messages::Extensions {
+                supported: Some(set.bits()),
+                ..Default::default()
+            }),
+            _ => None,
+        }
+    }
+
     /// Takes the negotiation field of an authenticated instruction from the
-    /// peer, with the instruction's acknowledgement number.
+    /// peer, with the instruction's acknowledgement number. A field without
+    /// `supported` (a rekey of the native cipher) is neither offer nor
+    /// answer.
     pub fn handle_instruction(&mut self, ack_num: u64, field: Option<&messages::Extensions>) {
         if self.supported.is_empty() {
             return;
         }
-        let peer_set = field.map(|f| ExtensionSet::from_bits(f.supported.unwrap_or(0)));
+        let peer_set = field.and_then(|f| f.supported).map(ExtensionSet::from_bits);
         match (self.role, self.peer) {
             (Role::Server, Peer::Undecided) => match peer_set {
                 Some(offer) => {
@@ -270,6 +302,7 @@ mod tests {
     fn offer(set: ExtensionSet) -> messages::Extensions {
         messages::Extensions {
             supported: Some(set.bits()),
+            ..Default::default()
         }
     }
 
@@ -277,11 +310,17 @@ mod tests {
     fn sets_name_their_members_and_drop_unknown_bits() {
         let all = ExtensionSet::all();
         assert!(all.contains(Extension::Attributes));
-        assert_eq!(all.to_string(), "attributes");
+        assert!(all.contains(Extension::NativeCipher));
+        assert_eq!(Extension::NativeCipher.bit(), 1 << 2);
+        assert_eq!(all.to_string(), "attributes,scrollback,cipher");
         assert_eq!(ExtensionSet::EMPTY.to_string(), "none");
         assert_eq!(ExtensionSet::from_bits(u64::MAX), all);
         assert_eq!(ExtensionSet::from_bits(1 << 40), ExtensionSet::EMPTY);
-        assert!(all.without(Extension::Attributes).is_empty());
+        assert_eq!(
+            all.without(Extension::Attributes)
+                .without(Extension::NativeCipher),
+            ExtensionSet::EMPTY.with(Extension::Scrollback)
+        );
         let collected: ExtensionSet = all.iter().collect();
         assert_eq!(collected, all);
     }
@@ -345,6 +384,26 @@ mod tests {
         assert_eq!(client.outgoing(), None);
         client.handle_instruction(4, Some(&offer(ExtensionSet::all())));
         assert_eq!(client.peer(), Peer::Stock);
+    }
+
+    #[test]
+    fn a_field_without_a_set_is_no_offer() {
+        let rekey = messages::Extensions {
+            key_share: Some(vec![9; 32]),
+            key_epoch: Some(2),
+            ..Default::default()
+        };
+        let mut server = Negotiation::new(Role::Server, ExtensionSet::all());
+        server.handle_instruction(0, Some(&offer(ExtensionSet::all())));
+        assert!(server.outgoing().is_some());
+        server.handle_instruction(1, Some(&rekey));
+        assert_eq!(server.outgoing(), None, "a rekey ends the answering");
+        assert_eq!(server.answer(), Some(offer(ExtensionSet::all())));
+
+        let mut fresh = Negotiation::new(Role::Server, ExtensionSet::all());
+        fresh.handle_instruction(0, Some(&rekey));
+        assert_eq!(fresh.peer(), Peer::Stock);
+        assert_eq!(fresh.answer(), None);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! mosh's wire protocol, version 2, without I/O.
 //!
 //! Layers, from the wire inwards:
-//! * [`crypto`]: AES-128-OCB3 datagram sealing with mosh's nonce layout, and the
-//!   session key ([`key`]).
+//! * [`crypto`]: AES-128-OCB3 and AES-256-GCM datagram sealing with mosh's
+//!   nonce layout, and the session key ([`key`]).
+//! * [`cipher`]: the native suite's X25519 key exchanges, key epochs and the
+//!   switch from OCB to GCM.
 //! * [`packet`]: the plaintext inside a datagram (timestamps and payload);
 //!   [`rtt`] turns echoed timestamps into a retransmission timeout.
 //! * [`connection`]: sequence numbers, replay ordering, timestamp echo and the
@@ -20,6 +22,7 @@
 //! clock, opens a socket or spawns a thread.
 #![forbid(unsafe_code)]
 
+pub mod cipher;
 pub mod connection;
 pub mod crypto;
 pub mod extensions;
@@ -31,6 +34,7 @@ pub mod rtt;
 pub mod state;
 pub mod transport;
 
+pub use cipher::Suite;
 pub use connection::{Connection, Role};
 pub use crypto::{CryptoError, Direction, Session};
 pub use extensions::{Extension, ExtensionSet, Negotiation, Peer};

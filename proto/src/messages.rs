@@ -41,6 +41,19 @@ pub struct Extensions {
     /// supports, or those the server enabled.
     #[prost(uint64, optional, tag = "1")]
     pub supported: Option<u64>,
+    /// The sender's ephemeral X25519 public key for the native cipher (see
+    /// [`crate::cipher`]): on the client's offer and the server's answer,
+    /// and on both halves of every rekey.
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub key_share: Option<Vec<u8>>,
+    /// The key epoch `key_share` is for; absent means 1, the first native
+    /// keys (epoch 0 is the bootstrap AES-128-OCB key).
+    #[prost(uint64, optional, tag = "3")]
+    pub key_epoch: Option<u64>,
+    /// Set by a server whose sent count under the current keys reached the
+    /// rekey threshold: it asks the client to start a rekey.
+    #[prost(bool, optional, tag = "4")]
+    pub rekey_request: Option<bool>,
 }
 
 /// The only protocol version mosh 1.4 speaks.
@@ -67,6 +80,27 @@ pub struct HostInstruction {
     /// Client input state whose echo is now on screen.
     #[prost(message, optional, tag = "7")]
     pub echoack: Option<EchoAck>,
+    /// Scrollback history (native extension `scrollback`; a tag stock mosh
+    /// does not define, sent only to a client that negotiated it).
+    #[prost(message, optional, tag = "100")]
+    pub history: Option<HistoryLines>,
+}
+
+/// Lines that left the top of the server's screen: the state now holds
+/// history up to (not including) line `end`; the lines from `first` on are
+/// given, and those between the base state's end and `first` were no longer
+/// kept by the server.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HistoryLines {
+    /// Number of the line after the last one the state includes.
+    #[prost(uint64, optional, tag = "1")]
+    pub end: Option<u64>,
+    /// Number of the first line in `lines`.
+    #[prost(uint64, optional, tag = "2")]
+    pub first: Option<u64>,
+    /// Lines `first..end`, each as the bytes that draw it (SGR and text).
+    #[prost(bytes = "vec", repeated, tag = "3")]
+    pub lines: Vec<Vec<u8>>,
 }
 
 /// `HostBuffers.HostBytes`.

@@ -1,7 +1,12 @@
-//! Benchmarks: emulator throughput on plain, colour-heavy and cursor-heavy
-//! input; `new_frame` cost for a one-cell and a full-screen change; and the
-//! size of `new_frame` output for typical updates (printed once); the cost
-//! of the framebuffer snapshot SSP keeps per state.
+//! Benchmarks: emulator throughput on plain, colour-heavy, cursor-heavy and
+//! non-ASCII input (Latin-1, CJK, combining marks, emoji: each character's
+//! width is looked up); `new_frame` cost for a one-cell and a full-screen
+//! change; and the size of `new_frame` output for typical updates (printed
+//! once); the cost of the framebuffer snapshot SSP keeps per state.
+#![allow(
+    clippy::print_stdout,
+    reason = "a benchmark's report, not a program we ship"
+)]
 
 use std::hint::black_box;
 
@@ -42,12 +47,26 @@ fn cursor_text() -> Vec<u8> {
     v
 }
 
+fn unicode_text() -> Vec<u8> {
+    let mut v = Vec::new();
+    for i in 0..10_000 {
+        v.extend_from_slice(
+            format!(
+                "{i}: Grüße, naïve café ½ ± × ÷ │ 漢字かなカナ한국어 e\u{301}a\u{308} 😀 →✓\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    v
+}
+
 fn throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("emulator");
     for (name, input) in [
         ("plain", plain_text()),
         ("colour", colour_text()),
         ("cursor", cursor_text()),
+        ("unicode", unicode_text()),
     ] {
         group.throughput(Throughput::Bytes(input.len() as u64));
         group.bench_function(name, |b| {

@@ -6,6 +6,19 @@
 //! emulator ignores that parameter, so a stock client shows such text at
 //! normal intensity and nothing else changes.
 //!
+//! What the differ compares and prints is the part of each rendition its
+//! [`Display::attributes`] profile can show. Without it (stock peers, and
+//! the default), cells are compared and drawn as [`Renditions::stock`]
+//! sees them, so extended attributes (strikethrough, underline styles and
+//! colour, overline, hyperlinks) are dropped cleanly and a screen with them
+//! gives exactly the bytes of the same screen without them. With it, SGR
+//! also carries 9, 53, `4:n` and `58:…`, and OSC 8 opens and closes links
+//! around exactly the linked cells (`ESC ] 8 ; id=ID ; URI ESC \`, closed
+//! with `ESC ] 8 ; ; ESC \`). When the two screens' hyperlink tables hold
+//! more than [`MAX_LINKS`] links together the frame is a full repaint, so
+//! that the receiving emulator's table, of the same size, never overflows
+//! on the way.
+//!
 //! The differ assumes the receiving emulator has the modes its own output
 //! leaves (full scroll region, autowrap on, insert and origin modes off), as
 //! a client's replica always has; see [`Framebuffer::replica`].
@@ -13,7 +26,9 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use crate::framebuffer::{Attrs, Cell, Color, Framebuffer, Renditions, Row};
+use crate::framebuffer::{
+    Attrs, Cell, Color, Framebuffer, Hyperlink, LinkId, MAX_LINKS, Renditions, Row, UnderlineStyle,
+};
 
 /// What the target terminal can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +39,15 @@ pub struct Display {
     pub has_bce: bool,
     /// Window titles may be set.
     pub has_title: bool,
+    /// The terminal keeps the rows that scroll off its top in its own
+    /// scrollback, which must receive only history lines: never scroll the
+    /// whole screen or clear it (some terminals save a cleared screen),
+    /// repaint rows in place instead.
+    pub keeps_scrollback: bool,
+    /// Extended attributes and OSC 8 hyperlinks may be sent (our own
+    /// client, or a terminal that shows them); otherwise only what stock
+    /// mosh carries.
+    pub attributes: bool,
 }
 
 impl Default for Display {
@@ -44,6 +68,7 @@ struct Cursor {
 
 struct Frame<'a> {
     display: Display,
+    cmp: Compare<'a>,
     new: &'a Framebuffer,
     out: Vec<u8>,
     cursor: Option<Cursor>,
@@ -53,21 +78,38 @@ struct Frame<'a> {
 
 impl Display {
     /// The terminal-independent profile the server uses for hostbytes: ECH
-    /// allowed, BCE assumed, titles allowed.
+    /// allowed, BCE assumed, titles allowed, stock attributes only.
     pub fn server() -> Display {
         Display {
             has_ech: true,
             has_bce: true,
             has_title: true,
+            keeps_scrollback: false,
+            attributes: false,
+        }
+    }
+
+    /// This profile with [`Display::attributes`] set to `on`.
+    #[must_use]
+    pub fn with_attributes(self, on: bool) -> Display {
+        Display {
+            attributes: on,
+            ..self
         }
     }
 
     /// Bytes that turn a terminal showing `last` into one showing `new`.
-    /// With `initialized == false` nothing is assumed about the terminal and
+    /// With `initialized == false` nothing is assumed about the terminal
+    /// but whether a hyperlink is open (as in `last`'s drawing state), and
     /// everything is repainted.
     pub fn new_frame(&self, initialized: bool, last: &Framebuffer, new: &Framebuffer) -> Vec<u8> {
         let mut f = Frame {
             display: *self,
+            cmp: Compare {
+                attributes: self.attributes,
+                old: last,
+                new,
+            },
             new,
             out: Vec::with_capacity(64),
             cursor: None,
@@ -79,7 +121,8 @@ impl Display {
     }
 }
 
-/// The SGR sequence that selects `rend` from scratch.
+/// The SGR sequence that selects `rend` from scratch, as stock mosh can
+/// show it (see [`Renditions::stock`]).
 pub fn sgr(rend: &Renditions, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\x1b[0");
     for (attr, code) in Attrs::ALL {
@@ -91,6 +134,48 @@ pub fn sgr(rend: &Renditions, out: &mut Vec<u8>) {
     color(out, rend.fg, 30);
     color(out, rend.bg, 40);
     out.push(b'm');
+}
+
+/// The SGR sequence that selects all of `rend` but its hyperlink from
+/// scratch: [`sgr`]'s, with a styled underline as `4:n`, then 9 and 53,
+/// and the underline colour as `58:5:n` or `58:2::r:g:b`.
+pub fn sgr_extended(rend: &Renditions, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\x1b[0");
+    for (attr, code) in Attrs::ALL.iter().chain(&Attrs::EXTENDED) {
+        if rend.attrs.contains(*attr) {
+            out.push(b';');
+            push_num(out, usize::from(*code));
+            if *attr == Attrs::UNDERLINE && rend.underline != UnderlineStyle::Single {
+                out.push(b':');
+                push_num(out, usize::from(rend.underline.code()));
+            }
+        }
+    }
+    color(out, rend.fg, 30);
+    color(out, rend.bg, 40);
+    match rend.underline_color {
+        Color::Default => {}
+        Color::Indexed(n) => {
+            let _ = write!(out, ";58:5:{n}");
+        }
+        Color::Rgb(r, g, b) => {
+            let _ = write!(out, ";58:2::{r}:{g}:{b}");
+        }
+    }
+    out.push(b'm');
+}
+
+/// The OSC 8 sequence that makes later text link to `link`, or to nothing.
+pub fn osc8(link: Option<&Hyperlink>, out: &mut Vec<u8>) {
+    match link {
+        Some(link) if link.id.is_empty() => {
+            let _ = write!(out, "\x1b]8;;{}\x1b\\", link.uri);
+        }
+        Some(link) => {
+            let _ = write!(out, "\x1b]8;id={};{}\x1b\\", link.id, link.uri);
+        }
+        None => out.extend_from_slice(b"\x1b]8;;\x1b\\"),
+    }
 }
 
 fn color(out: &mut Vec<u8>, c: Color, base: usize) {
@@ -116,12 +201,105 @@ fn push_num(out: &mut Vec<u8>, n: usize) {
     out.push(b'0' + (n % 10) as u8);
 }
 
-/// Two rows show the same logical line with the same content.
-fn rows_equal(a: &Arc<Row>, b: &Arc<Row>) -> bool {
-    Arc::ptr_eq(a, b) || (a.generation() == b.generation() && a.same_content(b))
+/// How the differ compares the old screen with the new one.
+#[derive(Clone, Copy)]
+struct Compare<'a> {
+    /// [`Display::attributes`].
+    attributes: bool,
+    old: &'a Framebuffer,
+    new: &'a Framebuffer,
+}
+
+impl Compare<'_> {
+    /// Whether cell `a` of the old screen looks like cell `b` of the new
+    /// one in this profile.
+    fn same_cell(&self, a: &Cell, b: &Cell) -> bool {
+        if !self.attributes {
+            a.same_stock(b)
+        } else if self.old.shares_links(self.new) {
+            a == b
+        } else {
+            self.old.same_cell(a, self.new, b)
+        }
+    }
+
+    /// Whether old row `a` looks like new row `b` (wrap flag included).
+    fn same_row(&self, a: &Arc<Row>, b: &Arc<Row>) -> bool {
+        if Arc::ptr_eq(a, b) {
+            return true;
+        }
+        if a.wrap != b.wrap {
+            return false;
+        }
+        if self.attributes && self.old.shares_links(self.new) {
+            return a.same_content(b);
+        }
+        a.cells()
+            .iter()
+            .zip(b.cells())
+            .all(|(x, y)| self.same_cell(x, y))
+    }
+
+    /// Two rows show the same logical line with the same content.
+    fn rows_equal(&self, a: &Arc<Row>, b: &Arc<Row>) -> bool {
+        Arc::ptr_eq(a, b) || (a.generation() == b.generation() && self.same_row(a, b))
+    }
 }
 
 impl Frame<'_> {
+    /// What of `rend` this profile shows.
+    fn view(&self, rend: Renditions) -> Renditions {
+        if self.display.attributes {
+            rend
+        } else {
+            rend.stock()
+        }
+    }
+
+    /// The rendition the terminal has after showing `last`, in the new
+    /// screen's terms; `None` when its hyperlink has no id there.
+    fn rend_after(&self, last: &Framebuffer) -> Option<Renditions> {
+        let rend = self.view(last.ds.rend);
+        if rend.link.is_none() || last.shares_links(self.new) {
+            return Some(rend);
+        }
+        let link = self.new.link_id(last.hyperlink(rend.link)?)?;
+        Some(Renditions { link, ..rend })
+    }
+
+    /// Sets the terminal's rendition; with `force`, its SGR is sent even
+    /// when it seems unchanged.
+    fn select(&mut self, rend: Renditions, force: bool) {
+        if !force && self.rend == Some(rend) {
+            return;
+        }
+        if self.display.attributes {
+            if self.rend.map(|r| r.link) != Some(rend.link) {
+                osc8(self.new.hyperlink(rend.link), &mut self.out);
+            }
+            let unlinked = |r: Renditions| Renditions {
+                link: LinkId::NONE,
+                ..r
+            };
+            if force || self.rend.map(unlinked) != Some(unlinked(rend)) {
+                sgr_extended(&rend, &mut self.out);
+            }
+        } else {
+            sgr(&rend, &mut self.out);
+        }
+        self.rend = Some(rend);
+    }
+
+    /// `ESC [ 0 m`, closing an open hyperlink too (before the scroll that
+    /// follows, whose new lines some terminals would link).
+    fn reset_rend(&mut self) {
+        self.out.extend_from_slice(b"\x1b[0m");
+        if self.display.attributes && self.rend.map(|r| r.link) != Some(LinkId::NONE) {
+            osc8(None, &mut self.out);
+        }
+        self.rend = Some(Renditions::default());
+    }
+
     fn width(&self) -> usize {
         self.new.width()
     }
@@ -160,8 +338,22 @@ impl Frame<'_> {
                 b"\x1b[?5l"
             });
         }
+        if self.display.attributes && initialized && new.links_with(last) > MAX_LINKS {
+            // Taken cell by cell, the terminal could refer to more links at
+            // once than its table holds; from a blank screen it never does.
+            initialized = false;
+        }
         if !initialized || new.width() != last.width() || new.height() != last.height() {
-            self.out.extend_from_slice(b"\x1b[r\x1b[0m\x1b[H\x1b[2J");
+            if self.display.attributes && !last.ds.rend.link.is_none() {
+                // Closed before erasing, which some terminals would link.
+                osc8(None, &mut self.out);
+            }
+            self.out
+                .extend_from_slice(if self.display.keeps_scrollback {
+                    b"\x1b[r\x1b[0m\x1b[H"
+                } else {
+                    b"\x1b[r\x1b[0m\x1b[H\x1b[2J"
+                });
             initialized = false;
             self.cursor = Some(Cursor {
                 row: 0,
@@ -175,7 +367,7 @@ impl Frame<'_> {
                 col: last.ds.cursor_col,
                 pending: last.ds.pending_wrap || last.ds.cursor_col + 1 >= last.width(),
             });
-            self.rend = Some(last.ds.rend);
+            self.rend = self.rend_after(last);
         }
         if !initialized {
             self.out.extend_from_slice(b"\x1b[?25l");
@@ -187,7 +379,7 @@ impl Frame<'_> {
         } else {
             vec![None; self.height()]
         };
-        if initialized {
+        if initialized && !self.display.keeps_scrollback {
             self.scroll(last, &mut shown);
         }
 
@@ -210,10 +402,7 @@ impl Frame<'_> {
             });
             self.cursor_visible = ds.cursor_visible;
         }
-        if !initialized || self.rend != Some(ds.rend) {
-            sgr(&ds.rend, &mut self.out);
-            self.rend = Some(ds.rend);
-        }
+        self.select(self.view(ds.rend), !initialized);
         let old = &last.ds;
         if !initialized || ds.bracketed_paste != old.bracketed_paste {
             self.out.extend_from_slice(if ds.bracketed_paste {
@@ -264,14 +453,13 @@ impl Frame<'_> {
         let new_rows = self.new.rows();
         let old_rows = last.rows();
         let h = self.height();
-        let Some(r) = (1..h).find(|&r| rows_equal(&old_rows[r], &new_rows[0])) else {
+        let Some(r) = (1..h).find(|&r| self.cmp.rows_equal(&old_rows[r], &new_rows[0])) else {
             return;
         };
         let k = (0..h - r)
-            .take_while(|&i| rows_equal(&old_rows[r + i], &new_rows[i]))
+            .take_while(|&i| self.cmp.rows_equal(&old_rows[r + i], &new_rows[i]))
             .count();
-        self.out.extend_from_slice(b"\x1b[0m");
-        self.rend = Some(Renditions::default());
+        self.reset_rend();
         let on_last_row = matches!(self.cursor, Some(c) if c.row == h - 1);
         if r + k == h && on_last_row {
             self.hide_cursor();
@@ -362,19 +550,12 @@ impl Frame<'_> {
             && to - from <= 4
             && self.new.rows()[row].cells()[from..to]
                 .iter()
-                .all(|c| !c.wide && !c.spacer && Some(c.rend) == self.rend)
-    }
-
-    fn set_rend(&mut self, rend: Renditions) {
-        if self.rend != Some(rend) {
-            sgr(&rend, &mut self.out);
-            self.rend = Some(rend);
-        }
+                .all(|c| !c.wide && !c.spacer && Some(self.view(c.rend)) == self.rend)
     }
 
     /// Prints one cell at the cursor and advances the tracked cursor.
     fn print_cell(&mut self, cell: &Cell) {
-        self.set_rend(cell.rend);
+        self.select(self.view(cell.rend), false);
         let text = cell.contents();
         if text.is_empty() {
             self.out.push(b' ');
@@ -415,17 +596,21 @@ impl Frame<'_> {
                 col: x.min(width - 1),
                 pending: x >= width,
             });
-        } else if initialized && old.is_some_and(|o| Arc::ptr_eq(o, row) || (o.same_content(row))) {
+        } else if initialized && old.is_some_and(|o| self.cmp.same_row(o, row)) {
             return false;
         }
         let old_cells = old.map(|o| o.cells());
         let wrap_changed = old.is_some_and(|o| o.wrap != row.wrap);
+        let cmp = self.cmp;
         let unchanged = |x: usize, span: usize| -> bool {
             let Some(oc) = old_cells else { return false };
             if x + span >= width && wrap_changed {
                 return false;
             }
-            oc[x..x + span] == cells[x..x + span]
+            oc[x..x + span]
+                .iter()
+                .zip(&cells[x..x + span])
+                .all(|(a, b)| cmp.same_cell(a, b))
         };
         let mut wrote_last = x >= width;
         let mut run: Option<(usize, Renditions)> = None;
@@ -440,13 +625,14 @@ impl Frame<'_> {
                 continue;
             }
             if cell.is_blank() {
+                let shown = self.view(cell.rend);
                 match run {
-                    Some((_, rend)) if rend == cell.rend => {}
+                    Some((_, rend)) if rend == shown => {}
                     Some((start, rend)) => {
                         self.flush_run(y, start, x, rend, row.wrap);
-                        run = Some((x, cell.rend));
+                        run = Some((x, shown));
                     }
-                    None => run = Some((x, cell.rend)),
+                    None => run = Some((x, shown)),
                 }
                 x += 1;
                 continue;
@@ -492,7 +678,7 @@ impl Frame<'_> {
         let width = self.width();
         let n = end - start;
         self.move_to(y, start, false);
-        self.set_rend(rend);
+        self.select(rend, false);
         if end == width && !wraps && self.can_erase(rend) {
             self.out.extend_from_slice(b"\x1b[K");
             return false;

@@ -8,8 +8,12 @@
 //! (a client must replay stock hostbytes exactly).
 //!
 //! Beyond stock mosh we implement the alternate screen (47, 1047, 1048,
-//! 1049), faint (SGR 2), colon-form SGR colours, REP, `CSI s`/`CSI u`,
-//! CNL/CPL, keypad mode and DECRQM. Measured with stock mosh-server and
+//! 1049), faint (SGR 2), colon-form SGR colours, strikethrough (9/29),
+//! double and styled underlines (21, `4:0` to `4:5`), underline colour
+//! (58/59, colon and `;` forms), overline (53/55), OSC 8 hyperlinks, REP,
+//! `CSI s`/`CSI u`, CNL/CPL, keypad mode and DECRQM. Stock mosh 1.4 reads
+//! the `;` arguments of 58 as attributes of their own (`4;58;5;196` turns
+//! on blink); we consume them as xterm and tmux do. Measured with stock mosh-server and
 //! mosh-client 1.4.0 over the test corpus, stock also differs in: IL/DL
 //! (stock moves the cursor to column 0, we keep the column as tmux does), ED
 //! with a pending wrap (stock cancels the wrap, tmux and we keep it), SGR
@@ -26,19 +30,19 @@
 //! executes the former and shows U+FFFD for the latter. Other invalid UTF-8
 //! shows U+FFFD.
 //!
-//! Character widths come from `unicode-width` 0.2 (widths other than 0 and
-//! 2 count as 1). Stock mosh uses the C library's `wcwidth`; glibc 2.36's
-//! differs for 224 assigned code points (mostly symbols made wide in recent
-//! Unicode versions, such as U+2630 to U+2637, and spacing combining marks
-//! that glibc gives width 1), so text using them can shift on stock peers.
+//! Character widths are the C library's, as stock mosh measures them
+//! ([`crate::width::wcwidth`]): a character of width 1 or 2 takes that many
+//! cells, one of width 0 joins the previous cell, and one that `wcwidth`
+//! calls not printable (-1: unassigned code points, surrogates, controls)
+//! is dropped without moving the cursor, as stock does.
 
-use unicode_width::UnicodeWidthChar;
-
-use crate::framebuffer::{Attrs, Color, Renditions};
+use crate::framebuffer::{Attrs, Color, Hyperlink, LinkId, Renditions, UnderlineStyle};
 use crate::framebuffer::{
     Framebuffer, MAX_HEIGHT, MAX_WIDTH, MouseEncoding, MouseReporting, SavedCursor,
 };
+use crate::history::HistoryLog;
 use crate::parser::{CsiParams, Parser, new_parser};
+use crate::width::wcwidth;
 
 /// Most bytes of replies kept until drained; later replies are dropped.
 pub const MAX_REPLY_BYTES: usize = 4096;
@@ -74,6 +78,7 @@ impl Emulator {
                 last_char: None,
                 run: [0; RUN_CAPACITY],
                 run_len: 0,
+                history: None,
             },
         }
     }
@@ -104,6 +109,18 @@ impl Emulator {
         self.term.fb.resize(width, height);
     }
 
+    /// From now on, lines that scroll off the top of the main screen (scroll
+    /// region starting at the top row, alternate screen not shown) are
+    /// appended to `log`.
+    pub fn set_history(&mut self, log: HistoryLog) {
+        self.term.history = Some(log);
+    }
+
+    /// The log lines are appended to, if any.
+    pub fn history(&self) -> Option<&HistoryLog> {
+        self.term.history.as_ref()
+    }
+
     /// Whether answers to status requests are waiting.
     pub fn has_replies(&self) -> bool {
         !self.term.replies.is_empty()
@@ -126,6 +143,7 @@ struct Terminal {
     last_char: Option<char>,
     run: [u8; RUN_CAPACITY],
     run_len: usize,
+    history: Option<HistoryLog>,
 }
 
 impl Terminal {
@@ -187,12 +205,26 @@ impl Terminal {
         self.fb.ds.height
     }
 
+    /// Scrolls the region up by `n`; rows leaving the top of the main screen
+    /// go to the history log first.
+    fn scroll_up(&mut self, top: usize, bottom: usize, n: usize) {
+        if let Some(log) = &self.history
+            && top == 0
+            && !self.fb.alternate_screen()
+        {
+            for row in &self.fb.rows()[..n.min(bottom + 1)] {
+                log.push_row(row);
+            }
+        }
+        self.fb.scroll_up_region(top, bottom, n);
+    }
+
     /// Line feed: down one row, scrolling at the bottom of the region.
     fn index(&mut self) {
         let ds = &self.fb.ds;
         let (row, bottom, top) = (ds.cursor_row, ds.scroll_bottom, ds.scroll_top);
         if row == bottom {
-            self.fb.scroll_up_region(top, bottom, 1);
+            self.scroll_up(top, bottom, 1);
         } else if row + 1 < self.height() {
             self.fb.ds.cursor_row += 1;
         }
@@ -298,7 +330,7 @@ impl Terminal {
         let cw = if (' '..='~').contains(&c) {
             1
         } else {
-            match c.width() {
+            match wcwidth(u32::from(c)) {
                 Some(w) => w,
                 None => return,
             }
@@ -456,10 +488,18 @@ impl Terminal {
         self.goto(0, 0);
     }
 
+    /// SGR. Each parameter is read with its colon sub-parameters, and the
+    /// `;`-separated forms of 38, 48 and 58 (`5;n`, `2;r;g;b`) consume
+    /// their arguments, so that no colour value is read as an attribute.
+    /// SGR 0 leaves the hyperlink (OSC 8) open, as terminals do.
     fn sgr(&mut self, params: &vte::Params) {
         let rend = &mut self.fb.ds.rend;
+        let reset = Renditions {
+            link: rend.link,
+            ..Renditions::default()
+        };
         if params.is_empty() {
-            *rend = Renditions::default();
+            *rend = reset;
             return;
         }
         let mut iter = params.iter();
@@ -467,41 +507,52 @@ impl Terminal {
             let code = p[0];
             if p.len() > 1 {
                 match code {
-                    38 | 48 => {
+                    38 | 48 | 58 => {
                         if let Some(color) = colon_color(&p[1..]) {
                             set_color(rend, code, color);
                         }
                     }
-                    4 => rend.attrs.set(Attrs::UNDERLINE, p[1] != 0),
+                    4 if p[1] == 0 => rend.set_underline(None),
+                    4 => {
+                        if let Some(style) = UnderlineStyle::from_code(p[1]) {
+                            rend.set_underline(Some(style));
+                        }
+                    }
                     _ => {}
                 }
                 continue;
             }
             match code {
-                0 => *rend = Renditions::default(),
+                0 => *rend = reset,
                 1 => rend.attrs.set(Attrs::BOLD, true),
                 2 => rend.attrs.set(Attrs::FAINT, true),
                 3 => rend.attrs.set(Attrs::ITALIC, true),
-                4 => rend.attrs.set(Attrs::UNDERLINE, true),
+                4 => rend.set_underline(Some(UnderlineStyle::Single)),
                 5 | 6 => rend.attrs.set(Attrs::BLINK, true),
                 7 => rend.attrs.set(Attrs::INVERSE, true),
                 8 => rend.attrs.set(Attrs::INVISIBLE, true),
+                9 => rend.attrs.set(Attrs::STRIKE, true),
+                21 => rend.set_underline(Some(UnderlineStyle::Double)),
                 22 => {
                     rend.attrs.set(Attrs::BOLD, false);
                     rend.attrs.set(Attrs::FAINT, false);
                 }
                 23 => rend.attrs.set(Attrs::ITALIC, false),
-                24 => rend.attrs.set(Attrs::UNDERLINE, false),
+                24 => rend.set_underline(None),
                 25 => rend.attrs.set(Attrs::BLINK, false),
                 27 => rend.attrs.set(Attrs::INVERSE, false),
                 28 => rend.attrs.set(Attrs::INVISIBLE, false),
+                29 => rend.attrs.set(Attrs::STRIKE, false),
                 30..=37 => rend.fg = Color::Indexed((code - 30) as u8),
                 39 => rend.fg = Color::Default,
                 40..=47 => rend.bg = Color::Indexed((code - 40) as u8),
                 49 => rend.bg = Color::Default,
+                53 => rend.attrs.set(Attrs::OVERLINE, true),
+                55 => rend.attrs.set(Attrs::OVERLINE, false),
+                59 => rend.underline_color = Color::Default,
                 90..=97 => rend.fg = Color::Indexed((code - 90 + 8) as u8),
                 100..=107 => rend.bg = Color::Indexed((code - 100 + 8) as u8),
-                38 | 48 => {
+                38 | 48 | 58 => {
                     let kind = iter.next().map(|p| p[0]);
                     let color = match kind {
                         Some(5) => iter
@@ -701,7 +752,7 @@ impl Terminal {
             ([], 'M') => self.insert_lines(n, false),
             ([], 'S') => {
                 let (top, bottom) = (self.fb.ds.scroll_top, self.fb.ds.scroll_bottom);
-                self.fb.scroll_up_region(top, bottom, n);
+                self.scroll_up(top, bottom, n);
             }
             ([], 'T') if p.len() <= 1 => {
                 let (top, bottom) = (self.fb.ds.scroll_top, self.fb.ds.scroll_bottom);
@@ -767,6 +818,18 @@ impl Terminal {
         self.fb.ds.pending_wrap = false;
     }
 
+    /// OSC 8 `;params;URI`: later printing is linked to URI, or to nothing
+    /// when the URI is empty, too long, not printable ASCII or the table is
+    /// full (see [`Hyperlink::new`] and [`crate::framebuffer::MAX_LINKS`]).
+    fn open_link(&mut self, params: &[&[u8]]) {
+        let uri = params.get(2..).unwrap_or_default().join(&b';');
+        let id = link_id(params.get(1).copied().unwrap_or_default());
+        self.fb.ds.rend.link = match Hyperlink::new(id, &uri) {
+            Some(link) => self.fb.intern_link(link),
+            None => LinkId::NONE,
+        };
+    }
+
     fn osc(&mut self, params: &[&[u8]]) {
         let Some(&command) = params.first() else {
             return;
@@ -793,6 +856,7 @@ impl Terminal {
             }
             b"1" => self.fb.set_icon_name(&text()),
             b"2" => self.fb.set_title(&text()),
+            b"8" => self.open_link(params),
             b"52" if params.len() >= 3 => {
                 let data = params[2];
                 if data != b"?" {
@@ -804,15 +868,23 @@ impl Terminal {
     }
 }
 
+/// The `id=` value in OSC 8's colon-separated `key=value` parameters.
+fn link_id(params: &[u8]) -> &[u8] {
+    params
+        .split(|&b| b == b':')
+        .find_map(|kv| kv.strip_prefix(b"id="))
+        .unwrap_or(b"")
+}
+
 fn set_color(rend: &mut Renditions, code: u16, color: Color) {
-    if code == 38 {
-        rend.fg = color;
-    } else {
-        rend.bg = color;
+    match code {
+        38 => rend.fg = color,
+        48 => rend.bg = color,
+        _ => rend.underline_color = color,
     }
 }
 
-/// Colour from the colon form after `38`/`48`: `5:n`, `2:r:g:b` or
+/// Colour from the colon form after `38`/`48`/`58`: `5:n`, `2:r:g:b` or
 /// `2:colourspace:r:g:b`.
 fn colon_color(rest: &[u16]) -> Option<Color> {
     let byte = |v: u16| u8::try_from(v).ok();

@@ -1,12 +1,22 @@
-//! The screen model: cells (grapheme text, width, renditions), rows with
-//! generation ids and wrap flags, the drawing state (cursor, modes, tab stops,
-//! scroll region, saved cursor), window title, clipboard, bell counter and the
-//! alternate screen. Editing primitives used by the emulator live here too.
+//! The screen model: cells (grapheme text, width, renditions with their
+//! extended attributes and hyperlink), rows with generation ids and wrap
+//! flags, the drawing state (cursor, modes, tab stops, scroll region, saved
+//! cursor), window title, clipboard, bell counter, the alternate screen and
+//! the hyperlink table cells refer to. Editing primitives used by the
+//! emulator live here too.
+//!
+//! A cell is 54 bytes: 32 of UTF-8, its length, the wide and spacer flags
+//! and an 18-byte [`Renditions`] (two colours and the underline colour, 4
+//! bytes each; 16 bits of attributes; the underline style; a 16-bit
+//! [`LinkId`]). Hyperlinks themselves live once per framebuffer, in a table
+//! shared copy-on-write between snapshots like the rows.
 //!
 //! Memory is bounded by the screen size: sizes are clamped to
 //! [`MAX_WIDTH`]×[`MAX_HEIGHT`], a cell holds at most [`CELL_BYTES`] bytes of
-//! UTF-8, titles at most [`MAX_TITLE_CHARS`] characters and the clipboard at
-//! most [`MAX_CLIPBOARD_BYTES`] bytes.
+//! UTF-8, titles at most [`MAX_TITLE_CHARS`] characters, the clipboard at
+//! most [`MAX_CLIPBOARD_BYTES`] bytes, and the hyperlink table at most
+//! [`MAX_LINKS`] links of at most [`MAX_LINK_URI_BYTES`] +
+//! [`MAX_LINK_ID_BYTES`] bytes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +32,15 @@ pub const CELL_BYTES: usize = 32;
 pub const MAX_TITLE_CHARS: usize = 256;
 /// Longest clipboard (OSC 52 payload) kept, in bytes.
 pub const MAX_CLIPBOARD_BYTES: usize = 65536;
+/// Most distinct hyperlinks a screen (both screens and the drawing state)
+/// refers to; links opened beyond that are dropped (their text is shown
+/// without a link).
+pub const MAX_LINKS: usize = 512;
+/// Longest hyperlink URI kept, in bytes; longer ones are dropped.
+pub const MAX_LINK_URI_BYTES: usize = 2048;
+/// Longest hyperlink `id=` parameter kept, in bytes; links with longer ones
+/// are dropped.
+pub const MAX_LINK_ID_BYTES: usize = 250;
 
 /// A colour as the application selected it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -37,7 +56,7 @@ pub enum Color {
 
 /// Character attributes, as a bit set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Attrs(pub u8);
+pub struct Attrs(pub u16);
 
 impl Attrs {
     /// SGR 1.
@@ -46,7 +65,7 @@ impl Attrs {
     pub const FAINT: Attrs = Attrs(2);
     /// SGR 3.
     pub const ITALIC: Attrs = Attrs(4);
-    /// SGR 4.
+    /// SGR 4 (any underline style; [`Renditions::underline`] says which).
     pub const UNDERLINE: Attrs = Attrs(8);
     /// SGR 5.
     pub const BLINK: Attrs = Attrs(16);
@@ -54,8 +73,13 @@ impl Attrs {
     pub const INVERSE: Attrs = Attrs(32);
     /// SGR 8.
     pub const INVISIBLE: Attrs = Attrs(64);
+    /// SGR 9: strikethrough (stock mosh cannot carry it).
+    pub const STRIKE: Attrs = Attrs(128);
+    /// SGR 53: overline (stock mosh cannot carry it).
+    pub const OVERLINE: Attrs = Attrs(256);
 
-    /// Every attribute with its SGR code, in emission order.
+    /// The attributes stock mosh carries, with their SGR codes, in emission
+    /// order.
     pub const ALL: [(Attrs, u8); 7] = [
         (Attrs::BOLD, 1),
         (Attrs::FAINT, 2),
@@ -65,6 +89,13 @@ impl Attrs {
         (Attrs::INVERSE, 7),
         (Attrs::INVISIBLE, 8),
     ];
+
+    /// The attributes only our own peer is sent, with their SGR codes, in
+    /// emission order (after [`Attrs::ALL`]).
+    pub const EXTENDED: [(Attrs, u8); 2] = [(Attrs::STRIKE, 9), (Attrs::OVERLINE, 53)];
+
+    /// The bits of [`Attrs::ALL`].
+    const STOCK_MASK: u16 = 0x7f;
 
     /// Whether every bit of `other` is set.
     pub fn contains(self, other: Attrs) -> bool {
@@ -81,7 +112,65 @@ impl Attrs {
     }
 }
 
-/// How a cell is drawn: colours and attributes.
+/// The style of an underline (SGR `4:n` and 21), meaningful while
+/// [`Attrs::UNDERLINE`] is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UnderlineStyle {
+    /// `4` or `4:1`.
+    #[default]
+    Single,
+    /// `4:2` or `21`.
+    Double,
+    /// `4:3`.
+    Curly,
+    /// `4:4`.
+    Dotted,
+    /// `4:5`.
+    Dashed,
+}
+
+impl UnderlineStyle {
+    /// The style of `4:n`; `None` for 0 (no underline) and unknown styles.
+    pub fn from_code(n: u16) -> Option<UnderlineStyle> {
+        match n {
+            1 => Some(UnderlineStyle::Single),
+            2 => Some(UnderlineStyle::Double),
+            3 => Some(UnderlineStyle::Curly),
+            4 => Some(UnderlineStyle::Dotted),
+            5 => Some(UnderlineStyle::Dashed),
+            _ => None,
+        }
+    }
+
+    /// The `n` of `4:n`.
+    pub fn code(self) -> u8 {
+        match self {
+            UnderlineStyle::Single => 1,
+            UnderlineStyle::Double => 2,
+            UnderlineStyle::Curly => 3,
+            UnderlineStyle::Dotted => 4,
+            UnderlineStyle::Dashed => 5,
+        }
+    }
+}
+
+/// A cell's hyperlink: an index into its framebuffer's hyperlink table
+/// ([`Framebuffer::hyperlink`]), or [`LinkId::NONE`]. Ids mean something
+/// only together with the table of the framebuffer holding the cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct LinkId(u16);
+
+impl LinkId {
+    /// No hyperlink.
+    pub const NONE: LinkId = LinkId(0);
+
+    /// Whether this is [`LinkId::NONE`].
+    pub fn is_none(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// How a cell is drawn: colours, attributes and hyperlink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Renditions {
     /// Foreground colour.
@@ -90,6 +179,13 @@ pub struct Renditions {
     pub bg: Color,
     /// Attributes.
     pub attrs: Attrs,
+    /// Underline style; [`UnderlineStyle::Single`] unless
+    /// [`Attrs::UNDERLINE`] is set.
+    pub underline: UnderlineStyle,
+    /// Underline colour (SGR 58/59).
+    pub underline_color: Color,
+    /// Hyperlink (OSC 8).
+    pub link: LinkId,
 }
 
 impl Renditions {
@@ -99,6 +195,86 @@ impl Renditions {
         Renditions {
             bg: self.bg,
             ..Renditions::default()
+        }
+    }
+
+    /// What stock mosh can carry of this rendition: colours and the
+    /// attributes of [`Attrs::ALL`] (any underline style as a plain
+    /// underline); no underline colour, strikethrough, overline or link.
+    pub fn stock(self) -> Renditions {
+        Renditions {
+            fg: self.fg,
+            bg: self.bg,
+            attrs: Attrs(self.attrs.0 & Attrs::STOCK_MASK),
+            ..Renditions::default()
+        }
+    }
+
+    /// Whether `self` and `other` look the same to stock mosh:
+    /// `self.stock() == other.stock()`, without building either.
+    pub fn same_stock(&self, other: &Renditions) -> bool {
+        self.fg == other.fg
+            && self.bg == other.bg
+            && (self.attrs.0 ^ other.attrs.0) & Attrs::STOCK_MASK == 0
+    }
+
+    /// Sets the underline: `None` removes it.
+    pub fn set_underline(&mut self, style: Option<UnderlineStyle>) {
+        self.attrs.set(Attrs::UNDERLINE, style.is_some());
+        self.underline = style.unwrap_or_default();
+    }
+}
+
+/// An OSC 8 hyperlink: its target and its optional `id=` parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Hyperlink {
+    /// The `id=` parameter (empty when not given).
+    pub id: String,
+    /// The URI.
+    pub uri: String,
+}
+
+impl Hyperlink {
+    /// A hyperlink if `uri` (non-empty) and `id` are within
+    /// [`MAX_LINK_URI_BYTES`] and [`MAX_LINK_ID_BYTES`] and printable ASCII,
+    /// as terminals require; `id` must not contain `:` or `;`.
+    pub fn new(id: &[u8], uri: &[u8]) -> Option<Hyperlink> {
+        let printable = |s: &[u8]| s.iter().all(|b| (0x20..0x7f).contains(b));
+        let ok = !uri.is_empty()
+            && uri.len() <= MAX_LINK_URI_BYTES
+            && id.len() <= MAX_LINK_ID_BYTES
+            && printable(uri)
+            && printable(id)
+            && !id.iter().any(|&b| b == b':' || b == b';');
+        ok.then(|| Hyperlink {
+            id: String::from_utf8_lossy(id).into_owned(),
+            uri: String::from_utf8_lossy(uri).into_owned(),
+        })
+    }
+}
+
+/// The hyperlinks a framebuffer's cells refer to: slot `i` is [`LinkId`]
+/// `i + 1`. Shared copy-on-write between snapshots like rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct LinkTable {
+    slots: Vec<Option<Arc<Hyperlink>>>,
+}
+
+impl LinkTable {
+    fn get(&self, link: LinkId) -> Option<&Arc<Hyperlink>> {
+        let slot = usize::from(link.0).checked_sub(1)?;
+        self.slots.get(slot)?.as_ref()
+    }
+
+    fn find(&self, link: &Hyperlink) -> Option<LinkId> {
+        let slot = self.slots.iter().position(|s| s.as_deref() == Some(link))?;
+        Some(LinkId(slot as u16 + 1))
+    }
+
+    fn free_slot(&self) -> Option<usize> {
+        match self.slots.iter().position(Option::is_none) {
+            Some(slot) => Some(slot),
+            None => (self.slots.len() < MAX_LINKS).then_some(self.slots.len()),
         }
     }
 }
@@ -143,6 +319,15 @@ impl Cell {
     /// The cell's text (empty when blank).
     pub fn contents(&self) -> &str {
         std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// Whether the cell looks like `other` to stock mosh: same contents and
+    /// [`Renditions::same_stock`].
+    pub fn same_stock(&self, other: &Cell) -> bool {
+        self.wide == other.wide
+            && self.spacer == other.spacer
+            && self.text[..usize::from(self.len)] == other.text[..usize::from(other.len)]
+            && self.rend.same_stock(&other.rend)
     }
 
     /// Whether the cell shows nothing but its background.
@@ -472,13 +657,17 @@ impl DrawState {
 
     /// The fields SSP equality looks at (spec §12.2).
     fn synced_eq(&self, other: &DrawState) -> bool {
+        self.rend == other.rend && self.synced_eq_but_rend(other)
+    }
+
+    /// [`DrawState::synced_eq`] but for the current rendition.
+    fn synced_eq_but_rend(&self, other: &DrawState) -> bool {
         self.width == other.width
             && self.height == other.height
             && self.cursor_row == other.cursor_row
             && self.cursor_col == other.cursor_col
             && self.cursor_visible == other.cursor_visible
             && self.reverse_video == other.reverse_video
-            && self.rend == other.rend
             && self.bracketed_paste == other.bracketed_paste
             && self.mouse_reporting == other.mouse_reporting
             && self.mouse_focus_event == other.mouse_focus_event
@@ -506,6 +695,7 @@ pub struct Framebuffer {
     clipboard: Arc<[u8]>,
     bell_count: u64,
     alternate: Option<SavedScreen>,
+    links: Arc<LinkTable>,
 }
 
 /// Clamps a requested dimension into `1..=max`.
@@ -529,6 +719,7 @@ impl Framebuffer {
             clipboard: Arc::from(&[][..]),
             bell_count: 0,
             alternate: None,
+            links: Arc::default(),
         }
     }
 
@@ -587,21 +778,151 @@ impl Framebuffer {
         self.alternate.is_some()
     }
 
+    /// The hyperlink `link` names in this framebuffer's table.
+    pub fn hyperlink(&self, link: LinkId) -> Option<&Hyperlink> {
+        self.links.get(link).map(|l| &**l)
+    }
+
+    /// The id `link` has in this framebuffer's table, if it is there.
+    pub fn link_id(&self, link: &Hyperlink) -> Option<LinkId> {
+        self.links.find(link)
+    }
+
+    /// Whether this framebuffer and `other` share one hyperlink table (one
+    /// is an unmodified-table snapshot of the other), so that equal
+    /// [`LinkId`]s name the same link in both.
+    pub fn shares_links(&self, other: &Framebuffer) -> bool {
+        Arc::ptr_eq(&self.links, &other.links)
+    }
+
+    /// How many distinct hyperlinks this framebuffer's table and `other`'s
+    /// hold together: a bound on the links a terminal refers to at any
+    /// moment while it is taken from one screen to the other.
+    pub fn links_with(&self, other: &Framebuffer) -> usize {
+        let mine = self.links.slots.iter().flatten();
+        if self.shares_links(other) {
+            return mine.count();
+        }
+        let mut all: std::collections::HashSet<&Hyperlink> = mine.map(|l| &**l).collect();
+        all.extend(other.links.slots.iter().flatten().map(|l| &**l));
+        all.len()
+    }
+
+    /// Whether `link` here and `other_link` in `other` are the same
+    /// hyperlink (or both none).
+    pub fn same_link(&self, link: LinkId, other: &Framebuffer, other_link: LinkId) -> bool {
+        if self.shares_links(other) {
+            return link == other_link;
+        }
+        match (self.links.get(link), other.links.get(other_link)) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            _ => false,
+        }
+    }
+
+    /// Whether `cell` of this framebuffer looks like `other_cell` of
+    /// `other`: same contents and rendition, hyperlinks compared by what
+    /// they name.
+    pub fn same_cell(&self, cell: &Cell, other: &Framebuffer, other_cell: &Cell) -> bool {
+        let (mut a, mut b) = (*cell, *other_cell);
+        let same_link = self.same_link(a.rend.link, other, b.rend.link);
+        a.rend.link = LinkId::NONE;
+        b.rend.link = LinkId::NONE;
+        same_link && a == b
+    }
+
+    /// Opens the hyperlink later printing uses (OSC 8): an existing entry
+    /// of the table if one is equal, else a new one. When the table is full,
+    /// links no cell refers to any more are forgotten first; if it is still
+    /// full the link is dropped and [`LinkId::NONE`] returned.
+    pub(crate) fn intern_link(&mut self, link: Hyperlink) -> LinkId {
+        if let Some(id) = self.links.find(&link) {
+            return id;
+        }
+        if self.links.free_slot().is_none() {
+            self.forget_unused_links();
+        }
+        let Some(slot) = self.links.free_slot() else {
+            return LinkId::NONE;
+        };
+        let table = Arc::make_mut(&mut self.links);
+        if slot == table.slots.len() {
+            table.slots.push(None);
+        }
+        table.slots[slot] = Some(Arc::new(link));
+        LinkId(slot as u16 + 1)
+    }
+
+    /// Empties the table slots no cell, drawing state or saved cursor
+    /// refers to.
+    fn forget_unused_links(&mut self) {
+        let mut used = vec![false; self.links.slots.len() + 1];
+        let mut mark = |link: LinkId| {
+            if let Some(u) = used.get_mut(usize::from(link.0)) {
+                *u = true;
+            }
+        };
+        let saved = self.alternate.iter().flat_map(|s| s.rows.iter());
+        for row in self.rows.iter().chain(saved) {
+            for cell in &row.cells {
+                mark(cell.rend.link);
+            }
+        }
+        mark(self.ds.rend.link);
+        if let Some(saved) = &self.ds.saved_cursor {
+            mark(saved.rend.link);
+        }
+        if used[1..].iter().all(|&u| u) {
+            return;
+        }
+        let table = Arc::make_mut(&mut self.links);
+        for (slot, entry) in table.slots.iter_mut().enumerate() {
+            if !used[slot + 1] {
+                *entry = None;
+            }
+        }
+    }
+
     /// Everything SSP equality looks at is equal except generation ids, the
     /// bell counter (a diff rings the bell once however many times it rang)
     /// and alternate-scroll mode (never transmitted, spec §12.2): what a
     /// replay of the display diff must reproduce.
+    /// Hyperlinks are compared by what they name, since each end numbers
+    /// them in its own table.
     pub fn same_picture(&self, other: &Framebuffer) -> bool {
         let mut ds = other.ds.clone();
         ds.mouse_alternate_scroll = self.ds.mouse_alternate_scroll;
+        ds.rend.link = self.ds.rend.link;
         self.ds.synced_eq(&ds)
+            && self.same_link(self.ds.rend.link, other, other.ds.rend.link)
             && self.title == other.title
             && self.clipboard == other.clipboard
-            && self
-                .rows
-                .iter()
-                .zip(&other.rows)
-                .all(|(a, b)| a.same_content(b))
+            && self.rows.iter().zip(&other.rows).all(|(a, b)| {
+                a.wrap == b.wrap
+                    && a.cells
+                        .iter()
+                        .zip(&b.cells)
+                        .all(|(x, y)| self.same_cell(x, other, y))
+            })
+    }
+
+    /// SSP equality (as [`PartialEq`]) as far as stock mosh can tell:
+    /// renditions compared by [`Renditions::same_stock`], hyperlinks not at
+    /// all. Two screens that differ only in what stock cannot carry are the
+    /// same state for a stock peer.
+    pub fn same_for_stock(&self, other: &Framebuffer) -> bool {
+        self.ds.synced_eq_but_rend(&other.ds)
+            && self.ds.rend.same_stock(&other.ds.rend)
+            && self.title == other.title
+            && self.clipboard == other.clipboard
+            && self.bell_count == other.bell_count
+            && self.rows.iter().zip(&other.rows).all(|(a, b)| {
+                Arc::ptr_eq(a, b)
+                    || (a.generation == b.generation
+                        && a.wrap == b.wrap
+                        && a.cells.iter().zip(&b.cells).all(|(x, y)| x.same_stock(y)))
+            })
     }
 
     /// This screen as a client's replica of it holds it: the state the
@@ -617,6 +938,34 @@ impl Framebuffer {
         fb.ds.insert_mode = false;
         fb.ds.saved_cursor = None;
         fb.alternate = None;
+        fb
+    }
+
+    /// This screen as stock mosh can hold it: every rendition (cells,
+    /// drawing state, saved cursor) cut to [`Renditions::stock`], and no
+    /// hyperlinks. The display differ's output without
+    /// [`Display::attributes`](crate::Display::attributes) is the same for a
+    /// screen and for this copy of it.
+    pub fn to_stock(&self) -> Framebuffer {
+        let mut fb = self.clone();
+        let strip = |rows: &mut Vec<Arc<Row>>| {
+            for row in rows {
+                if row.cells.iter().any(|c| c.rend != c.rend.stock()) {
+                    for cell in &mut Arc::make_mut(row).cells {
+                        cell.rend = cell.rend.stock();
+                    }
+                }
+            }
+        };
+        strip(&mut fb.rows);
+        if let Some(saved) = &mut fb.alternate {
+            strip(&mut saved.rows);
+        }
+        fb.ds.rend = fb.ds.rend.stock();
+        if let Some(saved) = &mut fb.ds.saved_cursor {
+            saved.rend = saved.rend.stock();
+        }
+        fb.links = Arc::default();
         fb
     }
 
@@ -853,9 +1202,11 @@ impl Framebuffer {
 
 impl PartialEq for Framebuffer {
     /// SSP equality (spec §12.2): rows (cells and generation), title,
-    /// clipboard, bell counter and the synchronised drawing state.
+    /// clipboard, bell counter and the synchronised drawing state; and the
+    /// hyperlink table the cells refer to.
     fn eq(&self, other: &Framebuffer) -> bool {
         self.ds.synced_eq(&other.ds)
+            && (self.shares_links(other) || self.links == other.links)
             && self.title == other.title
             && self.clipboard == other.clipboard
             && self.bell_count == other.bell_count

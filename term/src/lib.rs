@@ -6,9 +6,13 @@
 //! * [`framebuffer`]: cells, rows, renditions, modes, title, clipboard.
 //! * [`emulator`]: [`Emulator`], actions applied to a framebuffer.
 //! * [`display`]: [`Display::new_frame`], the screen differ.
+//! * [`history`]: scrollback history, the lines that leave the top of the
+//!   screen (server log, client inbox).
 //! * [`complete`]: [`Complete`], the server→client SSP state.
 //! * [`input`]: [`UserStream`], the client→server SSP state, and the
 //!   server's [`KeyTranslator`].
+//! * [`width`]: [`width::wcwidth`], the C library's character widths, which
+//!   the emulator and the client's prediction engine use.
 //!
 //! ```
 //! use mosh_term::{Display, Emulator};
@@ -28,16 +32,20 @@
 //!
 //! Bounds: sizes are clamped to 1..=1000 in each dimension, a cell holds at
 //! most 32 bytes of UTF-8, titles 256 characters, the clipboard 64 KiB, OSC
-//! strings are cut at 64 KiB, and unread replies at 4 KiB; so memory is
-//! bounded by the screen size whatever the input.
+//! strings are cut at 64 KiB, unread replies at 4 KiB, and a screen refers
+//! to at most 512 hyperlinks of at most 2048 bytes of URI and 250 of id; so
+//! memory is bounded by the screen size whatever the input.
 #![forbid(unsafe_code)]
 
 pub mod complete;
 pub mod display;
 pub mod emulator;
 pub mod framebuffer;
+pub mod history;
 pub mod input;
 pub mod parser;
+pub mod width;
+mod width_table;
 
 pub use complete::Complete;
 pub use display::Display;

@@ -2,8 +2,11 @@
 //! requests, bounds, and the places where we deliberately follow xterm and
 //! stock mosh rather than tmux 3.3a (kept out of the tmux corpus).
 
-use mosh_term::framebuffer::{Attrs, MAX_CLIPBOARD_BYTES, MAX_TITLE_CHARS, MouseReporting};
-use mosh_term::{Color, Emulator, Framebuffer};
+use mosh_term::framebuffer::{
+    Attrs, MAX_CLIPBOARD_BYTES, MAX_LINK_ID_BYTES, MAX_LINK_URI_BYTES, MAX_LINKS, MAX_TITLE_CHARS,
+    MouseReporting, UnderlineStyle,
+};
+use mosh_term::{Color, Emulator, Framebuffer, Renditions};
 
 fn emu(w: usize, h: usize, bytes: &[u8]) -> Emulator {
     let mut e = Emulator::new(w, h);
@@ -337,18 +340,281 @@ fn reset_keeps_bell_count() {
 }
 
 #[test]
-fn widths_that_differ_from_tmux() {
-    // unicode-width 0.2 makes these zero-width (tmux 3.3a: 1, 2, 2, 2, 1);
-    // they combine with the previous cell.
-    for c in ['\u{ad}', '\u{302e}', '\u{302f}', '\u{3164}', '\u{ffa0}'] {
-        let e = emu(10, 2, format!("a{c}b").as_bytes());
-        let fb = e.framebuffer();
-        assert_eq!(fb.cell(0, 0).contents(), format!("a{c}"));
-        assert_eq!(fb.cell(0, 1).contents(), "b");
-    }
-    // A ZWJ sequence is not joined: each emoji keeps its own wide cell.
-    let e = emu(10, 2, "\u{1f468}\u{200d}\u{1f469}".as_bytes());
+fn widths_are_the_c_librarys() {
+    // The soft hyphen takes a cell of its own, as in glibc, stock mosh and
+    // tmux (unicode-width makes it zero-width).
+    let e = emu(10, 2, "a\u{ad}b".as_bytes());
     let fb = e.framebuffer();
-    assert_eq!(fb.cell(0, 0).contents(), "\u{1f468}\u{200d}");
-    assert_eq!(fb.cell(0, 2).contents(), "\u{1f469}");
+    assert_eq!(fb.cell(0, 0).contents(), "a");
+    assert_eq!(fb.cell(0, 1).contents(), "\u{ad}");
+    assert_eq!(fb.cell(0, 2).contents(), "b");
+    assert_eq!(cursor(fb), (0, 3));
+    // Wide: CJK, emoji, a Hangul tone mark and the Hangul filler; U+2630
+    // (a trigram, wide for unicode-width) takes one cell.
+    let e = emu(12, 2, "漢😀\u{302e}\u{3164}\u{2630}x".as_bytes());
+    let fb = e.framebuffer();
+    for (col, text) in [(0, "漢"), (2, "😀"), (4, "\u{302e}"), (6, "\u{3164}")] {
+        assert!(fb.cell(0, col).wide && fb.cell(0, col + 1).spacer, "{text}");
+        assert_eq!(fb.cell(0, col).contents(), text);
+    }
+    assert!(!fb.cell(0, 8).wide);
+    assert_eq!(fb.cell(0, 8).contents(), "\u{2630}");
+    assert_eq!(fb.cell(0, 9).contents(), "x");
+    // Zero-width characters join the previous cell: combining marks, a
+    // Hangul medial vowel, a variation selector, a zero-width joiner (whose
+    // sequence is not joined: each emoji keeps its own wide cell).
+    let e = emu(
+        12,
+        2,
+        "e\u{301}\u{1100}\u{1160}\u{2764}\u{fe0f}\u{1f468}\u{200d}\u{1f469}".as_bytes(),
+    );
+    let fb = e.framebuffer();
+    assert_eq!(fb.cell(0, 0).contents(), "e\u{301}");
+    assert_eq!(fb.cell(0, 1).contents(), "\u{1100}\u{1160}");
+    assert_eq!(fb.cell(0, 3).contents(), "\u{2764}\u{fe0f}");
+    assert_eq!(fb.cell(0, 4).contents(), "\u{1f468}\u{200d}");
+    assert_eq!(fb.cell(0, 6).contents(), "\u{1f469}");
+    assert_eq!(cursor(fb), (0, 8));
+    // What wcwidth calls not printable (an unassigned code point, a
+    // noncharacter) is dropped and the cursor stays, as in stock mosh (tmux
+    // 3.3a shows it in one cell).
+    let e = emu(10, 2, "a\u{378}\u{fffe}b".as_bytes());
+    let fb = e.framebuffer();
+    assert_eq!(row_text(fb, 0), "ab");
+    assert_eq!(cursor(fb), (0, 2));
+}
+
+/// The rendition of the first cell after `sgr` and an `x`.
+fn rend_after(sgr: &str) -> Renditions {
+    let e = emu(10, 2, format!("{sgr}x").as_bytes());
+    e.framebuffer().cell(0, 0).rend
+}
+
+/// An underline of `style` in `colour`, and nothing else.
+fn underline(style: UnderlineStyle, colour: Color) -> Renditions {
+    let mut rend = Renditions {
+        underline_color: colour,
+        ..Renditions::default()
+    };
+    rend.set_underline(Some(style));
+    rend
+}
+
+#[test]
+fn underline_colour_arguments_are_not_attributes() {
+    let red = Color::Indexed(196);
+    let green = Color::Rgb(10, 200, 30);
+    for (sgr, expected) in [
+        ("\x1b[4;58;5;196m", underline(UnderlineStyle::Single, red)),
+        ("\x1b[4;58:5:196m", underline(UnderlineStyle::Single, red)),
+        (
+            "\x1b[4:3;58:2::10:200:30m",
+            underline(UnderlineStyle::Curly, green),
+        ),
+        (
+            "\x1b[4:3;58:2:10:200:30m",
+            underline(UnderlineStyle::Curly, green),
+        ),
+        (
+            "\x1b[4:3;58;2;10;200;30m",
+            underline(UnderlineStyle::Curly, green),
+        ),
+        (
+            "\x1b[58;2;10;200;30;4:4m",
+            underline(UnderlineStyle::Dotted, green),
+        ),
+        ("\x1b[21;58;5;196m", underline(UnderlineStyle::Double, red)),
+        (
+            "\x1b[4:5m",
+            underline(UnderlineStyle::Dashed, Color::Default),
+        ),
+        (
+            "\x1b[4:2m",
+            underline(UnderlineStyle::Double, Color::Default),
+        ),
+        (
+            "\x1b[4:1m",
+            underline(UnderlineStyle::Single, Color::Default),
+        ),
+    ] {
+        assert_eq!(rend_after(sgr), expected, "{sgr:?}");
+    }
+}
+
+#[test]
+fn colour_forms_of_38_and_48() {
+    for (sgr, fg, bg) in [
+        ("\x1b[38:2::1:2:3m", Color::Rgb(1, 2, 3), Color::Default),
+        ("\x1b[38:2:1:2:3m", Color::Rgb(1, 2, 3), Color::Default),
+        ("\x1b[38:5:9m", Color::Indexed(9), Color::Default),
+        ("\x1b[48:2::4:5:6m", Color::Default, Color::Rgb(4, 5, 6)),
+        ("\x1b[48;5;21m", Color::Default, Color::Indexed(21)),
+        (
+            "\x1b[38;2;7;8;9;48;5;1m",
+            Color::Rgb(7, 8, 9),
+            Color::Indexed(1),
+        ),
+    ] {
+        let rend = rend_after(sgr);
+        assert_eq!(
+            rend,
+            Renditions {
+                fg,
+                bg,
+                ..Renditions::default()
+            },
+            "{sgr:?}"
+        );
+    }
+    let after_rgb = rend_after("\x1b[38;2;1;2;3;4m");
+    assert_eq!(
+        after_rgb.attrs,
+        Attrs::UNDERLINE,
+        "the 4 after r;g;b is SGR 4"
+    );
+}
+
+#[test]
+fn extended_attributes_set_and_reset() {
+    let strike = rend_after("\x1b[9m");
+    assert_eq!(strike.attrs, Attrs::STRIKE);
+    assert_eq!(rend_after("\x1b[9;29m"), Renditions::default());
+    assert_eq!(rend_after("\x1b[53m").attrs, Attrs::OVERLINE);
+    assert_eq!(rend_after("\x1b[53;55m"), Renditions::default());
+    assert_eq!(rend_after("\x1b[4:3;24m"), Renditions::default());
+    assert_eq!(rend_after("\x1b[4:3;4:0m"), Renditions::default());
+    assert_eq!(
+        rend_after("\x1b[21;4m"),
+        underline(UnderlineStyle::Single, Color::Default)
+    );
+    assert_eq!(
+        rend_after("\x1b[4:3;4:9m"),
+        underline(UnderlineStyle::Curly, Color::Default),
+        "an unknown style changes nothing"
+    );
+    let colour_kept = rend_after("\x1b[58;5;3;24m");
+    assert_eq!(colour_kept.underline_color, Color::Indexed(3));
+    assert_eq!(rend_after("\x1b[58;5;3;59m"), Renditions::default());
+    assert_eq!(rend_after("\x1b[9;53;4:3;58;5;3;0m"), Renditions::default());
+    let erased = emu(10, 2, b"\x1b[9;53;4:3;58;5;3;44m\x1b[2K");
+    assert_eq!(
+        erased.framebuffer().cell(0, 5).rend,
+        Renditions {
+            bg: Color::Indexed(4),
+            ..Renditions::default()
+        },
+        "erased cells keep only the background"
+    );
+    let stock = rend_after("\x1b[1;4:3;9;53;58;5;3;31m").stock();
+    assert_eq!(stock.attrs, Attrs(Attrs::BOLD.0 | Attrs::UNDERLINE.0));
+    assert_eq!(
+        (stock.fg, stock.underline, stock.underline_color),
+        (Color::Indexed(1), UnderlineStyle::Single, Color::Default)
+    );
+}
+
+/// The URI of the link of cell (`row`, `col`), if any.
+fn link_at(fb: &Framebuffer, row: usize, col: usize) -> Option<String> {
+    fb.hyperlink(fb.cell(row, col).rend.link)
+        .map(|l| format!("{}|{}", l.id, l.uri))
+}
+
+#[test]
+fn osc8_links_exactly_the_cells_printed_while_open() {
+    let e = emu(
+        20,
+        2,
+        b"a\x1b]8;id=x:k=v;http://e.com/a;b\x1b\\lnk\x1b[0m!\x1b]8;;\x1b\\z\x1b]8;;file:///f\x07F\x1b]8;;\x07",
+    );
+    let fb = e.framebuffer();
+    let links: Vec<Option<String>> = (0..8).map(|c| link_at(fb, 0, c)).collect();
+    let x = Some("x|http://e.com/a;b".to_owned());
+    assert_eq!(
+        links,
+        [
+            None,
+            x.clone(),
+            x.clone(),
+            x.clone(),
+            x,
+            None,
+            Some("|file:///f".to_owned()),
+            None
+        ],
+        "SGR 0 leaves the link open; an empty URI closes it"
+    );
+    assert_eq!(fb.cell(0, 1).rend.link, fb.cell(0, 4).rend.link);
+    assert!(fb.ds.rend.link.is_none());
+}
+
+#[test]
+fn osc8_bounds() {
+    let long_uri = format!("http://e.com/{}", "u".repeat(MAX_LINK_URI_BYTES));
+    let ok_uri = format!("http://e.com/{}", "u".repeat(MAX_LINK_URI_BYTES - 13));
+    let long_id = "i".repeat(MAX_LINK_ID_BYTES + 1);
+    let ok_id = "i".repeat(MAX_LINK_ID_BYTES);
+    for (params, uri, kept) in [
+        ("", ok_uri.as_str(), true),
+        ("", long_uri.as_str(), false),
+        (&format!("id={ok_id}")[..], "http://e.com/", true),
+        (&format!("id={long_id}")[..], "http://e.com/", false),
+        ("", "http://e.com/\u{e9}", false),
+        ("", "http://e.com/\x7f", false),
+    ] {
+        let bytes = format!("\x1b]8;{params};{uri}\x1b\\x");
+        let e = emu(5, 1, bytes.as_bytes());
+        let fb = e.framebuffer();
+        assert_eq!(
+            fb.hyperlink(fb.cell(0, 0).rend.link).is_some(),
+            kept,
+            "{} bytes of URI, {} of params",
+            uri.len(),
+            params.len()
+        );
+        assert_eq!(fb.cell(0, 0).contents(), "x", "the text is printed anyway");
+    }
+}
+
+#[test]
+fn at_most_max_links_per_screen_and_unused_ones_are_forgotten() {
+    let mut e = Emulator::new(MAX_LINKS + 10, 2);
+    for i in 0..MAX_LINKS + 5 {
+        e.feed(format!("\x1b]8;;http://e.com/{i}\x1b\\x").as_bytes());
+    }
+    e.feed(b"\x1b]8;;\x1b\\");
+    let fb = e.framebuffer();
+    let distinct: std::collections::HashSet<_> = (0..MAX_LINKS + 5)
+        .filter_map(|c| fb.hyperlink(fb.cell(0, c).rend.link).map(|l| l.uri.clone()))
+        .collect();
+    assert_eq!(
+        distinct.len(),
+        MAX_LINKS,
+        "links beyond the cap are dropped"
+    );
+    assert!(fb.cell(0, MAX_LINKS).rend.link.is_none());
+    assert_eq!(fb.cell(0, MAX_LINKS + 4).contents(), "x");
+    // Once the linked text is gone, new links get room again.
+    e.feed(b"\x1b[2J\x1b[H\x1b]8;;http://e.com/new\x1b\\n");
+    let fb = e.framebuffer();
+    assert_eq!(
+        fb.hyperlink(fb.cell(0, 0).rend.link)
+            .map(|l| l.uri.as_str()),
+        Some("http://e.com/new")
+    );
+    // A link shared by many cells is one entry.
+    let mut e = Emulator::new(50, 2);
+    for _ in 0..MAX_LINKS * 2 {
+        e.feed(b"\x1b]8;id=s;http://e.com/same\x1b\\y\x1b]8;;\x1b\\\x08");
+    }
+    let fb = e.framebuffer();
+    assert!(fb.hyperlink(fb.cell(0, 0).rend.link).is_some());
+}
+
+#[test]
+fn cell_size() {
+    assert_eq!(
+        size_of::<mosh_term::Cell>(),
+        54,
+        "a cell is 54 bytes (44 before extended attributes)"
+    );
 }

@@ -1,10 +1,16 @@
 //! Arbitrary input never panics, keeps the framebuffer consistent and
-//! bounded, and any two reachable screens still round-trip through the
-//! display differ.
+//! bounded (hyperlinks included: within their length limits, printable, at
+//! most `MAX_LINKS` on a screen), and any two reachable screens still
+//! round-trip through the display differ.
 
 mod common;
 
-use mosh_term::framebuffer::{CELL_BYTES, MAX_CLIPBOARD_BYTES, MAX_TITLE_CHARS};
+use std::collections::HashSet;
+
+use mosh_term::framebuffer::{
+    CELL_BYTES, MAX_CLIPBOARD_BYTES, MAX_LINK_ID_BYTES, MAX_LINK_URI_BYTES, MAX_LINKS,
+    MAX_TITLE_CHARS,
+};
 use mosh_term::{Display, Emulator, Framebuffer};
 use proptest::prelude::*;
 
@@ -29,11 +35,22 @@ fn check_invariants(fb: &Framebuffer) -> Result<(), TestCaseError> {
     prop_assert!(fb.title().chars().count() <= MAX_TITLE_CHARS);
     prop_assert!(fb.icon_name().chars().count() <= MAX_TITLE_CHARS);
     prop_assert!(fb.clipboard().len() <= MAX_CLIPBOARD_BYTES);
+    let mut links = HashSet::new();
     for row in fb.rows() {
         let cells = row.cells();
         prop_assert_eq!(cells.len(), w);
         for (x, c) in cells.iter().enumerate() {
             prop_assert!(c.contents().len() <= CELL_BYTES);
+            if !c.rend.link.is_none() {
+                let link = fb.hyperlink(c.rend.link);
+                prop_assert!(link.is_some(), "a cell names a link the table lacks");
+                let link = link.unwrap();
+                let printable = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b));
+                prop_assert!(!link.uri.is_empty() && link.uri.len() <= MAX_LINK_URI_BYTES);
+                prop_assert!(link.id.len() <= MAX_LINK_ID_BYTES);
+                prop_assert!(printable(&link.uri) && printable(&link.id));
+                links.insert(link.clone());
+            }
             if c.wide {
                 prop_assert!(x + 1 < w && cells[x + 1].spacer, "wide cell without spacer");
             }
@@ -42,7 +59,50 @@ fn check_invariants(fb: &Framebuffer) -> Result<(), TestCaseError> {
             }
         }
     }
+    prop_assert!(links.len() <= MAX_LINKS, "{} links on screen", links.len());
     Ok(())
+}
+
+/// OSC 8 sequences with ids and URIs around and beyond the length limits,
+/// printable or not, followed by some text.
+fn hyperlink_writes() -> impl Strategy<Value = Vec<u8>> {
+    let part = |max: usize| {
+        prop_oneof![
+            4 => (0..max).prop_map(|n| b"u".repeat(n)),
+            1 => prop::collection::vec(any::<u8>(), 0..40),
+            1 => (0u32..100_000).prop_map(|n| format!("http://e.com/{n}").into_bytes()),
+        ]
+    };
+    prop::collection::vec(
+        (
+            part(MAX_LINK_ID_BYTES + 20),
+            part(MAX_LINK_URI_BYTES + 20),
+            prop::sample::select(vec![
+                "x",
+                "yy",
+                "\r\n",
+                "\x1b[2J",
+                "\x1b[H",
+                "",
+                "\x1b[?1049h",
+            ]),
+            any::<bool>(),
+        )
+            .prop_map(|(id, uri, text, st)| {
+                let mut out = b"\x1b]8;".to_vec();
+                if !id.is_empty() {
+                    out.extend_from_slice(b"id=");
+                    out.extend_from_slice(&id);
+                }
+                out.push(b';');
+                out.extend_from_slice(&uri);
+                out.extend_from_slice(if st { b"\x1b\\" } else { b"\x07" });
+                out.extend_from_slice(text.as_bytes());
+                out
+            }),
+        0..40,
+    )
+    .prop_map(|writes| writes.concat())
 }
 
 proptest! {
@@ -70,16 +130,44 @@ proptest! {
         let a = emu.framebuffer().clone();
         emu.feed(&second);
         let b = emu.framebuffer().clone();
-        for initialized in [true, false] {
-            let bytes = Display::server().new_frame(initialized, &a, &b);
+        for (initialized, attributes) in [(true, false), (false, false), (true, true), (false, true)] {
+            let display = Display::server().with_attributes(attributes);
+            let bytes = display.new_frame(initialized, &a, &b);
+            let (a, b) = if attributes { (a.clone(), b.clone()) } else { (a.to_stock(), b.to_stock()) };
             let mut replay = Emulator::from_framebuffer(a.replica());
             replay.feed(&bytes);
             prop_assert!(!replay.has_replies());
             prop_assert!(
                 replay.framebuffer().same_picture(&b),
-                "initialized={} bytes={:?}", initialized, String::from_utf8_lossy(&bytes)
+                "initialized={} attributes={} bytes={:?}", initialized, attributes, String::from_utf8_lossy(&bytes)
             );
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: common::cases(48), .. ProptestConfig::default() })]
+
+    /// Hyperlinks stay within their limits whatever arrives, on a screen
+    /// wide enough to hold more than [`MAX_LINKS`] of them.
+    #[test]
+    fn hyperlinks_stay_bounded(first in hyperlink_writes(), second in hyperlink_writes()) {
+        let mut emu = Emulator::new(MAX_LINKS + 100, 3);
+        let distinct: Vec<u8> = (0..MAX_LINKS + 50)
+            .flat_map(|i| format!("\x1b]8;;http://e.com/{i}\x1b\\z").into_bytes())
+            .collect();
+        emu.feed(&distinct);
+        check_invariants(emu.framebuffer())?;
+        emu.feed(&first);
+        check_invariants(emu.framebuffer())?;
+        let a = emu.framebuffer().clone();
+        emu.feed(&second);
+        check_invariants(emu.framebuffer())?;
+        let b = emu.framebuffer().clone();
+        let bytes = Display::server().with_attributes(true).new_frame(true, &a, &b);
+        let mut replay = Emulator::from_framebuffer(a.replica());
+        replay.feed(&bytes);
+        prop_assert!(replay.framebuffer().same_picture(&b));
     }
 }
 

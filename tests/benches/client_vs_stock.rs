@@ -9,6 +9,10 @@
 //!
 //! Run: `cargo build --release --bins && cargo bench -p mosh-e2e --bench
 //! client_vs_stock`.
+#![allow(
+    clippy::print_stdout,
+    reason = "a benchmark's report, not a program we ship"
+)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

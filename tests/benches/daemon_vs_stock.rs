@@ -10,6 +10,10 @@
 //!
 //! Run as root: `cargo build --release --bins && cargo bench -p mosh-e2e
 //! --bench daemon_vs_stock`.
+#![allow(
+    clippy::print_stdout,
+    reason = "a benchmark's report, not a program we ship"
+)]
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -5,6 +5,10 @@
 //!
 //! Run: `cargo build --release --bins && cargo bench -p mosh-e2e --bench
 //! server_vs_stock`. `BENCH_IDLE_SECS` sets the idle period (default 60).
+#![allow(
+    clippy::print_stdout,
+    reason = "a benchmark's report, not a program we ship"
+)]
 
 use std::time::{Duration, Instant};
 

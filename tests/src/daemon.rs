@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use mosh_proto::Base64Key;
 
+use crate::stdio::Sink;
 pub use crate::user::TestUser;
 use crate::{UTF8_LOCALE, our_program, process};
 
@@ -154,6 +155,8 @@ pub struct TestDaemon {
     /// A command (and its arguments) the daemon is run under, such as
     /// `ip netns exec NAME`.
     wrapper: Vec<String>,
+    /// Where the daemon's stdout and stderr go instead of its log file.
+    output: Option<Sink>,
 }
 
 /// The configuration's `[firewall]` table unless `extra_config` has one:
@@ -173,7 +176,18 @@ impl TestDaemon {
         extra_config: &str,
         env: &[(&str, &str)],
     ) -> io::Result<Self> {
-        Self::start_full(ports, extra_config, env, &[])
+        Self::start_full(ports, extra_config, env, &[], None)
+    }
+
+    /// [`TestDaemon::start`] with the daemon's stdout and stderr (and so
+    /// its workers' stderr) a closed pipe or `/dev/full` instead of its log
+    /// file: [`TestDaemon::log`] is then empty.
+    pub fn start_with_output(
+        ports: (u16, u16),
+        extra_config: &str,
+        output: Sink,
+    ) -> io::Result<Self> {
+        Self::start_full(ports, extra_config, &[], &[], Some(output))
     }
 
     /// [`TestDaemon::start_with_env`] inside network namespace `netns`
@@ -197,7 +211,7 @@ impl TestDaemon {
         extra_config: &str,
         env: &[(&str, &str)],
     ) -> io::Result<Self> {
-        Self::start_full(ports, extra_config, env, wrapper)
+        Self::start_full(ports, extra_config, env, wrapper, None)
     }
 
     fn start_full(
@@ -205,6 +219,7 @@ impl TestDaemon {
         extra_config: &str,
         env: &[(&str, &str)],
         wrapper: &[&str],
+        output: Option<Sink>,
     ) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(unique("mosh-e2e-daemon-"));
         std::fs::create_dir_all(&dir)?;
@@ -232,6 +247,7 @@ impl TestDaemon {
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
             wrapper: wrapper.iter().map(|word| word.to_string()).collect(),
+            output,
         };
         daemon.launch()?;
         let ready = daemon.wait_notification("READY=1", START_TIMEOUT)?;
@@ -258,6 +274,10 @@ impl TestDaemon {
             }
             None => Command::new(program),
         };
+        let (stdout, stderr) = match self.output {
+            Some(sink) => (sink.broken_stdio()?, sink.broken_stdio()?),
+            None => (log.try_clone()?.into(), log.into()),
+        };
         let child = command
             .arg("--config")
             .arg(self.dir.join("config.toml"))
@@ -267,8 +287,8 @@ impl TestDaemon {
             .env_remove("JOURNAL_STREAM")
             .envs(self.env.iter().map(|(n, v)| (n, v)))
             .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()?;
         self.child = Some(child);
         Ok(())

@@ -19,6 +19,8 @@
 //! * [`peer`]: a UDP socket driven by a `mosh_proto::Transport`.
 //! * [`process`]: detached processes, awaited and ended by pid.
 //! * [`states`]: small `mosh_proto::State` implementations for tests.
+//! * [`stdio`]: programs run with their standard output or error closed,
+//!   a closed pipe or full, and whether they panicked.
 
 pub mod container;
 pub mod daemon;
@@ -31,6 +33,7 @@ pub mod process;
 pub mod server;
 pub mod sshd;
 pub mod states;
+pub mod stdio;
 pub mod stock;
 pub mod tmux;
 pub mod user;

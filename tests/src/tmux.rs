@@ -54,6 +54,9 @@ pub struct TmuxSession {
     server_pid: Option<u32>,
 }
 
+/// Lines of history a pane keeps: enough for the scrollback tests' runs.
+const HISTORY_LIMIT: &str = "50000";
+
 impl TmuxSession {
     /// Starts `command` (a program and its arguments; use `sh -c` for a
     /// shell command line) in a `width` × `height` pane of a new tmux
@@ -101,6 +104,11 @@ impl TmuxSession {
             "-g",
             "remain-on-exit",
             "on",
+            ";",
+            "set-option",
+            "-g",
+            "history-limit",
+            HISTORY_LIMIT,
             ";",
             "new-session",
             "-d",

@@ -1,6 +1,10 @@
 //! Our `mosh-client` over an impaired network (the UDP impairment proxy):
 //! predictive local echo at 600 ms RTT, a password prompt that must not
 //! echo, and the status bar during a blackout.
+#![allow(
+    clippy::print_stdout,
+    reason = "a test's diagnostics, captured by the test runner"
+)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};

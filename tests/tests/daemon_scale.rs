@@ -1,6 +1,10 @@
 //! Many sessions at once through one `mosh-daemon`: 200 sessions for two
 //! users, started concurrently, each answering a command typed by its own
 //! client, while the daemon keeps answering `moshctl`.
+#![allow(
+    clippy::print_stderr,
+    reason = "a test's diagnostics, captured by the test runner"
+)]
 
 use std::sync::Arc;
 use std::thread;

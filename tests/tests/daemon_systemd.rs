@@ -7,6 +7,10 @@
 //! away from the handoff socket, a worker that never fetches its
 //! descriptors being stopped in time, and the daemon's sandbox still
 //! letting it drive nftables, iptables-legacy and ufw.
+#![allow(
+    clippy::print_stderr,
+    reason = "a test's diagnostics, captured by the test runner"
+)]
 
 use std::process::Output;
 use std::time::{Duration, Instant};

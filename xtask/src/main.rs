@@ -2,12 +2,18 @@
 //!
 //! ```text
 //! cargo run -p xtask -- gen-docs OUTDIR
+//! cargo run -p xtask -- gen-widths term/src/width_table.rs
 //! ```
 //!
 //! `gen-docs` writes the man pages (`OUTDIR/man/NAME.SECTION`) and the bash,
 //! zsh and fish completions (`OUTDIR/completions/{bash/NAME,zsh/_NAME,
 //! fish/NAME.fish}`) of every installed program from its clap model, and
 //! copies the hand-written `mosh-daemon.toml.5`. The packages install them.
+//!
+//! `gen-widths` writes `mosh-term`'s character width table from the C
+//! library's `wcwidth` (module `widths`).
+
+mod widths;
 
 use std::fs;
 use std::io;
@@ -18,6 +24,7 @@ use clap::Command;
 use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
+use mosh_stdio::{stderrln, stdoutln};
 
 /// A function returning a program's clap model.
 type Model = fn() -> Command;
@@ -39,16 +46,29 @@ fn main() -> ExitCode {
     match args.as_slice() {
         [task, outdir] if task == "gen-docs" => match gen_docs(Path::new(outdir)) {
             Ok(written) => {
-                println!("xtask: wrote {} files under {outdir}", written.len());
+                stdoutln!("xtask: wrote {} files under {outdir}", written.len());
                 ExitCode::SUCCESS
             }
             Err(error) => {
-                eprintln!("xtask: gen-docs {outdir}: {error}");
+                stderrln!("xtask: gen-docs {outdir}: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        [task, table] if task == "gen-widths" => match widths::gen_widths(Path::new(table)) {
+            Ok(blocks) => {
+                stdoutln!("xtask: wrote {blocks} blocks of widths to {table}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                stderrln!("xtask: gen-widths {table}: {error}");
                 ExitCode::FAILURE
             }
         },
         _ => {
-            eprintln!("Usage: cargo run -p xtask -- gen-docs OUTDIR");
+            stderrln!(
+                "Usage: cargo run -p xtask -- gen-docs OUTDIR\n       \
+                 cargo run -p xtask -- gen-widths term/src/width_table.rs"
+            );
             ExitCode::from(2)
         }
     }

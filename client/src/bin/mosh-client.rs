@@ -8,8 +8,13 @@ use mosh_client::cli::{self, CliError, Command};
 use mosh_client::session::{self, Outcome, SessionConfig};
 use mosh_client::terminal::{self, RawTerminal, ScreenSwitch};
 use mosh_client::terminfo::Terminfo;
+use mosh_stdio::{BrokenPipe, on_broken_pipe, stderr, stderrln, stdout, stdoutln};
 
 fn main() -> ExitCode {
+    // Stock mosh-client has SIGPIPE at its default action until its
+    // session handles the signal (see `session::run`): output to a closed
+    // pipe before that ends it (`--help | true`, or the terminal set-up).
+    on_broken_pipe(BrokenPipe::Die);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let parsed = cli::parse(&args, |name| std::env::var(name).ok());
     // SAFETY: single-threaded start-up: no other thread reads or writes the
@@ -17,15 +22,15 @@ fn main() -> ExitCode {
     unsafe { std::env::remove_var("MOSH_KEY") };
     match parsed {
         Ok(Command::Help) => {
-            print!("{}\n{}", cli::version_text(), cli::USAGE);
+            stdout!("{}\n{}", cli::version_text(), cli::USAGE);
             ExitCode::SUCCESS
         }
         Ok(Command::Version) => {
-            print!("{}", cli::version_text());
+            stdout!("{}", cli::version_text());
             ExitCode::SUCCESS
         }
         Ok(Command::Colors) => {
-            println!(
+            stdoutln!(
                 "{}",
                 cli::colors(&std::env::var("TERM").unwrap_or_default())
             );
@@ -33,11 +38,11 @@ fn main() -> ExitCode {
         }
         Ok(Command::Run(config)) => run(*config),
         Err(CliError::Usage) => {
-            eprint!("{}", cli::USAGE);
+            stderr!("{}", cli::USAGE);
             ExitCode::FAILURE
         }
         Err(error) => {
-            eprintln!("mosh-client: {error}");
+            stderrln!("mosh-client: {error}");
             ExitCode::FAILURE
         }
     }
@@ -45,7 +50,7 @@ fn main() -> ExitCode {
 
 fn run(config: SessionConfig) -> ExitCode {
     if let Some(charset) = cli::non_utf8_locale() {
-        eprintln!(
+        stderrln!(
             "mosh-client needs a UTF-8 native locale to run.\n\n\
              Unfortunately, the client's environment specifies the character set \"{charset}\".\n"
         );
@@ -57,7 +62,7 @@ fn run(config: SessionConfig) -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("mosh-client: {error}");
+            stderrln!("mosh-client: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -72,18 +77,18 @@ fn run(config: SessionConfig) -> ExitCode {
     let raw = match RawTerminal::enter(screen) {
         Ok(raw) => raw,
         Err(error) => {
-            eprintln!("mosh-client: {error}");
+            stderrln!("mosh-client: {error}");
             return ExitCode::FAILURE;
         }
     };
     let outcome = runtime.block_on(session::run(config, &raw));
     drop(raw);
-    println!("[mosh is exiting.]");
+    stdoutln!("[mosh is exiting.]");
     match outcome {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::NeverConnected) => {
             let port = server.port();
-            eprintln!(
+            stderrln!(
                 "\nmosh did not make a successful connection to {}:{port}.\n\
                  Please verify that UDP port {port} is not firewalled and can reach the server.\n\n\
                  (By default, mosh uses a UDP port between 60000 and 61000. The -p option\n\
@@ -93,14 +98,14 @@ fn run(config: SessionConfig) -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(Outcome::Unclean) => {
-            eprintln!(
+            stderrln!(
                 "\nmosh did not shut down cleanly. Please note that the\n\
                  mosh-server process may still be running on the server."
             );
             ExitCode::FAILURE
         }
         Err(error) => {
-            eprintln!("mosh-client: {error}");
+            stderrln!("mosh-client: {error}");
             ExitCode::FAILURE
         }
     }

@@ -5,8 +5,12 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use mosh_client::launcher::{self, args};
+use mosh_stdio::{BrokenPipe, on_broken_pipe, stderr, stderrln, stdout, stdoutln};
 
 fn main() -> ExitCode {
+    // Stock mosh, a Perl script, leaves SIGPIPE at its default action:
+    // output to a closed pipe ends it.
+    on_broken_pipe(BrokenPipe::Die);
     let mut argv = std::env::args_os();
     let program = argv
         .next()
@@ -20,11 +24,11 @@ fn main() -> ExitCode {
         .join(" ");
     match args::parse(&rest) {
         Ok(args::Invocation::Help) => {
-            print!("{}", args::usage(&program));
+            stdout!("{}", args::usage(&program));
             ExitCode::SUCCESS
         }
         Ok(args::Invocation::Version) => {
-            println!(
+            stdoutln!(
                 "mosh (mosh-daemon {}) [speaks the mosh 1.4 protocol]",
                 env!("CARGO_PKG_VERSION")
             );
@@ -34,7 +38,7 @@ fn main() -> ExitCode {
             match launcher::proxy::run(&host, &port, family) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
-                    eprintln!("{program}: {error}");
+                    stderrln!("{program}: {error}");
                     ExitCode::FAILURE
                 }
             }
@@ -44,12 +48,12 @@ fn main() -> ExitCode {
                 .map(|path| path.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| program.clone());
             let error = launcher::launch(&options, &self_program, &cmdline);
-            eprintln!("{program}: {error}");
+            stderrln!("{program}: {error}");
             ExitCode::FAILURE
         }
         Err(error) => {
-            eprintln!("{program}: {error}");
-            eprint!("{}", args::usage(&program));
+            stderrln!("{program}: {error}");
+            stderr!("{}", args::usage(&program));
             ExitCode::FAILURE
         }
     }

@@ -89,6 +89,12 @@ pub struct LaunchOptions {
     pub predict: Option<String>,
     /// `-o`: predictions overwrite instead of inserting.
     pub predict_overwrite: bool,
+    /// `--cipher`: `auto` or `ocb` for the client's `MOSH_CIPHER`; `None`
+    /// leaves the environment's.
+    pub cipher: Option<String>,
+    /// `--no-scrollback`: the client does not take scrollback history from
+    /// our server (`MOSH_NO_SCROLLBACK`).
+    pub scrollback: bool,
     /// Address families.
     pub family: Family,
     /// `-p`: the server's UDP port or range, already validated.
@@ -142,6 +148,9 @@ pub enum ArgsError {
     /// A bad `--predict` or `MOSH_PREDICTION_DISPLAY`.
     #[error("unknown prediction mode {0:?} (adaptive, always, never or experimental)")]
     BadPredict(String),
+    /// A bad `--cipher`.
+    #[error("unknown cipher {0:?} (auto or ocb)")]
+    BadCipher(String),
     /// A bad `--family`.
     #[error("unknown address family {0:?} (inet, inet6, auto, all, prefer-inet, prefer-inet6)")]
     BadFamily(String),
@@ -178,6 +187,12 @@ pub fn usage(program: &str) -> String {
         --predict=experimental  local echo even when it may be wrong
 -o      --predict-overwrite     predictions overwrite instead of inserting
 
+        --cipher=auto        AES-256-GCM with forward secrecy with our server,
+                             AES-128-OCB with a stock one [default]
+        --cipher=ocb         stock AES-128-OCB for this session
+        --no-scrollback      keep lines that scroll off the server's screen out of
+                             this terminal's scrollback
+
 -4      --family=inet        IPv4 only
 -6      --family=inet6       IPv6 only
         --family=auto        the host's only address family
@@ -202,6 +217,7 @@ pub fn usage(program: &str) -> String {
 }
 
 const PREDICT_MODES: [&str; 4] = ["adaptive", "always", "never", "experimental"];
+const CIPHERS: [&str; 2] = ["auto", "ocb"];
 
 /// Parses the arguments after the program name.
 pub fn parse(args: &[OsString]) -> Result<Invocation, ArgsError> {
@@ -220,6 +236,8 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgsError> {
         ssh_pty: true,
         predict: None,
         predict_overwrite: false,
+        cipher: None,
+        scrollback: true,
         family: Family::PreferInet,
         port: None,
         bind_server: BindServer::Ssh,
@@ -285,6 +303,13 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgsError> {
             "-a" => options.predict = Some("always".into()),
             "-n" => options.predict = Some("never".into()),
             "-o" | "--predict-overwrite" => flag(&mut options.predict_overwrite, true)?,
+            "--cipher" => {
+                let cipher = value(&name)?;
+                if !CIPHERS.contains(&cipher.as_str()) {
+                    return Err(ArgsError::BadCipher(cipher));
+                }
+                options.cipher = Some(cipher);
+            }
             "--family" => {
                 let family = value(&name)?;
                 options.family = Family::parse(&family).ok_or(ArgsError::BadFamily(family))?;
@@ -302,6 +327,7 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgsError> {
             }
             "--init" => flag(&mut options.term_init, true)?,
             "--no-init" => flag(&mut options.term_init, false)?,
+            "--no-scrollback" => flag(&mut options.scrollback, false)?,
             "--local" => flag(&mut options.local, true)?,
             "--experimental-remote-ip" => {
                 let method = value(&name)?;
@@ -506,6 +532,17 @@ mod tests {
         assert_eq!(options.family, Family::Inet);
         assert!(!options.term_init && options.local);
         assert_eq!(options.bind_server, BindServer::Any);
+        assert_eq!(launch(&["host"]).cipher, None);
+        assert!(launch(&["host"]).scrollback);
+        assert!(!launch(&["--no-scrollback", "host"]).scrollback);
+        assert_eq!(
+            launch(&["--cipher=ocb", "host"]).cipher.as_deref(),
+            Some("ocb")
+        );
+        assert_eq!(
+            launch(&["--cipher", "auto", "host"]).cipher.as_deref(),
+            Some("auto")
+        );
         let options = launch(&["-p60001", "--", "-weird-host", "ls"]);
         assert_eq!(options.port.as_deref(), Some("60001"));
         assert_eq!(options.destination, "-weird-host");
@@ -544,6 +581,10 @@ mod tests {
         assert_eq!(error(&["--ssh"]), "option --ssh requires a value");
         assert!(error(&["--predict=sometimes", "h"]).contains("sometimes"));
         assert!(error(&["--family=ipx", "h"]).contains("ipx"));
+        assert_eq!(
+            error(&["--cipher=gcm", "h"]),
+            "unknown cipher \"gcm\" (auto or ocb)"
+        );
         assert_eq!(error(&[]), "no host given");
         assert_eq!(
             error(&["--ssh=ssh 'p", "h"]),

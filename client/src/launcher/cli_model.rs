@@ -38,6 +38,14 @@ pub fn command() -> Command {
                 .short('o')
                 .long("predict-overwrite")
                 .help("predictions overwrite instead of inserting"),
+            value("cipher", "CIPHER")
+                .long("cipher")
+                .value_parser(["auto", "ocb"])
+                .help(
+                    "auto (default): AES-256-GCM with X25519 forward secrecy when the \
+                     server is mosh-daemon's, AES-128-OCB with a stock one; ocb: stock \
+                     AES-128-OCB for this session",
+                ),
             value("family", "FAMILY")
                 .long("family")
                 .value_parser([
@@ -73,6 +81,10 @@ pub fn command() -> Command {
             flag("no-init")
                 .long("no-init")
                 .help("do not switch the terminal to its alternate screen"),
+            flag("no-scrollback").long("no-scrollback").help(
+                "keep lines that scroll off the server's screen out of this terminal's \
+                 scrollback (with mosh-daemon's server; stock servers send none)",
+            ),
             flag("local")
                 .long("local")
                 .help("run mosh-server on this machine, without ssh"),
@@ -100,8 +112,9 @@ pub fn command() -> Command {
                 .help("command to run instead of the login shell"),
         ])
         .after_long_help(
-            "MOSH_PREDICTION_DISPLAY sets the default of --predict. The escape key is \
-             Ctrl-^ (Ctrl-^ . quits, Ctrl-^ Ctrl-Z suspends); MOSH_ESCAPE_KEY changes it.",
+            "MOSH_PREDICTION_DISPLAY sets the default of --predict, MOSH_CIPHER that of \
+             --cipher. The escape key is Ctrl-^ (Ctrl-^ . quits, Ctrl-^ Ctrl-Z \
+             suspends); MOSH_ESCAPE_KEY changes it.",
         )
 }
 

@@ -12,7 +12,7 @@ pub mod args;
 pub mod cli_model;
 pub mod proxy;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -216,11 +216,10 @@ fn prepare_and_exec(
         .spawn()
         .map_err(|source| spawn_error(&program, source))?;
     drop(command);
-    let mut stdout = std::io::stdout();
     for line in BufReader::new(reader).lines() {
         let Ok(line) = line else { break };
         if !report.take(&line)? {
-            let _ = writeln!(stdout, "{line}");
+            mosh_stdio::stdoutln!("{line}");
         }
         if report.connect.is_some() {
             break;
@@ -243,7 +242,7 @@ fn prepare_and_exec(
     let ip = match (report.ip, report.ssh_connection_ip) {
         (Some(ip), _) => ip,
         (None, Some(ip)) => {
-            eprintln!(
+            mosh_stdio::stderrln!(
                 "mosh: Using remote IP address {ip} from $SSH_CONNECTION for hostname {host}"
             );
             ip
@@ -263,6 +262,12 @@ fn prepare_and_exec(
     }
     if options.predict_overwrite {
         client.env("MOSH_PREDICTION_OVERWRITE", "yes");
+    }
+    if let Some(cipher) = &options.cipher {
+        client.env("MOSH_CIPHER", cipher);
+    }
+    if !options.scrollback {
+        client.env("MOSH_NO_SCROLLBACK", "1");
     }
     let error = client.exec();
     Err(spawn_error(&options.client, error))

@@ -21,7 +21,7 @@ pub fn run(host: &str, port: &str, family: Family) -> io::Result<()> {
     for address in addresses {
         match TcpStream::connect(address) {
             Ok(stream) => {
-                eprintln!("MOSH IP {}", address.ip());
+                mosh_stdio::stderrln!("MOSH IP {}", address.ip());
                 connected = Some(stream);
                 break;
             }
@@ -32,7 +32,7 @@ pub fn run(host: &str, port: &str, family: Family) -> io::Result<()> {
         .ok_or_else(|| io::Error::other(format!("Could not connect to {host}: {last_error}")))?;
     let mut from_server = stream.try_clone()?;
     let downstream = std::thread::spawn(move || -> io::Result<()> {
-        copy_all(&mut from_server, &mut io::stdout().lock())?;
+        copy_all(&mut from_server, &mut mosh_stdio::Stdout)?;
         let _ = from_server.shutdown(Shutdown::Read);
         Ok(())
     });

@@ -4,9 +4,10 @@
 //! the daemon over the root-only socket PATH (see `mosh_daemon::worker`). A program of its own, not a mode of the daemon,
 //! so that each session maps only the code a session needs.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+
+use mosh_stdio::stderrln;
 
 /// sysexits.h `EX_USAGE`.
 const EX_USAGE: u8 = 64;
@@ -19,8 +20,7 @@ fn main() -> ExitCode {
             mosh_daemon::worker::run_from_handoff(Path::new(path), id)
         }
         _ => {
-            let _ = writeln!(
-                std::io::stderr(),
+            stderrln!(
                 "mosh-daemon-worker: started by mosh-daemon only\n\
                  Usage: mosh-daemon-worker [--handoff PATH ID]"
             );
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let _ = writeln!(std::io::stderr(), "mosh-daemon-worker: {error}");
+            stderrln!("mosh-daemon-worker: {error}");
             ExitCode::FAILURE
         }
     }

@@ -4,7 +4,6 @@
 //!
 //! Sessions run in `mosh-daemon-worker`, found next to this program.
 
-use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::os::linux::fs::MetadataExt;
 use std::path::PathBuf;
@@ -14,6 +13,7 @@ use clap::Parser;
 use mosh_daemon::cli::DaemonArgs;
 use mosh_daemon::config::{DEFAULT_PATH, EX_CONFIG};
 use mosh_daemon::service::{self, Options, ServiceError};
+use mosh_stdio::{Stderr, stderrln};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         worker_program: match std::env::current_exe() {
             Ok(path) => path.with_file_name(WORKER),
             Err(error) => {
-                eprintln!("mosh-daemon: cannot find my own program: {error}");
+                stderrln!("mosh-daemon: cannot find my own program: {error}");
                 return ExitCode::FAILURE;
             }
         },
@@ -94,8 +94,8 @@ fn init_logging(verbose: bool) {
     }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(|| Stderr)
+        .with_ansi(Stderr.is_terminal())
         .init();
 }
 
@@ -107,8 +107,7 @@ fn stderr_is_journal() -> bool {
     let Some((device, inode)) = stream.split_once(':') else {
         return false;
     };
-    let stderr = std::io::stderr();
-    let Ok(owned) = stderr.as_fd().try_clone_to_owned() else {
+    let Ok(owned) = Stderr.as_fd().try_clone_to_owned() else {
         return false;
     };
     let Ok(metadata) = std::fs::File::from(owned).metadata() else {

@@ -2,7 +2,7 @@
 //! `MOSH CONNECT <port> <key>`, detaches, and serves one session.
 
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use std::time::Duration;
@@ -14,6 +14,7 @@ use mosh_daemon::server::{bind, locale};
 use mosh_daemon::session::{self, SessionConfig, SessionEnd, timeout_from_env};
 use mosh_daemon::worker::is_locale_variable;
 use mosh_proto::Base64Key;
+use mosh_stdio::{BrokenPipe, on_broken_pipe, stderr, stderrln, stdout, stdoutln};
 
 /// How long to wait for the daemon to start a session.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(20);
@@ -22,6 +23,9 @@ const DAEMON_TIMEOUT: Duration = Duration::from_secs(20);
 const FOREGROUND_VARIABLE: &str = "MOSH_SERVER_FOREGROUND";
 
 fn main() -> ExitCode {
+    // Until it prints MOSH CONNECT, stock mosh-server has SIGPIPE at its
+    // default action: output to a closed pipe ends it (`--help | true`).
+    on_broken_pipe(BrokenPipe::Die);
     let mut argv = std::env::args_os();
     let program = argv
         .next()
@@ -31,30 +35,30 @@ fn main() -> ExitCode {
     let ssh_connection = std::env::var("SSH_CONNECTION").ok();
     let (options, warnings) = match args::parse(&rest, ssh_connection.as_deref()) {
         Ok(Invocation::Help) => {
-            println!("{}", args::usage(&program));
+            stdoutln!("{}", args::usage(&program));
             return ExitCode::SUCCESS;
         }
         Ok(Invocation::Version) => {
-            print!("{}", version_block());
+            stdout!("{}", version_block());
             return ExitCode::SUCCESS;
         }
         Ok(Invocation::Run { options, warnings }) => (options, warnings),
         Err(error) => {
-            eprintln!("{program}: {error}");
-            eprintln!("{}", args::usage(&program));
+            stderrln!("{program}: {error}");
+            stderrln!("{}", args::usage(&program));
             return ExitCode::FAILURE;
         }
     };
     for warning in warnings {
-        eprintln!("{program}: {warning}");
+        stderrln!("{program}: {warning}");
         if warning.contains("option") {
-            eprintln!("{}", args::usage(&program));
+            stderrln!("{}", args::usage(&program));
         }
     }
     match serve(&options) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("{message}");
+            stderrln!("{message}");
             ExitCode::FAILURE
         }
     }
@@ -71,7 +75,7 @@ fn version_block() -> String {
 
 fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
     if let Err(refusal) = locale::adopt_utf8_locale(&options.locale_vars) {
-        eprintln!("{refusal}");
+        stderrln!("{refusal}");
         let _ = std::process::Command::new("locale").status();
         return Ok(ExitCode::FAILURE);
     }
@@ -84,12 +88,14 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         std::env::var_os("MOSH_SERVER_SIGNAL_TMOUT"),
     );
     for warning in [network_warning, signal_warning].into_iter().flatten() {
-        eprintln!("{warning}");
+        stderrln!("{warning}");
     }
-    match through_daemon(options) {
+    // Said after MOSH CONNECT: stock has no such line, so it must not end
+    // the program on a closed pipe as the lines stock does print may.
+    let standalone_note = match through_daemon(options) {
         Ok(started) => {
-            print_connect_line(started.port, &started.key)?;
-            eprint!(
+            print_connect_line(started.port, &started.key);
+            stderr!(
                 "\n{}\n[mosh-server detached, pid = {}]\n",
                 version_block(),
                 started.pid
@@ -97,18 +103,16 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
             return Ok(ExitCode::SUCCESS);
         }
         Err(DaemonFailure::Refused(message)) => {
-            eprintln!("mosh-server: {message}");
+            stderrln!("mosh-server: {message}");
             return Ok(ExitCode::FAILURE);
         }
         Err(DaemonFailure::Unavailable(why)) => {
-            if options.verbose > 0 {
-                eprintln!("mosh-server: {why}; running standalone");
-            }
+            (options.verbose > 0).then(|| format!("mosh-server: {why}; running standalone"))
         }
-    }
+    };
     let bound = bind::bind(&options.bind, options.ports).map_err(|e| e.to_string())?;
     for warning in &bound.warnings {
-        eprintln!("{warning}");
+        stderrln!("{warning}");
     }
     let port = bound
         .socket
@@ -129,8 +133,14 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         network_timeout,
         signal_timeout,
         status: None,
+        scrollback: options
+            .scrollback
+            .unwrap_or(mosh_term::history::DEFAULT_LINES),
     };
-    print_connect_line(port, &key.printable())?;
+    print_connect_line(port, &key.printable());
+    if let Some(note) = standalone_note {
+        stderrln!("{note}");
+    }
     if std::env::var_os(FOREGROUND_VARIABLE).is_none() {
         detach(options.verbose)?;
     }
@@ -148,7 +158,7 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
             .await
             .map_err(std::io::Error::other)
     });
-    println!("[mosh-server is exiting.]");
+    stdoutln!("[mosh-server is exiting.]");
     match outcome {
         Ok(
             SessionEnd::Clean
@@ -161,14 +171,19 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
 }
 
 /// Prints `MOSH CONNECT <port> <key>` as mosh expects it.
-fn print_connect_line(port: u16, key: &str) -> Result<(), String> {
-    let mut stdout = std::io::stdout().lock();
-    if std::io::stdin().is_terminal() {
-        let _ = write!(stdout, "\r\n\n");
-    }
-    writeln!(stdout, "MOSH CONNECT {port} {key}")
-        .and_then(|()| stdout.flush())
-        .map_err(|e| format!("writing the connect line: {e}"))
+///
+/// From here on, as in stock mosh-server (which ignores SIGPIPE as it
+/// prints this line), output to a closed pipe is lost and changes nothing:
+/// the session goes on even if nobody could read the line, until a timeout
+/// ends it.
+fn print_connect_line(port: u16, key: &str) {
+    on_broken_pipe(BrokenPipe::Ignore);
+    let tty_prefix = if std::io::stdin().is_terminal() {
+        "\r\n\n"
+    } else {
+        ""
+    };
+    stdout!("{tty_prefix}MOSH CONNECT {port} {key}\n");
 }
 
 /// Why the daemon did not start the session.
@@ -200,6 +215,7 @@ fn through_daemon(options: &ServerOptions) -> Result<Started, DaemonFailure> {
             .then_some((options.ports.low, options.ports.high)),
         locale,
         ssh_connection: std::env::var("SSH_CONNECTION").ok(),
+        scrollback: options.scrollback,
     });
     match control::call(&control::socket_path(), &request, DAEMON_TIMEOUT) {
         Ok(Response::Started(started)) => Ok(started),
@@ -229,7 +245,7 @@ fn detach(verbose: u32) -> Result<(), String> {
     // the child may run arbitrary code after fork.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         nix::unistd::ForkResult::Parent { child } => {
-            eprint!(
+            stderr!(
                 "\n{}\n[mosh-server detached, pid = {child}]\n",
                 version_block()
             );

@@ -15,6 +15,7 @@ use mosh_daemon::control::{
     self, DaemonStatus, FirewallRequest, FirewallStatus, Request, Response, SessionReport,
 };
 use mosh_daemon::worker::unix_seconds;
+use mosh_stdio::{stderrln, stdout, stdoutln};
 
 /// How long to wait for the daemon.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
     match run(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("moshctl: {message}");
+            stderrln!("moshctl: {message}");
             ExitCode::FAILURE
         }
     }
@@ -42,12 +43,12 @@ fn run(command: MoshctlCommand) -> Result<(), String> {
             if json {
                 print_json(&sessions);
             } else {
-                print!("{}", table(&sessions, unix_seconds(SystemTime::now())));
+                stdout!("{}", table(&sessions, unix_seconds(SystemTime::now())));
             }
         }
         MoshctlCommand::Kill(args) => match call(&Request::Kill(args.target()))? {
-            Response::Killed { ids } if ids.is_empty() => println!("no sessions to kill"),
-            Response::Killed { ids } => println!("killed {}", ids.join(" ")),
+            Response::Killed { ids } if ids.is_empty() => stdoutln!("no sessions to kill"),
+            Response::Killed { ids } => stdoutln!("killed {}", ids.join(" ")),
             other => return Err(unexpected(other)),
         },
         MoshctlCommand::Status { json } => {
@@ -58,7 +59,7 @@ fn run(command: MoshctlCommand) -> Result<(), String> {
             if json {
                 print_json(&status);
             } else {
-                print!("{}", describe(&status));
+                stdout!("{}", describe(&status));
             }
         }
         MoshctlCommand::Firewall { action } => {
@@ -74,7 +75,7 @@ fn run(command: MoshctlCommand) -> Result<(), String> {
             if json {
                 print_json(&status);
             } else {
-                print!("{}", describe_firewall(&status));
+                stdout!("{}", describe_firewall(&status));
             }
             if status.state == "error" && request != FirewallRequest::Status {
                 return Err("the firewall backend failed (see above)".into());
@@ -85,7 +86,7 @@ fn run(command: MoshctlCommand) -> Result<(), String> {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) {
-    println!(
+    stdoutln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
@@ -131,6 +132,7 @@ fn table(sessions: &[SessionReport], now: u64) -> String {
             "STARTED",
             "LAST CONTACT",
             "STATE",
+            "CIPHER",
         ]
         .map(String::from),
     ];
@@ -144,9 +146,10 @@ fn table(sessions: &[SessionReport], now: u64) -> String {
             ago(s.started),
             s.last_contact.map(ago).unwrap_or_else(|| "never".into()),
             s.state.clone(),
+            s.cipher.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    let mut widths = [0usize; 8];
+    let mut widths = [0usize; 9];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -231,6 +234,7 @@ mod tests {
             started: 1000,
             last_contact: Some(1990),
             state: "connected".into(),
+            cipher: Some("aes-256-gcm+x25519".into()),
         };
         let text = table(&[session], 2000);
         let lines: Vec<&str> = text.lines().collect();
@@ -238,7 +242,7 @@ mod tests {
         assert!(lines[0].starts_with("ID        USER   PID   PORT   CLIENT"));
         assert!(lines[1].starts_with("0123abcd  alice  4242  60001  192.0.2.7:51234"));
         assert!(lines[1].contains("16m40s ago"));
-        assert!(lines[1].ends_with("10s ago       connected"));
+        assert!(lines[1].ends_with("10s ago       connected  aes-256-gcm+x25519"));
         assert_eq!(table(&[], 0).lines().last(), Some("(no sessions)"));
     }
 

@@ -7,6 +7,9 @@
 //! mosh-server [IP [PORT]]            (legacy form)
 //! ```
 //!
+//! `--scrollback=N` (ours; also `--scrollback N`), anywhere before `--`,
+//! keeps N lines of scrollback history for our clients (0 turns it off).
+//!
 //! `--help`/`-h` and `--version` are honoured anywhere before `--`. Options
 //! after `new` follow getopt rules (clusters such as `-vv`, attached or
 //! separate arguments, non-options ignored); `-@ ARG` is accepted and ignored.
@@ -123,7 +126,13 @@ pub struct ServerOptions {
     pub locale_vars: Vec<String>,
     /// The command after `--`, or `None` for the login shell.
     pub command: Option<Vec<OsString>>,
+    /// `--scrollback=N`: lines of history kept for our clients; `None`
+    /// leaves the default (or the daemon's setting).
+    pub scrollback: Option<usize>,
 }
+
+/// The most lines `--scrollback` may ask for.
+pub const MAX_SCROLLBACK: usize = 1_000_000;
 
 impl Default for ServerOptions {
     fn default() -> Self {
@@ -134,6 +143,7 @@ impl Default for ServerOptions {
             verbose: 0,
             locale_vars: Vec::new(),
             command: None,
+            scrollback: None,
         }
     }
 }
@@ -176,6 +186,9 @@ pub enum ArgsError {
     /// An argument was not valid UTF-8 (commands after `--` may be any bytes).
     #[error("argument is not valid UTF-8: {0:?}")]
     NotUtf8(OsString),
+    /// `--scrollback` was not a number of lines from 0 to [`MAX_SCROLLBACK`].
+    #[error("Bad --scrollback ({0}): a number of lines from 0 to {MAX_SCROLLBACK}")]
+    BadScrollback(String),
 }
 
 /// Parses the arguments after the program name. `ssh_connection` is the
@@ -189,7 +202,9 @@ pub fn parse(args: &[OsString], ssh_connection: Option<&str>) -> Result<Invocati
         None => (args, None),
     };
     let mut words = Vec::with_capacity(options_part.len());
-    for arg in options_part {
+    let mut scrollback = None;
+    let mut parts = options_part.iter();
+    while let Some(arg) = parts.next() {
         let word = arg
             .to_str()
             .ok_or_else(|| ArgsError::NotUtf8(arg.clone()))?;
@@ -199,10 +214,20 @@ pub fn parse(args: &[OsString], ssh_connection: Option<&str>) -> Result<Invocati
         if word == "--version" {
             return Ok(Invocation::Version);
         }
+        if let Some(value) = word.strip_prefix("--scrollback=") {
+            scrollback = Some(parse_scrollback(value)?);
+            continue;
+        }
+        if word == "--scrollback" {
+            let value = parts.next().and_then(|v| v.to_str()).unwrap_or("");
+            scrollback = Some(parse_scrollback(value)?);
+            continue;
+        }
         words.push(word);
     }
     let mut options = ServerOptions {
         command,
+        scrollback,
         ..ServerOptions::default()
     };
     let mut warnings = Vec::new();
@@ -217,6 +242,13 @@ pub fn parse(args: &[OsString], ssh_connection: Option<&str>) -> Result<Invocati
         _ => return Err(ArgsError::TooManyArguments),
     }
     Ok(Invocation::Run { options, warnings })
+}
+
+fn parse_scrollback(text: &str) -> Result<usize, ArgsError> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|&lines| lines <= MAX_SCROLLBACK && text.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| ArgsError::BadScrollback(text.to_owned()))
 }
 
 fn parse_ports(text: &str) -> Result<PortRange, ArgsError> {
@@ -338,6 +370,26 @@ mod tests {
             Invocation::Run { options, warnings } => (options, warnings),
             other => panic!("expected Run, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn scrollback_before_or_after_new() {
+        assert_eq!(run(&["new"]).0.scrollback, None);
+        assert_eq!(run(&["new", "--scrollback=100"]).0.scrollback, Some(100));
+        assert_eq!(run(&["--scrollback", "0", "new"]).0.scrollback, Some(0));
+        for bad in ["-1", "lots", "", "1000001", "+5"] {
+            let words = ["new".to_owned(), format!("--scrollback={bad}")];
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            assert_eq!(
+                parse(&args(&words), None),
+                Err(ArgsError::BadScrollback(bad.to_owned())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse(&args(&["new", "--scrollback"]), None),
+            Err(ArgsError::BadScrollback(String::new()))
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub fn command() -> Command {
         .about("start a session and print MOSH CONNECT PORT KEY")
         .override_usage(
             "mosh-server new [-s] [-v] [-i LOCALADDR] [-p PORT[:PORT2]] [-c COLORS] \
-             [-l NAME=VALUE]... [-- COMMAND...]",
+             [-l NAME=VALUE]... [--scrollback=LINES] [-- COMMAND...]",
         )
         .disable_help_flag(true)
         .args([
@@ -38,6 +38,14 @@ pub fn command() -> Command {
             value("locale", 'l', "NAME=VALUE")
                 .action(ArgAction::Append)
                 .help("locale variable to use if the server's own locale is not UTF-8"),
+            Arg::new("scrollback")
+                .long("scrollback")
+                .action(ArgAction::Set)
+                .value_name("LINES")
+                .help(
+                    "lines of scrollback history kept for mosh-daemon's own client \
+                     (default 10000, or the daemon's scrollback setting; 0: none)",
+                ),
             value("ignored", '@', "ARG")
                 .hide(true)
                 .help("accepted and ignored, as by stock mosh-server"),
@@ -95,6 +103,7 @@ mod tests {
             'p' => "60001:60010",
             'c' => "256",
             'l' => "LANG=C.UTF-8",
+            '-' => "100",
             _ => "x",
         }
     }
@@ -118,11 +127,13 @@ mod tests {
             .get_arguments()
             .filter(|arg| !arg.is_positional())
         {
-            let short = arg
-                .get_short()
-                .expect("mosh-server new has short options only");
-            assert_eq!(arg.get_long(), None, "{:?}", arg.get_id());
-            let mut line = vec![OsString::from("new"), OsString::from(format!("-{short}"))];
+            let flag = match (arg.get_short(), arg.get_long()) {
+                (Some(short), None) => format!("-{short}"),
+                (None, Some("scrollback")) => "--scrollback".to_owned(),
+                _ => panic!("unexpected option {:?} of mosh-server new", arg.get_id()),
+            };
+            let short = arg.get_short().unwrap_or('-');
+            let mut line = vec![OsString::from("new"), OsString::from(flag)];
             if matches!(arg.get_action(), ArgAction::Set | ArgAction::Append) {
                 line.push(sample(short).into());
             }
@@ -136,7 +147,7 @@ mod tests {
             }
             tried += 1;
         }
-        assert_eq!(tried, 7);
+        assert_eq!(tried, 8);
         for top in ["--version", "--help", "-h"] {
             let parsed = args::parse(&[OsString::from(top)], None);
             assert!(

@@ -122,6 +122,7 @@ impl Registry {
                 known.last_contact = report.last_contact;
                 known.started = report.started;
                 known.state = report.state;
+                known.cipher = report.cipher;
             }
             None => self.insert(report),
         }
@@ -174,6 +175,7 @@ mod tests {
             started: 0,
             last_contact: None,
             state: "waiting".into(),
+            cipher: None,
         }
     }
 

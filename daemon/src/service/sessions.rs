@@ -105,6 +105,7 @@ pub async fn start(
             started: unix_seconds(SystemTime::now()),
             last_contact: None,
             state: "starting".into(),
+            cipher: None,
         });
         socket
     };
@@ -125,6 +126,7 @@ pub async fn start(
         key: key.printable(),
         port,
         idle_timeout_secs: config.idle_timeout,
+        scrollback: request.scrollback.unwrap_or(config.scrollback),
     };
     let mode = config.launch.resolve(*UNDER_SYSTEMD);
     match launch(shared, mode, &id, udp.into(), setup).await {

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 
+use crate::cipher::{Handshake, RekeyLimits, Suite};
 use crate::connection::{Connection, ReceiveError, Role};
 use crate::crypto::CryptoError;
-use crate::extensions::{ExtensionSet, Negotiation, Peer};
+use crate::extensions::{Extension, ExtensionSet, Negotiation, Peer};
 use crate::fragment::{self, Fragment, FragmentAssembly, FragmentError, Fragmenter};
 use crate::key::Base64Key;
 use crate::messages::{Instruction, PROTOCOL_VERSION};
@@ -39,6 +40,7 @@ pub struct TransportConfig {
     remote: Option<SocketAddr>,
     chaff_seed: Option<u64>,
     extensions: ExtensionSet,
+    rekey: RekeyLimits,
 }
 
 impl TransportConfig {
@@ -49,6 +51,7 @@ impl TransportConfig {
             remote: None,
             chaff_seed: None,
             extensions: ExtensionSet::EMPTY,
+            rekey: RekeyLimits::default(),
         }
     }
 
@@ -59,6 +62,7 @@ impl TransportConfig {
             remote: Some(server),
             chaff_seed: None,
             extensions: ExtensionSet::EMPTY,
+            rekey: RekeyLimits::default(),
         }
     }
 
@@ -74,6 +78,17 @@ impl TransportConfig {
     /// mosh on the wire.
     pub fn with_extensions(mut self, extensions: ExtensionSet) -> Self {
         self.extensions = extensions;
+        self
+    }
+
+    /// When the native cipher rekeys: after `datagrams` datagrams sent or
+    /// received under one key epoch, or when an epoch is `age` old (a client
+    /// starts the rekey; a server asks for one when its own sent count
+    /// reaches `datagrams`). The defaults are
+    /// [`REKEY_DATAGRAMS`](crate::cipher::REKEY_DATAGRAMS) and
+    /// [`REKEY_AGE`](crate::cipher::REKEY_AGE); tests lower them.
+    pub fn with_rekey_limits(mut self, datagrams: u64, age: Duration) -> Self {
+        self.rekey = RekeyLimits { datagrams, age };
         self
     }
 }
@@ -158,6 +173,7 @@ pub struct Transport<L, R> {
     seal_failure: Option<CryptoError>,
     stats: TransportStats,
     negotiation: Negotiation,
+    handshake: Handshake,
 }
 
 impl<L: State, R: State> Transport<L, R> {
@@ -189,6 +205,13 @@ impl<L: State, R: State> Transport<L, R> {
             seal_failure: None,
             stats: TransportStats::default(),
             negotiation: Negotiation::new(config.role, config.extensions),
+            handshake: Handshake::new(
+                config.role,
+                config.extensions.contains(Extension::NativeCipher),
+                key,
+                config.rekey,
+            )
+            .map_err(|e| CryptoError::RandomSource(e.to_string()))?,
         })
     }
 
@@ -232,7 +255,7 @@ impl<L: State, R: State> Transport<L, R> {
     fn handle_instruction(
         &mut self,
         now: Instant,
-        instruction: Instruction,
+        mut instruction: Instruction,
     ) -> Result<Delivery, TransportError> {
         if instruction.protocol_version != Some(PROTOCOL_VERSION) {
             return Err(TransportError::VersionMismatch(
@@ -240,8 +263,13 @@ impl<L: State, R: State> Transport<L, R> {
             ));
         }
         let ack_num = instruction.ack_num.unwrap_or(0);
-        self.negotiation
-            .handle_instruction(ack_num, instruction.extensions.as_ref());
+        self.handshake.handle_instruction(
+            &mut self.negotiation,
+            self.connection.keyring_mut(),
+            now,
+            ack_num,
+            instruction.extensions.take(),
+        );
         self.sender.process_ack(ack_num);
         let new_num = instruction.new_num.unwrap_or(0);
         if self.receiver.holds(new_num) {
@@ -301,7 +329,9 @@ impl<L: State, R: State> Transport<L, R> {
         let Some(mut instruction) = self.sender.tick(now, self.connection.rtt()) else {
             return;
         };
-        instruction.extensions = self.negotiation.outgoing();
+        instruction.extensions =
+            self.handshake
+                .outgoing(&self.negotiation, self.connection.keyring(), now);
         let compressed = fragment::compress(&instruction.encode_to_vec());
         let fragments = self
             .fragmenter
@@ -349,6 +379,13 @@ impl<L: State, R: State> Transport<L, R> {
     /// The local state.
     pub fn current_state(&self) -> &L {
         self.sender.current()
+    }
+
+    /// The newest local state the peer acknowledged (the initial state until
+    /// it has acknowledged one): every diff sent is based on it or on a
+    /// newer one.
+    pub fn acknowledged_state(&self) -> &L {
+        self.sender.acknowledged()
     }
 
     /// The newest remote state received.
@@ -421,6 +458,18 @@ impl<L: State, R: State> Transport<L, R> {
         self.negotiation.peer()
     }
 
+    /// The cipher suite sealing this end's datagrams now: AES-128-OCB until
+    /// the native cipher's switch, AES-256-GCM after.
+    pub fn cipher_suite(&self) -> Suite {
+        self.connection.keyring().suite()
+    }
+
+    /// The key epoch sealing this end's datagrams: 0 for the bootstrap key,
+    /// n for the native cipher's n-th key exchange.
+    pub fn key_epoch(&self) -> u64 {
+        self.connection.keyring().sending_epoch()
+    }
+
     /// Where datagrams go, if known.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.connection.remote()
@@ -439,6 +488,11 @@ impl<L: State, R: State> Transport<L, R> {
     /// The smoothed round-trip time.
     pub fn srtt(&self) -> Duration {
         self.connection.rtt().srtt()
+    }
+
+    /// The retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        self.connection.rtt().rto()
     }
 
     /// The current frame interval.

@@ -89,6 +89,11 @@ impl<S: State> Sender<S> {
         self.sent.front().expect("send history is never empty")
     }
 
+    /// The newest state the peer is known to hold (its acknowledgement).
+    pub(crate) fn acknowledged(&self) -> &S {
+        &self.front().state
+    }
+
     fn back(&self) -> &SentState<S> {
         self.sent.back().expect("send history is never empty")
     }

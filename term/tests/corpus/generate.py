@@ -81,6 +81,23 @@ write("sgr_attrs.bin",
       + CSI + "1;3;4;5;7mall" + CSI + "22mno-bold" + CSI + "23mno-it" + CSI + "24mno-ul"
       + CSI + "25mno-bl" + CSI + "27mno-inv" + CSI + "8mhid" + CSI + "28mvis" + CSI + "m\r\n"
       + CSI + "1;2mbolddim" + CSI + "22mnormal\r\n" + CSI + "7;44m inverse-bg " + CSI + "0m\r\n")
+# Attributes stock mosh cannot carry; tmux 3.3a keeps all of them but the
+# OSC 8 hyperlinks.
+write("sgr_extended.bin",
+      CSI + "9mstrike" + CSI + "29m off " + CSI + "21mdouble" + CSI + "24m off "
+      + CSI + "4:2mdbl" + CSI + "4:0mnone\r\n"
+      + "".join(CSI + f"4:{n}mstyle{n}" + CSI + "0m " for n in range(6)) + "\r\n"
+      + CSI + "4;58;5;196mul-idx" + CSI + "59mul-default" + CSI + "0m "
+      + CSI + "4:3;58:2::10:200:30mcurly-rgb" + CSI + "0m "
+      + CSI + "4:3;58;2;10;200;30mcurly-rgb-semi" + CSI + "0m\r\n"
+      + CSI + "58:5:9;4:4mdotted-9" + CSI + "0m " + CSI + "4:5;58:2:1:2:3mdashed" + CSI + "0m "
+      + CSI + "53moverline" + CSI + "55m off " + CSI + "9;53;4:3;58;5;21mall" + CSI + "0m\r\n"
+      + CSI + "38:2::200:100:50;48:5:17mcolon-fg-bg" + CSI + "0m "
+      + CSI + "38:2:1:2:3;48;5;18;1mcolon-nocs" + CSI + "0m "
+      + CSI + "38;2;9;8;7;4mafter-rgb" + CSI + "0m " + CSI + "1;58;5;3;3mbold-italic" + CSI + "0m\r\n"
+      + E + "]8;id=x;http://example.com/a" + E + "\\" + CSI + "9mlinked" + CSI + "0m-still"
+      + E + "]8;;" + E + "\\" + " unlinked " + E + "]8;;file:///tmp/f\x07f" + E + "]8;;\x07" + "\r\n"
+      + CSI + "4:3;58;5;196;9m" + CSI + "2K" + "erased-in-ext" + CSI + "0m")
 write("sgr_16colors.bin",
       "".join(CSI + f"{30 + f}m" + "".join(CSI + f"{40 + b}m{f}{b} " for b in range(8)) + CSI + "0m\r\n" for f in range(8))
       + "".join(CSI + f"{90 + f};{100 + (7 - f)}m bright{f} " for f in range(8)) + CSI + "39;49m\r\n"
@@ -103,6 +120,18 @@ write("unicode.bin",
       "Combining: e\u0301 a\u0300 o\u0302 n\u0303 u\u0308\u0304 z\u0327\u030c\r\n"
       "Greek/Cyrillic: \u03b1\u03b2\u03b3 \u0436\u0437\u0438\u0439\r\n"
       "Box: \u250c\u2500\u2500\u2510\u2502\u2514\u2500\u2518 \u2588\u2593\u2592\u2591\r\n")
+# Widths as the C library gives them (glibc's wcwidth, which tmux uses too):
+# printable Latin-1 (the soft hyphen takes a cell), and characters whose
+# width unicode-width 0.2 gives otherwise. Each line ends with a bar at an
+# absolute column, so a width counted wrong shows as a shifted bar.
+write("widths.bin",
+      "".join(line + CSI + "40G|\r\n" for line in
+              ["".join(chr(c) for c in range(r, r + 16) if c != 0x7f)
+               for r in list(range(0x20, 0x80, 16)) + list(range(0xa0, 0x100, 16))]
+              + ["Hangul: \u302e\u302f \u3164 \uffa0 \u1100\u1160\u11a8",
+                 "Trigrams: \u2630\u2631\u2632\u2633\u2634\u2635\u2636\u2637",
+                 "Hexagrams: \u4dc0\u4dc1\u4dc2\u4dc3",
+                 "Marks: \u0915\u093e\u0903 \u2e3b \U0001F1E6\U0001F1E8"]))
 write("wide_edges.bin",
       ("x" * 79 + "\u6f22after-wrap\r\n" + "\u6f22\u5b57\u6f22\u5b57" + CSI + "3D" + "n" + "\r\n"
        + CSI + "6;79H\u5b57\u5b57").encode())

@@ -1,23 +1,9 @@
 //! The few terminfo capabilities the client needs, read from the compiled
-//! entry of `$TERM`: background colour erase (`bce`), erase characters
-//! (`ech`), the alternate screen (`smcup`/`rmcup`) and `colors`.
+//! entry of `$TERM` with the `termini` crate: background colour erase
+//! (`bce`), erase characters (`ech`), the alternate screen
+//! (`smcup`/`rmcup`) and `colors`.
 
-use std::path::PathBuf;
-
-/// Index of `bce` among the boolean capabilities.
-const BCE: usize = 28;
-/// Index of `colors` among the numeric capabilities.
-const COLORS: usize = 13;
-/// Index of `smcup` among the string capabilities.
-const SMCUP: usize = 28;
-/// Index of `ech` among the string capabilities.
-const ECH: usize = 37;
-/// Index of `rmcup` among the string capabilities.
-const RMCUP: usize = 40;
-/// Magic number of the format with 16-bit numbers.
-const MAGIC_16: i16 = 0o432;
-/// Magic number of the format with 32-bit numbers.
-const MAGIC_32: i16 = 0o1036;
+use termini::{BoolCapability, NumberCapability, StringCapability, TermInfo};
 
 /// What a terminal type can do, as far as the client cares.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,83 +22,37 @@ pub struct Terminfo {
 
 impl Terminfo {
     /// Finds and reads the entry for `term` in the usual places
-    /// (`$TERMINFO`, `~/.terminfo`, `$TERMINFO_DIRS`, the system
-    /// directories).
+    /// (`$TERMINFO` or `~/.terminfo`, `$TERMINFO_DIRS`, the system
+    /// directories); `None` when there is none or it is malformed.
     pub fn load(term: &str) -> Option<Terminfo> {
-        let first = term.chars().next()?;
-        if term.contains('/') || term.starts_with('.') {
+        if term.is_empty() || term.contains('/') || term.starts_with('.') {
             return None;
         }
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        if let Some(dir) = std::env::var_os("TERMINFO") {
-            dirs.push(dir.into());
-        }
-        if let Some(home) = std::env::var_os("HOME") {
-            dirs.push(PathBuf::from(home).join(".terminfo"));
-        }
-        if let Some(list) = std::env::var_os("TERMINFO_DIRS") {
-            dirs.extend(std::env::split_paths(&list).filter(|d| !d.as_os_str().is_empty()));
-        }
-        dirs.extend(
-            ["/etc/terminfo", "/lib/terminfo", "/usr/share/terminfo"]
-                .iter()
-                .map(PathBuf::from),
-        );
-        dirs.iter().find_map(|dir| {
-            [first.to_string(), format!("{:x}", u32::from(first))]
-                .iter()
-                .find_map(|sub| std::fs::read(dir.join(sub).join(term)).ok())
-                .and_then(|bytes| Terminfo::parse(&bytes))
-        })
+        TermInfo::from_name(term)
+            .ok()
+            .map(|info| Terminfo::from(&info))
     }
 
     /// Parses a compiled terminfo entry; `None` when it is malformed.
     pub fn parse(bytes: &[u8]) -> Option<Terminfo> {
-        let header = |i: usize| -> Option<i16> {
-            let b = bytes.get(2 * i..2 * i + 2)?;
-            Some(i16::from_le_bytes([b[0], b[1]]))
-        };
-        let magic = header(0)?;
-        let number_size = match magic {
-            MAGIC_16 => 2,
-            MAGIC_32 => 4,
-            _ => return None,
-        };
-        let count = |i: usize| -> Option<usize> { usize::try_from(header(i)?).ok() };
-        let (names, booleans, numbers, strings, table) =
-            (count(1)?, count(2)?, count(3)?, count(4)?, count(5)?);
-        let mut offset = 12 + names;
-        let boolean_bytes = bytes.get(offset..offset + booleans)?;
-        offset += booleans;
-        offset += offset % 2;
-        let number_bytes = bytes.get(offset..offset + numbers * number_size)?;
-        offset += numbers * number_size;
-        let string_offsets = bytes.get(offset..offset + strings * 2)?;
-        offset += strings * 2;
-        let string_table = bytes.get(offset..offset + table)?;
-        let number = |i: usize| -> Option<i32> {
-            let b = number_bytes.get(i * number_size..(i + 1) * number_size)?;
-            let value = if number_size == 2 {
-                i32::from(i16::from_le_bytes([b[0], b[1]]))
-            } else {
-                i32::from_le_bytes([b[0], b[1], b[2], b[3]])
-            };
-            (value >= 0).then_some(value)
-        };
-        let string = |i: usize| -> Option<Vec<u8>> {
-            let b = string_offsets.get(2 * i..2 * i + 2)?;
-            let start = usize::try_from(i16::from_le_bytes([b[0], b[1]])).ok()?;
-            let rest = string_table.get(start..)?;
-            let end = rest.iter().position(|&c| c == 0)?;
-            Some(strip_padding(&rest[..end]))
-        };
-        Some(Terminfo {
-            bce: boolean_bytes.get(BCE) == Some(&1),
-            ech: string(ECH).is_some(),
-            colors: number(COLORS),
-            smcup: string(SMCUP),
-            rmcup: string(RMCUP),
-        })
+        TermInfo::parse(bytes)
+            .ok()
+            .map(|info| Terminfo::from(&info))
+    }
+}
+
+impl From<&TermInfo> for Terminfo {
+    fn from(info: &TermInfo) -> Terminfo {
+        let string = |cap| info.raw_string_cap(cap).map(strip_padding);
+        Terminfo {
+            bce: info.flag_cap(BoolCapability::BackColorErase),
+            ech: info.raw_string_cap(StringCapability::EraseChars).is_some(),
+            colors: info
+                .number_cap(NumberCapability::MaxColors)
+                .filter(|&colors| colors >= 0),
+            smcup: string(StringCapability::EnterAlternativeMode),
+            rmcup: string(StringCapability::ExitAlternativeMode),
+        }
     }
 }
 
@@ -136,6 +76,21 @@ fn strip_padding(capability: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Index of `bce` among the boolean capabilities.
+    const BCE: usize = 28;
+    /// Index of `colors` among the numeric capabilities.
+    const COLORS: usize = 13;
+    /// Index of `smcup` among the string capabilities.
+    const SMCUP: usize = 28;
+    /// Index of `ech` among the string capabilities.
+    const ECH: usize = 37;
+    /// Index of `rmcup` among the string capabilities.
+    const RMCUP: usize = 40;
+    /// Magic number of the format with 16-bit numbers.
+    const MAGIC_16: i16 = 0o432;
+    /// Magic number of the format with 32-bit numbers.
+    const MAGIC_32: i16 = 0o1036;
 
     /// A compiled entry with the given capabilities set.
     fn entry(magic: i16, bce: bool, colors: i32, strings: &[(usize, &[u8])]) -> Vec<u8> {
@@ -216,6 +171,10 @@ mod tests {
         let mut truncated = entry(MAGIC_32, true, 256, &[(SMCUP, b"x")]);
         truncated.truncate(truncated.len() - 3);
         assert_eq!(Terminfo::parse(&truncated), None);
+        let mut out_of_range = entry(MAGIC_16, false, 8, &[(SMCUP, b"x")]);
+        let smcup_offset = out_of_range.len() - 2 - 2 * (RMCUP + 1 - SMCUP);
+        out_of_range[smcup_offset..smcup_offset + 2].copy_from_slice(&100i16.to_le_bytes());
+        assert_eq!(Terminfo::parse(&out_of_range), None);
         assert_eq!(Terminfo::load("../etc/passwd"), None);
     }
 }

@@ -9,7 +9,6 @@
 //! * [`control`]: the JSON-lines control protocol.
 //! * [`service`]: the daemon: control socket, registry, port pool.
 //! * [`worker`]: the per-session process the daemon starts.
-//! * [`notify`]: systemd's readiness protocol.
 //! * [`firewall`]: the firewall rules that open the sessions' ports.
 //! * [`utmp`]: the session terminal's utmp and wtmp records.
 
@@ -17,7 +16,6 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod firewall;
-pub mod notify;
 pub mod pty;
 pub mod server;
 pub mod service;

@@ -265,8 +265,11 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     let local = unit.replace("/usr/sbin/mosh-daemon", &daemon.to_string_lossy());
     let path = dir.join("mosh-daemon.service");
     std::fs::write(&path, local).unwrap();
+    // The unit's Documentation= names man pages that exist once the package
+    // is installed, not here; packaging/test verifies them in an installed root.
     let output = Command::new(analyze)
         .arg("verify")
+        .arg("--man=no")
         .arg(&path)
         .env("SYSTEMD_LOG_LEVEL", "warning")
         .output()

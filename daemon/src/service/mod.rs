@@ -26,13 +26,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use sd_notify::NotifyState;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, ConfigError};
 use crate::firewall::Firewall;
-use crate::notify::{Notifier, watchdog_interval};
 
 /// Most control connections served at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 512;
@@ -91,7 +91,6 @@ pub struct Shared {
     pub firewall: Firewall,
     /// How often each user may ask to attach.
     pub attach_limits: Mutex<AttachLimiter>,
-    notifier: Notifier,
 }
 
 impl Shared {
@@ -119,18 +118,24 @@ impl Shared {
         };
         self.firewall.set_ports(ports);
         let noun = if count == 1 { "session" } else { "sessions" };
-        self.send_notification(&format!("STATUS={count} {noun}"));
+        notify(&NotifyState::Status(&format!("{count} {noun}")));
     }
+}
 
-    fn send_notification(&self, state: &str) {
-        match self.notifier.notify(state) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                tracing::debug!("sd_notify {state:?}: the manager's queue is full");
-            }
-            Err(error) => tracing::warn!("sd_notify {state:?}: {error}"),
-        }
+/// Tells the service manager `state` (systemd's readiness protocol, via
+/// `$NOTIFY_SOCKET`; nothing without one). A failure is logged, never fatal.
+fn notify(state: &NotifyState) {
+    if let Err(error) = sd_notify::notify(std::slice::from_ref(state)) {
+        tracing::warn!("sd_notify {state}: {error}");
     }
+}
+
+/// How often to send `WATCHDOG=1`: half of `$WATCHDOG_USEC`, when set, not
+/// zero and meant for this process (`$WATCHDOG_PID`).
+fn watchdog_interval() -> Option<std::time::Duration> {
+    sd_notify::watchdog_enabled()
+        .filter(|timeout| !timeout.is_zero())
+        .map(|timeout| timeout / 2)
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Sessions outlive it.
@@ -146,14 +151,13 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
         worker_program: options.worker_program.clone(),
         firewall,
         attach_limits: Mutex::new(AttachLimiter::default()),
-        notifier: Notifier::from_env().map_err(io_error("NOTIFY_SOCKET"))?,
     });
     let adopted = sessions::adopt_all(&shared).await;
     tracing::info!("re-adopted {adopted} running sessions");
     let socket_path = options.runtime_dir.join("control.sock");
     let listener = bind_control_socket(&socket_path)?;
     tracing::info!("listening on {}", socket_path.display());
-    shared.send_notification("READY=1");
+    notify(&NotifyState::Ready);
     shared.sessions_changed();
 
     let mut terminate = signal(SignalKind::terminate()).map_err(io_error("signals"))?;
@@ -171,14 +175,14 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
                 Err(error) => tracing::warn!("accepting a control connection: {error}"),
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = tick(&mut watchdog) => shared.send_notification("WATCHDOG=1"),
+            _ = tick(&mut watchdog) => notify(&NotifyState::Watchdog),
             _ = hangup.recv() => reload(&shared, &options),
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
     tracing::info!("stopping; sessions keep running");
-    shared.send_notification("STOPPING=1");
+    notify(&NotifyState::Stopping);
     let _ = std::fs::remove_file(&socket_path);
     connections.shutdown().await;
     shared.firewall.stop().await;
@@ -196,7 +200,7 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 
 /// Reads the configuration again; a bad one is logged and the old one kept.
 fn reload(shared: &Shared, options: &Options) {
-    shared.send_notification("RELOADING=1");
+    notify(&NotifyState::Reloading);
     match Config::load(&options.config_path, options.config_optional) {
         Ok(config) => {
             shared
@@ -207,7 +211,7 @@ fn reload(shared: &Shared, options: &Options) {
         }
         Err(error) => tracing::error!("keeping the old configuration: {error}"),
     }
-    shared.send_notification("READY=1");
+    notify(&NotifyState::Ready);
 }
 
 /// Creates the runtime directory (world-searchable, for the control

@@ -13,6 +13,7 @@
 //!   mode), where its worker fetches its descriptors (root only).
 
 mod attach;
+mod notify;
 mod registry;
 mod requests;
 mod sessions;
@@ -26,13 +27,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use sd_notify::NotifyState;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, ConfigError};
 use crate::firewall::Firewall;
+use notify::{Notice, notify};
 
 /// Most control connections served at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 512;
@@ -118,15 +119,7 @@ impl Shared {
         };
         self.firewall.set_ports(ports);
         let noun = if count == 1 { "session" } else { "sessions" };
-        notify(&NotifyState::Status(&format!("{count} {noun}")));
-    }
-}
-
-/// Tells the service manager `state` (systemd's readiness protocol, via
-/// `$NOTIFY_SOCKET`; nothing without one). A failure is logged, never fatal.
-fn notify(state: &NotifyState) {
-    if let Err(error) = sd_notify::notify(std::slice::from_ref(state)) {
-        tracing::warn!("sd_notify {state}: {error}");
+        notify(Notice::Status(format!("{count} {noun}")));
     }
 }
 
@@ -157,7 +150,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     let socket_path = options.runtime_dir.join("control.sock");
     let listener = bind_control_socket(&socket_path)?;
     tracing::info!("listening on {}", socket_path.display());
-    notify(&NotifyState::Ready);
+    notify(Notice::Ready);
     shared.sessions_changed();
 
     let mut terminate = signal(SignalKind::terminate()).map_err(io_error("signals"))?;
@@ -175,14 +168,14 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
                 Err(error) => tracing::warn!("accepting a control connection: {error}"),
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = tick(&mut watchdog) => notify(&NotifyState::Watchdog),
+            _ = tick(&mut watchdog) => notify(Notice::Watchdog),
             _ = hangup.recv() => reload(&shared, &options),
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
     tracing::info!("stopping; sessions keep running");
-    notify(&NotifyState::Stopping);
+    notify(Notice::Stopping);
     let _ = std::fs::remove_file(&socket_path);
     connections.shutdown().await;
     shared.firewall.stop().await;
@@ -200,7 +193,7 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 
 /// Reads the configuration again; a bad one is logged and the old one kept.
 fn reload(shared: &Shared, options: &Options) {
-    notify(&NotifyState::Reloading);
+    notify(Notice::Reloading);
     match Config::load(&options.config_path, options.config_optional) {
         Ok(config) => {
             shared
@@ -211,7 +204,7 @@ fn reload(shared: &Shared, options: &Options) {
         }
         Err(error) => tracing::error!("keeping the old configuration: {error}"),
     }
-    notify(&NotifyState::Ready);
+    notify(Notice::Ready);
 }
 
 /// Creates the runtime directory (world-searchable, for the control

@@ -239,7 +239,7 @@ fn colours_and_wide_characters_survive_into_the_scrollback() {
 }
 
 #[test]
-fn less_and_the_alternate_screen_add_nothing_and_less_dash_x_scrolls_like_a_plain_terminal() {
+fn vim_less_and_the_alternate_screen_add_nothing_and_less_dash_x_scrolls_like_a_plain_terminal() {
     let (_server, pane) = ours_with_ours(&[]);
     type_line(
         &pane,
@@ -256,6 +256,17 @@ fn less_and_the_alternate_screen_add_nothing_and_less_dash_x_scrolls_like_a_plai
     assert_eq!(before, after, "nothing from the alternate screen");
     assert!(after.iter().all(|&n| n < 1000), "{after:?}");
 
+    type_line(
+        &pane,
+        "vim -u NONE -N -n /tmp/mosh-scrollback-lines; echo vim-rc=$?",
+    );
+    pane.wait_for("\n23\n", QUICK).unwrap();
+    pane.send_text("100j").unwrap();
+    pane.wait_for("\n110\n", QUICK).unwrap();
+    pane.send_keys(&["Escape"]).unwrap();
+    pane.send_text(":q!").unwrap();
+    pane.send_keys(&["Enter"]).unwrap();
+    wait_for_line(&pane, "vim-rc=0", QUICK);
     type_line(&pane, "LESS= less /tmp/mosh-scrollback-lines");
     pane.wait_for("\n23\n", QUICK).unwrap();
     pane.send_text("50j").unwrap();
@@ -263,7 +274,7 @@ fn less_and_the_alternate_screen_add_nothing_and_less_dash_x_scrolls_like_a_plai
     pane.send_text("q").unwrap();
     type_line(&pane, "echo full-screen-done");
     wait_for_line(&pane, "full-screen-done", QUICK);
-    assert_eq!(numbers(&history(&pane)), before, "less adds nothing");
+    assert_eq!(numbers(&history(&pane)), before, "vim and less add nothing");
 
     type_line(&pane, "LESS= less -X /tmp/mosh-scrollback-lines");
     pane.wait_for("\n23\n", QUICK).unwrap();

@@ -187,7 +187,7 @@ mod tests {
             }
             tried += 1;
         }
-        assert_eq!(tried, 8);
+        assert_eq!(tried, 9);
         for top in ["--version", "--help", "-h"] {
             let parsed = args::parse(&[OsString::from(top)], None);
             assert!(

@@ -25,7 +25,7 @@ const POOL: (u16, u16) = (60100, 60103);
 const SESSION: [&str; 3] = ["sh", "-c", "echo firewall-reached-$((6*7)); exec sleep 600"];
 const SESSION_OUTPUT: &str = "firewall-reached-42";
 
-const PATIENCE: Duration = Duration::from_secs(10);
+const PATIENCE: Duration = Duration::from_secs(20);
 
 fn require_tools(tools: &[&str]) {
     for tool in tools {

@@ -10,7 +10,8 @@ use aes::Aes128;
 use aes_gcm::Aes256Gcm;
 use ocb3::Ocb3;
 use ocb3::aead::array::Array;
-use ocb3::aead::{AeadInOut, KeyInit};
+use ocb3::aead::consts::{U12, U16};
+use ocb3::aead::{AeadCore, AeadInOut, KeyInit};
 
 use crate::key::Base64Key;
 
@@ -99,11 +100,7 @@ impl Aes128Ocb3 {
 
 impl Aead for Aes128Ocb3 {
     fn seal_in_place(&self, nonce: &[u8; 12], buffer: &mut [u8]) -> [u8; TAG_LEN] {
-        let tag = self
-            .0
-            .encrypt_inout_detached(&Array::from(*nonce), &[], buffer.into())
-            .expect("OCB3 accepts any datagram-sized plaintext");
-        tag.into()
+        seal_detached(&self.0, nonce, buffer)
     }
 
     fn open_in_place(
@@ -112,10 +109,36 @@ impl Aead for Aes128Ocb3 {
         buffer: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), CryptoError> {
-        self.0
-            .decrypt_inout_detached(&Array::from(*nonce), &[], buffer.into(), &Array::from(*tag))
-            .map_err(|_| CryptoError::Integrity)
+        open_detached(&self.0, nonce, buffer, tag)
     }
+}
+
+/// Seals `buffer` in place with a RustCrypto AEAD of mosh's nonce and tag
+/// sizes, no associated data; returns the tag.
+fn seal_detached<C>(cipher: &C, nonce: &[u8; 12], buffer: &mut [u8]) -> [u8; TAG_LEN]
+where
+    C: AeadInOut + AeadCore<NonceSize = U12, TagSize = U16>,
+{
+    cipher
+        .encrypt_inout_detached(&Array::from(*nonce), &[], buffer.into())
+        .expect("OCB3 and GCM accept any datagram-sized plaintext")
+        .into()
+}
+
+/// Opens `buffer` in place with a RustCrypto AEAD of mosh's nonce and tag
+/// sizes, checking `tag` first.
+fn open_detached<C>(
+    cipher: &C,
+    nonce: &[u8; 12],
+    buffer: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<(), CryptoError>
+where
+    C: AeadInOut + AeadCore<NonceSize = U12, TagSize = U16>,
+{
+    cipher
+        .decrypt_inout_detached(&Array::from(*nonce), &[], buffer.into(), &Array::from(*tag))
+        .map_err(|_| CryptoError::Integrity)
 }
 
 /// AES-256 in GCM mode, the native suite's cipher; the key schedule is wiped
@@ -131,11 +154,7 @@ impl Aes256GcmAead {
 
 impl Aead for Aes256GcmAead {
     fn seal_in_place(&self, nonce: &[u8; 12], buffer: &mut [u8]) -> [u8; TAG_LEN] {
-        let tag = self
-            .0
-            .encrypt_inout_detached(&Array::from(*nonce), &[], buffer.into())
-            .expect("GCM accepts any datagram-sized plaintext");
-        tag.into()
+        seal_detached(&self.0, nonce, buffer)
     }
 
     fn open_in_place(
@@ -144,9 +163,7 @@ impl Aead for Aes256GcmAead {
         buffer: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), CryptoError> {
-        self.0
-            .decrypt_inout_detached(&Array::from(*nonce), &[], buffer.into(), &Array::from(*tag))
-            .map_err(|_| CryptoError::Integrity)
+        open_detached(&self.0, nonce, buffer, tag)
     }
 }
 

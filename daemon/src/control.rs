@@ -33,12 +33,15 @@ pub fn socket_path() -> std::path::PathBuf {
         .unwrap_or_else(|| DEFAULT_SOCKET.into())
 }
 
-/// A request to the daemon.
+/// A request to the daemon, as sent: its new-session part `N` is a
+/// [`NewSession`] on the wire, and a
+/// [`SessionRequest`](crate::request::SessionRequest) once the daemon has
+/// checked it ([`crate::request::parse_request`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Request {
+pub enum Request<N = NewSession> {
     /// Start a session for the caller (`mosh-server new`).
-    New(NewSession),
+    New(N),
     /// Give one of the caller's sessions a new key for a new client
     /// (`mosh-server attach`).
     Attach(AttachSession),
@@ -73,8 +76,8 @@ pub enum FirewallRequest {
 pub struct NewSession {
     /// The command after `--`, or `None` for the login shell.
     pub command: Option<Vec<String>>,
-    /// `-c`: the client's colour count.
-    pub colors: i32,
+    /// `-c`: the client's colour count (a C `int`, as stock's).
+    pub colors: i64,
     /// `-i`/`-s`: the address to bind, if not any.
     pub bind: Option<String>,
     /// `-p`: the ports the client accepts (`[0, 0]` for any).

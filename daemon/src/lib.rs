@@ -7,6 +7,7 @@
 //! * [`cli`]: the clap definitions of `moshctl` and `mosh-daemon`.
 //! * [`config`]: the daemon's configuration file.
 //! * [`control`]: the JSON-lines control protocol.
+//! * [`request`]: a control request checked field by field.
 //! * [`service`]: the daemon: control socket, registry, port pool.
 //! * [`worker`]: the per-session process the daemon starts.
 //! * [`firewall`]: the firewall rules that open the sessions' ports.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod control;
 pub mod firewall;
 pub mod pty;
+pub mod request;
 pub mod server;
 pub mod service;
 pub mod session;

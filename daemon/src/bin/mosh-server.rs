@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use mosh_daemon::control::{self, AttachSession, NewSession, Request, Response, Started};
 use mosh_daemon::pty::{ChildCommand, motd};
+use mosh_daemon::request::{self, LocaleSetting, SshConnection};
 use mosh_daemon::server::args::{
     self, AttachOptions, BindAddress, Invocation, PortRange, ServerOptions,
 };
@@ -289,25 +290,38 @@ enum DaemonFailure {
 
 /// Asks `mosh-daemon` for the session, if one listens.
 fn through_daemon(options: &ServerOptions) -> Result<Started, DaemonFailure> {
+    // Only what the daemon accepts: a locale variable or SSH_CONNECTION it
+    // would refuse is left out, and a bind address that is not one of this
+    // host's falls back to any interface, as stock's bind does.
     let locale = std::env::vars()
         .filter(|(name, _)| is_locale_variable(name))
         .map(|(name, value)| format!("{name}={value}"))
+        .filter(|setting| LocaleSetting::parse(setting).is_ok())
         .collect();
+    let bind = match &options.bind {
+        BindAddress::Any => None,
+        BindAddress::Preferred(address) => match request::local_address(address) {
+            Ok(_) => Some(address.clone()),
+            Err(error) => {
+                stderrln!("mosh-server: {error}; binding to any interface");
+                None
+            }
+        },
+    };
     let request = Request::New(NewSession {
         command: options.command.as_ref().map(|argv| {
             argv.iter()
                 .map(|arg| arg.to_string_lossy().into_owned())
                 .collect()
         }),
-        colors: options.colors,
-        bind: match &options.bind {
-            BindAddress::Any => None,
-            BindAddress::Preferred(address) => Some(address.clone()),
-        },
+        colors: options.colors.into(),
+        bind,
         ports: (options.ports != PortRange::DEFAULT)
             .then_some((options.ports.low, options.ports.high)),
         locale,
-        ssh_connection: std::env::var("SSH_CONNECTION").ok(),
+        ssh_connection: std::env::var("SSH_CONNECTION")
+            .ok()
+            .filter(|value| SshConnection::parse(value).is_ok()),
         scrollback: options.scrollback,
     });
     match control::call(&control::socket_path(), &request, DAEMON_TIMEOUT) {

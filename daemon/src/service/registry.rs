@@ -29,6 +29,16 @@ pub enum Refusal {
     /// No port of the pool (or of the client's range within it) is free.
     #[error("no free UDP port in {0}")]
     PoolExhausted(String),
+    /// The client's port range has no port in the pool.
+    #[error("the requested UDP ports {low}:{high} are outside this server's pool {pool}")]
+    OutsidePool {
+        /// The client's first port.
+        low: u16,
+        /// The client's last port.
+        high: u16,
+        /// The pool.
+        pool: PortPool,
+    },
 }
 
 /// All sessions, by id: the latest report of each (a placeholder while
@@ -86,9 +96,13 @@ impl Registry {
                 limit: request.max_per_user,
             });
         }
+        let pool = request.pool;
         let (low, high) = match request.wanted {
-            Some((0, 0)) | None => (request.pool.low, request.pool.high),
-            Some((low, high)) => (low.max(request.pool.low), high.min(request.pool.high)),
+            Some((0, 0)) | None => (pool.low, pool.high),
+            Some((low, high)) if high < pool.low || low > pool.high => {
+                return Err(Refusal::OutsidePool { low, high, pool });
+            }
+            Some((low, high)) => (low.max(pool.low), high.min(pool.high)),
         };
         let ips: Vec<IpAddr> = match request.ip {
             Some(ip) if !ip.is_unspecified() => vec![ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
@@ -271,9 +285,18 @@ mod tests {
         let socket = registry.allocate(&request).unwrap();
         assert_eq!(socket.local_addr().unwrap().port(), pool.high);
         request.wanted = Some((1, pool.low - 1));
-        assert!(matches!(
-            registry.allocate(&request),
-            Err(Refusal::PoolExhausted(_))
-        ));
+        assert_eq!(
+            registry.allocate(&request).unwrap_err(),
+            Refusal::OutsidePool {
+                low: 1,
+                high: pool.low - 1,
+                pool
+            }
+        );
+        request.wanted = Some((22, 22));
+        assert_eq!(
+            registry.allocate(&request).unwrap_err().to_string(),
+            format!("the requested UDP ports 22:22 are outside this server's pool {pool}")
+        );
     }
 }

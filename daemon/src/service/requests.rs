@@ -12,9 +12,10 @@ use zeroize::Zeroize;
 
 use super::{Shared, attach, sessions};
 use crate::control::{
-    DaemonStatus, FirewallRequest, KillTarget, LineError, NewSession, Request, Response,
-    SessionReport, encode_line, read_message,
+    DaemonStatus, FirewallRequest, KillTarget, LineError, Request, Response, SessionReport,
+    encode_line, read_line,
 };
+use crate::request::{CheckedRequest, SessionRequest, parse_request};
 use crate::worker::unix_seconds;
 
 /// A client must send its request, and take the answer, within this time.
@@ -47,9 +48,16 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
     };
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    let request = tokio::time::timeout(REQUEST_TIMEOUT, read_message::<_, Request>(&mut reader));
+    let mut line = Vec::new();
+    let request = tokio::time::timeout(REQUEST_TIMEOUT, read_line(&mut reader, &mut line));
     let response = match request.await {
-        Ok(Ok(request)) => answer(&shared, peer, request).await,
+        Ok(Ok(())) => match parse_request(&line) {
+            Ok(request) => answer(&shared, peer, request).await,
+            Err(error) => {
+                tracing::info!("uid {}: refused a request: {error}", peer.uid);
+                error_response(error.to_string())
+            }
+        },
         Ok(Err(LineError::Closed)) => return,
         Ok(Err(error)) => {
             tracing::debug!("uid {}: refused request: {error}", peer.uid);
@@ -57,6 +65,7 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
         }
         Err(_) => error_response("no request received in time".into()),
     };
+    line.zeroize();
     // A started or attached session's answer holds its key: wiped once sent.
     let mut line = encode_line(&response);
     drop(response);
@@ -72,7 +81,7 @@ fn error_response(message: String) -> Response {
     Response::Error { message }
 }
 
-async fn answer(shared: &Arc<Shared>, peer: Peer, request: Request) -> Response {
+async fn answer(shared: &Arc<Shared>, peer: Peer, request: CheckedRequest) -> Response {
     match request {
         Request::New(new) => new_session(shared, peer, new).await,
         Request::Attach(request) => match attach::attach(shared, peer.uid, request).await {
@@ -117,7 +126,7 @@ fn visible(shared: &Shared, peer: Peer) -> Vec<SessionReport> {
         .collect()
 }
 
-async fn new_session(shared: &Arc<Shared>, peer: Peer, request: NewSession) -> Response {
+async fn new_session(shared: &Arc<Shared>, peer: Peer, request: SessionRequest) -> Response {
     let user = match User::from_uid(Uid::from_raw(peer.uid)) {
         Ok(Some(user)) => user,
         _ => return error_response(format!("uid {} has no passwd entry", peer.uid)),

@@ -37,7 +37,8 @@ use tokio::task::JoinSet;
 
 use super::{Allocation, Shared};
 use crate::config::{Config, LaunchMode};
-use crate::control::{NewSession, SessionReport, Started, read_message};
+use crate::control::{SessionReport, Started, read_message};
+use crate::request::SessionRequest;
 use crate::worker::{WorkerSetup, place_descriptors, unix_seconds};
 
 /// How long a new worker may take to fetch its descriptors (systemd mode),
@@ -70,7 +71,7 @@ pub async fn start(
     shared: &Arc<Shared>,
     config: &Config,
     user: User,
-    request: NewSession,
+    request: SessionRequest,
 ) -> Result<Started, String> {
     let id = new_id().map_err(|e| format!("choosing a session id: {e}"))?;
     let key = Base64Key::random().map_err(|e| format!("making a session key: {e}"))?;
@@ -84,7 +85,7 @@ pub async fn start(
                 uid,
                 pool: config.port_range,
                 wanted: request.ports,
-                ip: request.bind.as_deref().and_then(|text| text.parse().ok()),
+                ip: request.bind,
                 max_sessions: config.max_sessions,
                 max_per_user: config.max_sessions_per_user,
             })
@@ -126,10 +127,12 @@ pub async fn start(
         gid: user.gid.as_raw(),
         home: user.dir.clone(),
         shell: user.shell.clone(),
-        command: request.command,
+        command: request.command.map(|command| command.into_words()),
         colors: request.colors,
-        locale: request.locale,
-        ssh_connection: request.ssh_connection,
+        locale: request.locale.iter().map(ToString::to_string).collect(),
+        ssh_connection: request
+            .ssh_connection
+            .map(|value| value.as_str().to_owned()),
         key: key.printable(),
         port,
         idle_timeout_secs: config.idle_timeout,

@@ -15,6 +15,12 @@
 //! [firewall]
 //! backend = "auto"              # auto | nftables | ufw | iptables | firewalld | none
 //! check_interval = 60           # seconds between checks that the rules are in place
+//!
+//! [control]
+//! max_connections = 512         # control connections served at once, in all
+//! max_connections_per_user = 16 # of one user other than root
+//! root_reserve = 32             # of max_connections, kept for root
+//! request_timeout = 2           # seconds a client has to send its request line
 //! ```
 //!
 //! Every key is optional. Unknown keys and bad values are refused with an
@@ -137,6 +143,43 @@ impl Default for FirewallConfig {
     }
 }
 
+/// The `[control]` table: what one local user may ask of the control
+/// socket, which every user can reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Control connections served at once, in all; more are refused.
+    #[serde(deserialize_with = "positive")]
+    pub max_connections: usize,
+    /// Control connections one user other than root may hold at once.
+    #[serde(deserialize_with = "positive")]
+    pub max_connections_per_user: usize,
+    /// Of `max_connections`, how many only root may use, so that
+    /// `moshctl` as root always gets an answer.
+    pub root_reserve: usize,
+    /// Seconds a client has to send its request line.
+    #[serde(deserialize_with = "positive_u64")]
+    pub request_timeout: u64,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            max_connections_per_user: 16,
+            root_reserve: 32,
+            request_timeout: 2,
+        }
+    }
+}
+
+impl ControlConfig {
+    /// The time a client has to send its request line.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout)
+    }
+}
+
 /// How the daemon starts a session's worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -212,6 +255,8 @@ pub struct Config {
     pub launch: LaunchMode,
     /// The firewall settings.
     pub firewall: FirewallConfig,
+    /// The control socket's limits.
+    pub control: ControlConfig,
 }
 
 fn scrollback_lines<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
@@ -249,6 +294,7 @@ impl Default for Config {
             allowed_groups: Vec::new(),
             launch: LaunchMode::Auto,
             firewall: FirewallConfig::default(),
+            control: ControlConfig::default(),
         }
     }
 }
@@ -261,7 +307,7 @@ impl Config {
 
     /// Parses configuration text; `path` only names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|error| {
+        let config: Self = toml::from_str(text).map_err(|error| {
             let (line, key) = match error.span() {
                 Some(span) => locate(text, span.start),
                 None => (None, None),
@@ -272,7 +318,24 @@ impl Config {
                 key,
                 message: error.message().to_owned(),
             }
-        })
+        })?;
+        let control = config.control;
+        if control.root_reserve >= control.max_connections {
+            let line = text
+                .lines()
+                .position(|line| line.trim_start().starts_with("root_reserve"))
+                .map(|index| index + 1);
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                key: Some("root_reserve".into()),
+                message: format!(
+                    "{} leaves no control connection of the {} for other users",
+                    control.root_reserve, control.max_connections
+                ),
+            });
+        }
+        Ok(config)
     }
 
     /// Reads `path`. A missing file gives the defaults only when
@@ -355,7 +418,9 @@ mod tests {
         let config = parse(
             "port_range = \"61000:61004\"\nmax_sessions = 7\nmax_sessions_per_user = 2\n\
              idle_timeout = 3600\nallowed_users = [\"alice\"]\nallowed_groups = [\"mosh\"]\n\
-             launch = \"systemd\"\n[firewall]\nbackend = \"nftables\"\ncheck_interval = 5\n",
+             launch = \"systemd\"\n[firewall]\nbackend = \"nftables\"\ncheck_interval = 5\n\
+             [control]\nmax_connections = 9\nmax_connections_per_user = 3\nroot_reserve = 2\n\
+             request_timeout = 4\n",
         )
         .unwrap();
         assert_eq!(
@@ -374,6 +439,16 @@ mod tests {
         assert_eq!(config.firewall.backend, FirewallBackend::Nftables);
         assert_eq!(config.firewall.check_interval(), Duration::from_secs(5));
         assert_eq!(config.launch, LaunchMode::Systemd);
+        assert_eq!(
+            config.control,
+            ControlConfig {
+                max_connections: 9,
+                max_connections_per_user: 3,
+                root_reserve: 2,
+                request_timeout: 4,
+            }
+        );
+        assert_eq!(config.control.request_timeout(), Duration::from_secs(4));
     }
 
     #[test]
@@ -426,6 +501,15 @@ mod tests {
             ("\n\nlaunch = \"fork\"", 3, "launch"),
             ("launch = true", 1, "launch"),
             ("allowed_users = \"bob\"", 1, "allowed_users"),
+            ("[control]\nmax_connections = 0", 2, "max_connections"),
+            ("[control]\n\nrequest_timeout = 0", 3, "request_timeout"),
+            ("[control]\nroot_reserve = -1", 2, "root_reserve"),
+            (
+                "[control]\nmax_connections = 8\nroot_reserve = 8",
+                3,
+                "root_reserve",
+            ),
+            ("[control]\nmax_connection = 5", 2, "max_connection"),
         ] {
             let error = parse(text).unwrap_err();
             let prefix = format!("/etc/mosh-daemon/config.toml:{line}: key `{key}`: ");

@@ -289,7 +289,9 @@ mod tests {
         assert!(keys.len() >= 7, "{keys:?}");
         let table_keys = struct_fields::<mosh_daemon::config::FirewallConfig>();
         assert_eq!(table_keys, ["backend", "check_interval"]);
-        for key in keys.into_iter().chain(table_keys) {
+        let control_keys = struct_fields::<mosh_daemon::config::ControlConfig>();
+        assert_eq!(control_keys.len(), 4, "{control_keys:?}");
+        for key in keys.into_iter().chain(table_keys).chain(control_keys) {
             assert!(
                 CONFIG_PAGE.contains(&format!(".B {key}\n"))
                     || CONFIG_PAGE.contains(&format!(".B [{key}]\n")),

@@ -17,17 +17,19 @@ mod notify;
 mod registry;
 mod requests;
 mod sessions;
+mod slots;
 
 pub use attach::{AttachError, AttachLimiter};
 pub use registry::{Allocation, Refusal, Registry};
+pub use slots::{Slot, SlotRefusal, Slots};
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 
@@ -35,8 +37,11 @@ use crate::config::{Config, ConfigError};
 use crate::firewall::Firewall;
 use notify::{Notice, notify};
 
-/// Most control connections served at once; more are closed at once.
-const MAX_CONNECTIONS: usize = 512;
+/// How long the accept loop rests after running out of descriptors.
+const DESCRIPTOR_PAUSE: Duration = Duration::from_millis(100);
+
+/// How often running out of descriptors is logged at most.
+const DESCRIPTOR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The default runtime directory.
 pub const DEFAULT_RUNTIME_DIR: &str = "/run/mosh-daemon";
@@ -125,7 +130,7 @@ impl Shared {
 
 /// How often to send `WATCHDOG=1`: half of `$WATCHDOG_USEC`, when set, not
 /// zero and meant for this process (`$WATCHDOG_PID`).
-fn watchdog_interval() -> Option<std::time::Duration> {
+fn watchdog_interval() -> Option<Duration> {
     sd_notify::watchdog_enabled()
         .filter(|timeout| !timeout.is_zero())
         .map(|timeout| timeout / 2)
@@ -158,14 +163,21 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     let mut hangup = signal(SignalKind::hangup()).map_err(io_error("signals"))?;
     let mut watchdog = watchdog_interval().map(tokio::time::interval);
     let mut connections = JoinSet::new();
+    let mut acceptor = Acceptor::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) if connections.len() < MAX_CONNECTIONS => {
-                    connections.spawn(requests::serve_connection(shared.clone(), stream));
+                Ok((stream, _)) => {
+                    if let Some((stream, peer, slot)) = acceptor.admit(&shared, stream) {
+                        connections.spawn(requests::serve_connection(
+                            shared.clone(),
+                            stream,
+                            peer,
+                            slot,
+                        ));
+                    }
                 }
-                Ok(_) => tracing::warn!("too many control connections; closing a new one"),
-                Err(error) => tracing::warn!("accepting a control connection: {error}"),
+                Err(error) => acceptor.failed(&listener, error).await,
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = tick(&mut watchdog) => notify(Notice::Watchdog),
@@ -180,6 +192,96 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     connections.shutdown().await;
     shared.firewall.stop().await;
     Ok(())
+}
+
+/// What the accept loop keeps: the connection slots, and one descriptor in
+/// reserve for turning a connection away when the daemon has run out.
+struct Acceptor {
+    slots: Arc<Mutex<Slots>>,
+    /// Held only to be closed when the daemon runs out of descriptors.
+    reserve: Option<std::fs::File>,
+    last_logged: Option<Instant>,
+}
+
+impl Acceptor {
+    fn new() -> Self {
+        Self {
+            slots: Arc::new(Mutex::new(Slots::default())),
+            reserve: std::fs::File::open("/dev/null").ok(),
+            last_logged: None,
+        }
+    }
+
+    /// Takes a slot for a new connection's peer, or turns it away with one
+    /// error line.
+    fn admit(
+        &mut self,
+        shared: &Shared,
+        stream: UnixStream,
+    ) -> Option<(UnixStream, requests::Peer, Slot)> {
+        let uid = match stream.peer_cred() {
+            Ok(cred) => cred.uid(),
+            Err(error) => {
+                tracing::warn!("control connection without credentials: {error}");
+                return None;
+            }
+        };
+        let limits = shared.config().control;
+        match Slot::take(&self.slots, uid, &limits) {
+            Ok(slot) => Some((stream, requests::Peer::new(uid), slot)),
+            Err(refusal) => {
+                tracing::debug!("uid {uid}: refused a control connection: {refusal}");
+                refuse(&stream, refusal.to_string());
+                None
+            }
+        }
+    }
+
+    /// After a failed accept: out of descriptors, turns the waiting
+    /// connection away with the descriptor kept in reserve, and rests a
+    /// moment instead of trying again at once.
+    async fn failed(&mut self, listener: &UnixListener, error: io::Error) {
+        if !out_of_descriptors(&error) {
+            tracing::warn!("accepting a control connection: {error}");
+            return;
+        }
+        if self
+            .last_logged
+            .is_none_or(|logged| logged.elapsed() >= DESCRIPTOR_LOG_INTERVAL)
+        {
+            self.last_logged = Some(Instant::now());
+            tracing::error!(
+                "out of file descriptors ({error}); refusing control connections until some are free"
+            );
+        }
+        self.reserve = None;
+        if let Ok(Ok((stream, _))) = tokio::time::timeout(DESCRIPTOR_PAUSE, listener.accept()).await
+        {
+            refuse(&stream, OUT_OF_DESCRIPTORS.into());
+        }
+        tokio::time::sleep(DESCRIPTOR_PAUSE).await;
+        self.reserve = std::fs::File::open("/dev/null").ok();
+    }
+}
+
+/// Whether `error` says the process or system has run out of descriptors
+/// (or the memory for one).
+pub(crate) fn out_of_descriptors(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// What a client hears when the daemon has run out of descriptors.
+pub(crate) const OUT_OF_DESCRIPTORS: &str =
+    "mosh-daemon has run out of file descriptors; try again later";
+
+/// Sends `message` as an error answer without waiting (a new connection's
+/// buffer has room for it), and closes the connection.
+fn refuse(stream: &UnixStream, message: String) {
+    let line = crate::control::encode_line(&crate::control::Response::Error { message });
+    let _ = stream.try_write(&line);
 }
 
 async fn tick(interval: &mut Option<tokio::time::Interval>) {

@@ -29,6 +29,9 @@ pub enum Refusal {
     /// No port of the pool (or of the client's range within it) is free.
     #[error("no free UDP port in {0}")]
     PoolExhausted(String),
+    /// The daemon has no descriptor left for the session's socket.
+    #[error("{}", super::OUT_OF_DESCRIPTORS)]
+    OutOfDescriptors,
     /// The client's port range has no port in the pool.
     #[error("the requested UDP ports {low}:{high} are outside this server's pool {pool}")]
     OutsidePool {
@@ -113,8 +116,12 @@ impl Registry {
                 if self.port_taken(port) {
                     continue;
                 }
-                if let Ok(socket) = bind_port(SocketAddr::new(ip, port)) {
-                    return Ok(socket);
+                match bind_port(SocketAddr::new(ip, port)) {
+                    Ok(socket) => return Ok(socket),
+                    Err(error) if super::out_of_descriptors(&error) => {
+                        return Err(Refusal::OutOfDescriptors);
+                    }
+                    Err(_) => {}
                 }
             }
         }

@@ -10,7 +10,7 @@ use tokio::net::UnixStream;
 
 use zeroize::Zeroize;
 
-use super::{Shared, attach, sessions};
+use super::{Shared, Slot, attach, sessions};
 use crate::control::{
     DaemonStatus, FirewallRequest, KillTarget, LineError, Request, Response, SessionReport,
     encode_line, read_line,
@@ -18,16 +18,21 @@ use crate::control::{
 use crate::request::{CheckedRequest, SessionRequest, parse_request};
 use crate::worker::unix_seconds;
 
-/// A client must send its request, and take the answer, within this time.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client must take the answer within this time.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who is asking, as the kernel says.
 #[derive(Debug, Clone, Copy)]
-struct Peer {
+pub struct Peer {
     uid: u32,
 }
 
 impl Peer {
+    /// The peer whose uid `SO_PEERCRED` gave.
+    pub fn new(uid: u32) -> Self {
+        Self { uid }
+    }
+
     fn is_root(self) -> bool {
         self.uid == 0
     }
@@ -37,19 +42,13 @@ impl Peer {
     }
 }
 
-/// Serves one control connection.
-pub async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
-    let peer = match stream.peer_cred() {
-        Ok(cred) => Peer { uid: cred.uid() },
-        Err(error) => {
-            tracing::warn!("control connection without credentials: {error}");
-            return;
-        }
-    };
+/// Serves one control connection of `peer`, holding its `slot` until done.
+pub async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, peer: Peer, slot: Slot) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
-    let request = tokio::time::timeout(REQUEST_TIMEOUT, read_line(&mut reader, &mut line));
+    let request_timeout = shared.config().control.request_timeout();
+    let request = tokio::time::timeout(request_timeout, read_line(&mut reader, &mut line));
     let response = match request.await {
         Ok(Ok(())) => match parse_request(&line) {
             Ok(request) => answer(&shared, peer, request).await,
@@ -73,8 +72,9 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
         write.write_all(&line).await?;
         write.shutdown().await
     };
-    let _ = tokio::time::timeout(REQUEST_TIMEOUT, reply).await;
+    let _ = tokio::time::timeout(REPLY_TIMEOUT, reply).await;
     line.zeroize();
+    drop(slot);
 }
 
 fn error_response(message: String) -> Response {

@@ -90,7 +90,11 @@ pub async fn start(
                 max_per_user: config.max_sessions_per_user,
             })
             .map_err(|refusal| {
-                tracing::info!("refused a session for {}: {refusal}", user.name);
+                if refusal == super::Refusal::OutOfDescriptors {
+                    tracing::error!("refused a session for {}: {refusal}", user.name);
+                } else {
+                    tracing::info!("refused a session for {}: {refusal}", user.name);
+                }
                 refusal.to_string()
             })?;
         let port = socket
@@ -163,6 +167,9 @@ pub async fn start(
             shared.registry().remove(&id);
             let _ = std::fs::remove_file(socket_path(&shared.sessions_dir, &id));
             shared.sessions_changed();
+            if super::out_of_descriptors(&error) {
+                return Err(super::OUT_OF_DESCRIPTORS.into());
+            }
             Err(format!("the session could not be started: {error}"))
         }
     }

@@ -170,6 +170,12 @@ pub async fn start(
             if super::out_of_descriptors(&error) {
                 return Err(super::OUT_OF_DESCRIPTORS.into());
             }
+            if matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+                return Err(format!(
+                    "mosh-daemon's runtime directory {} is full; try again later",
+                    shared.sessions_dir.display()
+                ));
+            }
             Err(format!("the session could not be started: {error}"))
         }
     }

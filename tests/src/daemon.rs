@@ -144,6 +144,9 @@ impl Connect {
     }
 }
 
+/// What [`TestDaemon::start_on`] does to the runtime directory first.
+pub type Prepare<'a> = dyn Fn(&Path) -> io::Result<()> + 'a;
+
 /// A foreground `mosh-daemon` for one test.
 #[derive(Debug)]
 pub struct TestDaemon {
@@ -176,7 +179,17 @@ impl TestDaemon {
         extra_config: &str,
         env: &[(&str, &str)],
     ) -> io::Result<Self> {
-        Self::start_full(ports, extra_config, env, &[], None)
+        Self::start_full(ports, extra_config, env, &[], None, None)
+    }
+
+    /// [`TestDaemon::start`] after `prepare` has been given the runtime
+    /// directory, which does not exist yet (to mount a filesystem there).
+    pub fn start_on(
+        ports: (u16, u16),
+        extra_config: &str,
+        prepare: &Prepare<'_>,
+    ) -> io::Result<Self> {
+        Self::start_full(ports, extra_config, &[], &[], None, Some(prepare))
     }
 
     /// [`TestDaemon::start`] with the daemon's stdout and stderr (and so
@@ -187,7 +200,7 @@ impl TestDaemon {
         extra_config: &str,
         output: Sink,
     ) -> io::Result<Self> {
-        Self::start_full(ports, extra_config, &[], &[], Some(output))
+        Self::start_full(ports, extra_config, &[], &[], Some(output), None)
     }
 
     /// [`TestDaemon::start_with_env`] inside network namespace `netns`
@@ -211,7 +224,7 @@ impl TestDaemon {
         extra_config: &str,
         env: &[(&str, &str)],
     ) -> io::Result<Self> {
-        Self::start_full(ports, extra_config, env, wrapper, None)
+        Self::start_full(ports, extra_config, env, wrapper, None, None)
     }
 
     fn start_full(
@@ -220,6 +233,7 @@ impl TestDaemon {
         env: &[(&str, &str)],
         wrapper: &[&str],
         output: Option<Sink>,
+        prepare: Option<&Prepare<'_>>,
     ) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(unique("mosh-e2e-daemon-"));
         std::fs::create_dir_all(&dir)?;
@@ -249,6 +263,9 @@ impl TestDaemon {
             wrapper: wrapper.iter().map(|word| word.to_string()).collect(),
             output,
         };
+        if let Some(prepare) = prepare {
+            prepare(&daemon.runtime_dir())?;
+        }
         daemon.launch()?;
         let ready = daemon.wait_notification("READY=1", START_TIMEOUT)?;
         if !ready {

@@ -149,18 +149,24 @@ fn one_user_flooding_the_control_socket_keeps_neither_others_nor_root_out() {
     assert!(listed.iter().all(|(_, name)| name == user.name()));
 }
 
-/// No process of `user` runs (no worker, no session command).
-fn assert_nothing_runs_as(user: &TestUser) {
-    let output = Command::new("pgrep")
-        .args(["-u", &user.uid().to_string()])
+/// `daemon` started no session for `user`: it logged none, has no child
+/// (a worker), and lists none.
+fn assert_no_session_started(daemon: &TestDaemon, user: &TestUser) {
+    let log = daemon.log();
+    assert!(
+        !log.contains(&format!(" for {} on port", user.name())),
+        "{log}"
+    );
+    let children = Command::new("pgrep")
+        .args(["-P", &daemon.pid().to_string()])
         .output()
         .unwrap();
     assert!(
-        output.stdout.is_empty(),
-        "processes of {}: {}",
-        user.name(),
-        text(&output.stdout)
+        children.stdout.is_empty(),
+        "the daemon has children: {}",
+        text(&children.stdout)
     );
+    assert!(daemon.list(As::Root).is_empty());
 }
 
 #[test]
@@ -252,11 +258,7 @@ fn every_field_of_a_new_session_request_is_checked_before_any_worker_starts() {
             answer.starts_with(&format!("{{\"response\":\"error\",\"message\":\"{message}")),
             "{field} = {value:.60}: {answer:.300}"
         );
-        assert!(
-            daemon.list(As::Root).is_empty(),
-            "{field} = {value:.60} started a session"
-        );
-        assert_nothing_runs_as(&user);
+        assert_no_session_started(&daemon, &user);
     }
     let accepted = send_raw(
         &daemon,

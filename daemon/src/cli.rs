@@ -133,6 +133,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                   rules. It runs in the foreground under systemd (Type=notify) and logs to \
                   journald when started by systemd, else to standard error. `mosh-server new` \
                   asks it for sessions over its control socket; `moshctl` administers it. \
+                  The control socket is open to every local user: every field of a request \
+                  is checked before any worker starts, and the [control] settings of \
+                  mosh-daemon.toml(5) bound how many connections one user may hold and how \
+                  long a request line may take, with a slice only root may use. \
                   SIGHUP reloads the configuration; SIGTERM stops the daemon and removes its \
                   firewall rules, leaving sessions running for the next start to adopt."
 )]

@@ -195,17 +195,29 @@ fn memory_holding(pid: u32, needle: &[u8]) -> Vec<String> {
         if memory.seek(SeekFrom::Start(start)).is_err() || memory.read_exact(&mut bytes).is_err() {
             continue;
         }
-        if bytes.windows(needle.len()).any(|window| window == needle) {
-            found.push(format!("{range} {}", fields.get(5).unwrap_or(&"")));
+        for (offset, _) in bytes
+            .windows(needle.len())
+            .enumerate()
+            .filter(|(_, window)| *window == needle)
+        {
+            let from = offset.saturating_sub(96) & !7;
+            let to = (offset + needle.len() + 96).min(bytes.len());
+            let context: Vec<String> = bytes[from..to]
+                .chunks(8)
+                .map(|word| word.iter().rev().map(|b| format!("{b:02x}")).collect())
+                .collect();
+            found.push(format!(
+                "{range} {} at {:#x}: {}",
+                fields.get(5).unwrap_or(&""),
+                start + offset as u64,
+                context.join(" ")
+            ));
         }
     }
     found
 }
 
 #[test]
-#[ignore = "fails since the merge of extended attributes and scrollback: one copy of the old \
-            key's bytes is found in the worker's heap after a re-key, beside pointers into the \
-            stack; cause not found yet (issue 13 stays open for it)"]
 fn the_old_key_is_wiped_from_the_workers_memory() {
     let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
     let user = TestUser::create().unwrap();

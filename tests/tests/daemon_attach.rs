@@ -17,7 +17,7 @@ use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser, free_port_range, run_a
 use mosh_e2e::peer::UdpPeer;
 use mosh_e2e::states::{HostLog, UserStream};
 use mosh_e2e::tmux::TmuxSession;
-use mosh_e2e::{UTF8_LOCALE, our_program, stock};
+use mosh_e2e::{UTF8_LOCALE, our_program, ours, stock};
 
 /// Generous bound for anything that should take a moment on loopback.
 const QUICK: Duration = Duration::from_secs(15);
@@ -769,4 +769,81 @@ fn a_hundred_detach_attach_cycles_leave_the_worker_as_it_was_and_the_session_ans
             .then_some(())
     })
     .unwrap();
+}
+
+/// The pane's history and screen (`capture-pane -S - -E -`), as lines.
+fn pane_lines(pane: &TmuxSession) -> Vec<String> {
+    pane.run(["capture-pane", "-p", "-S", "-", "-E", "-"])
+        .unwrap()
+        .lines()
+        .map(|line| line.trim_end().to_owned())
+        .collect()
+}
+
+/// The `history` object `moshctl list --json` shows for session `id`.
+fn listed_history(daemon: &TestDaemon, id: &str) -> serde_json::Value {
+    let listed = daemon.moshctl(As::Root, &["list", "--json"]);
+    let sessions: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let session = sessions
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["id"] == id))
+        .unwrap_or_else(|| panic!("{id} not listed: {sessions}"));
+    session["history"].clone()
+}
+
+#[test]
+fn a_client_of_ours_that_attaches_first_gets_the_kept_history_and_moshctl_shows_its_size() {
+    let daemon = TestDaemon::start(free_port_range(5), "scrollback = 300\n").unwrap();
+    let user = TestUser::create().unwrap();
+    let session = daemon.new_session(As::User(&user), &SHELL);
+    let first = connect_client(&session);
+    first.wait_for("mosh$", QUICK).unwrap();
+    type_line(&first, "seq 1 2000; echo done-$((6*7))");
+    first.wait_for("done-42", QUICK).unwrap();
+    kill_client(&first);
+
+    let id = text(&daemon.moshctl(As::Root, &["list", "--json"]).stdout);
+    let id = serde_json::from_str::<serde_json::Value>(&id).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + QUICK;
+    let held = loop {
+        let held = listed_history(&daemon, &id);
+        if held["lines"] == 300 || Instant::now() > deadline {
+            break held;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(held["lines"], 300, "the limit's worth of lines: {held}");
+    let bytes = held["bytes"].as_u64().unwrap();
+    assert!(
+        (300..=300 * 16).contains(&bytes),
+        "300 short lines take a few bytes each: {held}"
+    );
+
+    let again = attached(&daemon, &daemon.attach(As::User(&user), &["--force"]));
+    let ours = ours::client_in_tmux(again.addr(), &again.key, 80, 24, &[]).unwrap();
+    ours.wait_for("done-42", QUICK).unwrap();
+    let deadline = Instant::now() + QUICK;
+    let (marker, numbers) = loop {
+        let lines = pane_lines(&ours);
+        let marker = lines.iter().position(|l| l.contains("lines not kept]"));
+        let numbers: Vec<u64> = lines.iter().filter_map(|l| l.parse().ok()).collect();
+        if numbers.len() >= 300 || Instant::now() > deadline {
+            break (marker, numbers);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(marker.is_some(), "the older lines are marked as not kept");
+    assert_eq!(numbers.last(), Some(&2000));
+    assert!(
+        numbers.len() >= 300,
+        "the kept history and the screen: {} numbers",
+        numbers.len()
+    );
+    assert!(
+        numbers.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "each line once, in order: {numbers:?}"
+    );
 }

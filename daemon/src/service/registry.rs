@@ -126,6 +126,7 @@ impl Registry {
                 known.attaches = report.attaches;
                 known.rekeyed = report.rekeyed;
                 known.foreground = report.foreground;
+                known.history = report.history;
             }
             None => self.insert(report),
         }
@@ -183,6 +184,7 @@ mod tests {
             rekeyed: None,
             detached_since: None,
             foreground: None,
+            history: None,
         }
     }
 

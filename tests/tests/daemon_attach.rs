@@ -771,15 +771,6 @@ fn a_hundred_detach_attach_cycles_leave_the_worker_as_it_was_and_the_session_ans
     .unwrap();
 }
 
-/// The pane's history and screen (`capture-pane -S - -E -`), as lines.
-fn pane_lines(pane: &TmuxSession) -> Vec<String> {
-    pane.run(["capture-pane", "-p", "-S", "-", "-E", "-"])
-        .unwrap()
-        .lines()
-        .map(|line| line.trim_end().to_owned())
-        .collect()
-}
-
 /// The `history` object `moshctl list --json` shows for session `id`.
 fn listed_history(daemon: &TestDaemon, id: &str) -> serde_json::Value {
     let listed = daemon.moshctl(As::Root, &["list", "--json"]);
@@ -827,7 +818,7 @@ fn a_client_of_ours_that_attaches_first_gets_the_kept_history_and_moshctl_shows_
     ours.wait_for("done-42", QUICK).unwrap();
     let deadline = Instant::now() + QUICK;
     let (marker, numbers) = loop {
-        let lines = pane_lines(&ours);
+        let lines = ours.history_and_screen().unwrap();
         let marker = lines.iter().position(|l| l.contains("lines not kept]"));
         let numbers: Vec<u64> = lines.iter().filter_map(|l| l.parse().ok()).collect();
         if numbers.len() >= 300 || Instant::now() > deadline {

@@ -28,11 +28,7 @@ fn type_line(pane: &TmuxSession, line: &str) {
 
 /// The pane's history and screen, as plain text lines.
 fn everything(pane: &TmuxSession) -> Vec<String> {
-    pane.run(["capture-pane", "-p", "-S", "-", "-E", "-"])
-        .unwrap()
-        .lines()
-        .map(|line| line.trim_end().to_owned())
-        .collect()
+    pane.history_and_screen().unwrap()
 }
 
 /// Lines of the pane's history (not its screen).

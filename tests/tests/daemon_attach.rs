@@ -40,6 +40,15 @@ fn type_line(client: &TmuxSession, line: &str) {
     client.send_keys(&["Enter"]).unwrap();
 }
 
+/// A daemon with `config` added (five ports), a new user, and a session of
+/// theirs running [`SHELL`] with no client yet.
+fn daemon_with_a_session(config: &str) -> (TestDaemon, TestUser, Connect) {
+    let daemon = TestDaemon::start(free_port_range(5), config).unwrap();
+    let user = TestUser::create().unwrap();
+    let session = daemon.new_session(As::User(&user), &SHELL);
+    (daemon, user, session)
+}
+
 fn connect_client(session: &Connect) -> TmuxSession {
     stock::client_in_tmux(session.addr(), &session.key, 80, 24).expect("start stock mosh-client")
 }
@@ -119,9 +128,7 @@ fn datagrams_answering(session: &Connect, key: &mosh_proto::Base64Key, keys: &[u
 
 #[test]
 fn a_new_stock_client_takes_over_a_detached_session_with_its_screen_and_the_old_key_dies() {
-    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (daemon, user, session) = daemon_with_a_session("");
     let first = connect_client(&session);
     first.wait_for("mosh$", QUICK).unwrap();
     type_line(&first, COUNTER);
@@ -219,9 +226,7 @@ fn memory_holding(pid: u32, needle: &[u8]) -> Vec<String> {
 
 #[test]
 fn the_old_key_is_wiped_from_the_workers_memory() {
-    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (daemon, user, session) = daemon_with_a_session("");
     let first = connect_client(&session);
     first.wait_for("mosh$", QUICK).unwrap();
     let old = session.key.clone();
@@ -266,9 +271,7 @@ fn the_old_key_is_wiped_from_the_workers_memory() {
 
 #[test]
 fn force_takes_over_a_live_session_and_the_old_client_hears_nothing_more() {
-    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (daemon, user, session) = daemon_with_a_session("");
     let first = connect_client(&session);
     first.wait_for("mosh$", QUICK).unwrap();
     wait_for_state(&daemon, As::User(&user), "attached", QUICK);
@@ -591,9 +594,7 @@ fn a_new_session_lists_the_detached_ones_with_the_commands_that_attach_to_them()
 
 #[test]
 fn a_session_re_adopted_after_a_daemon_restart_can_be_attached() {
-    let mut daemon = TestDaemon::start(free_port_range(5), "").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (mut daemon, user, session) = daemon_with_a_session("");
     let first = connect_client(&session);
     first.wait_for("mosh$", QUICK).unwrap();
     type_line(&first, "echo before-$((3+4))");
@@ -659,9 +660,7 @@ fn wait_for_who(user: &TestUser, done: impl Fn(&[String]) -> bool, within: Durat
 
 #[test]
 fn who_shows_the_session_with_its_client_then_detached_then_attached_then_gone() {
-    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (daemon, user, session) = daemon_with_a_session("");
     let attached_host = format!("(127.0.0.1 via mosh [{}])", session.pid);
     let detached_host = format!("(mosh [{}])", session.pid);
     let first = connect_client(&session);
@@ -732,9 +731,7 @@ fn connected_peer(session: &Connect, key: &mosh_proto::Base64Key) -> UdpPeer<Use
 
 #[test]
 fn a_hundred_detach_attach_cycles_leave_the_worker_as_it_was_and_the_session_answering() {
-    let daemon = TestDaemon::start(free_port_range(5), "attach_burst = 1000").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (daemon, user, session) = daemon_with_a_session("attach_burst = 1000");
     drop(connected_peer(&session, &session.key));
     let id = daemon.list(As::User(&user))[0].0.clone();
     let mut baseline = None;
@@ -784,9 +781,7 @@ fn listed_history(daemon: &TestDaemon, id: &str) -> serde_json::Value {
 
 #[test]
 fn a_client_of_ours_that_attaches_first_gets_the_kept_history_and_moshctl_shows_its_size() {
-    let daemon = TestDaemon::start(free_port_range(5), "scrollback = 300\n").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (daemon, user, session) = daemon_with_a_session("scrollback = 300\n");
     let first = connect_client(&session);
     first.wait_for("mosh$", QUICK).unwrap();
     type_line(&first, "seq 1 2000; echo done-$((6*7))");

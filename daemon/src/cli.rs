@@ -37,7 +37,8 @@ pub enum MoshctlCommand {
     /// created, how many clients attached, cipher suite (aes-128-ocb, stock
     /// mosh's, or aes-256-gcm+x25519 once our client and server switched to
     /// the native cipher) and the command in the foreground of the
-    /// session's terminal.
+    /// session's terminal. The JSON form also has the scrollback history
+    /// each session holds for our clients (`history`: `lines` and `bytes`).
     List {
         /// Print JSON instead of a table.
         #[arg(long)]

@@ -283,6 +283,20 @@ pub struct SessionReport {
     /// The command in the foreground of the session's terminal.
     #[serde(default)]
     pub foreground: Option<String>,
+    /// The scrollback history the session holds for our clients; absent
+    /// when scrollback is off.
+    #[serde(default)]
+    pub history: Option<HistoryHeld>,
+}
+
+/// How much scrollback history a session holds (bounded by its
+/// `scrollback` lines and by bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryHeld {
+    /// Lines kept.
+    pub lines: u64,
+    /// Their encoded size in bytes.
+    pub bytes: u64,
 }
 
 /// A client heard from this recently is live: attaching to its session

@@ -12,6 +12,7 @@
 //! * [`worker`]: the per-session process the daemon starts.
 //! * [`firewall`]: the firewall rules that open the sessions' ports.
 //! * [`utmp`]: the session terminal's utmp and wtmp records.
+//! * [`wiping_alloc`]: the allocator that wipes freed memory in key holders.
 
 pub mod cli;
 pub mod config;
@@ -23,4 +24,5 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod utmp;
+pub mod wiping_alloc;
 pub mod worker;

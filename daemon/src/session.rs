@@ -130,6 +130,8 @@ pub struct SessionStatus {
     pub rekeyed: Option<SystemTime>,
     /// The command in the foreground of the terminal.
     pub foreground: Option<String>,
+    /// Scrollback history held: lines and bytes (`None`: scrollback off).
+    pub history: Option<(usize, usize)>,
 }
 
 /// Why a session ended.
@@ -586,10 +588,12 @@ impl Session {
             return;
         };
         let command = foreground_command(pid);
+        let history = self.history.as_ref().map(HistoryLog::held);
         if let Some(status) = &self.config.status {
             status.send_if_modified(|status| {
-                let changed = status.foreground != command;
+                let changed = status.foreground != command || status.history != history;
                 status.foreground = command;
+                status.history = history;
                 changed
             });
         }

@@ -30,7 +30,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use zeroize::Zeroize;
 
-use crate::control::{SessionReport, WorkerReply, WorkerRequest, encode_line, read_message};
+use crate::control::{
+    HistoryHeld, SessionReport, WorkerReply, WorkerRequest, encode_line, read_message,
+};
 use crate::pty::{ChildCommand, motd};
 use crate::session::{self, Rekey, SessionConfig, SessionStatus};
 
@@ -476,6 +478,10 @@ impl Identity {
             rekeyed: status.rekeyed.map(unix_seconds),
             detached_since: None,
             foreground: status.foreground.clone(),
+            history: status.history.map(|(lines, bytes)| HistoryHeld {
+                lines: lines as u64,
+                bytes: bytes as u64,
+            }),
         }
     }
 }

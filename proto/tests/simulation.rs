@@ -434,9 +434,7 @@ fn stock_ends_negotiate_nothing() {
         },
     );
     assert_healthy(&outcome, false);
-    assert_eq!(outcome.client_knows, Peer::Stock);
-    assert_eq!(outcome.server_knows, Peer::Stock);
-    assert_on_suite(&outcome, Suite::Aes128Ocb);
+    assert_both_stock(&outcome);
 }
 
 #[test]
@@ -445,20 +443,9 @@ fn our_client_finds_a_server_without_extensions_is_stock() {
         server: ExtensionSet::EMPTY,
         ..ours()
     };
-    let outcome = simulate_with(
-        11,
-        Impairment {
-            loss: 0.3,
-            duplicate: 0.1,
-            delay: Duration::from_millis(200),
-            jitter: Duration::from_millis(150),
-        },
-        ends,
-    );
+    let outcome = simulate_with(11, harsh(), ends);
     assert_healthy(&outcome, true);
-    assert_eq!(outcome.client_knows, Peer::Stock);
-    assert_eq!(outcome.server_knows, Peer::Stock);
-    assert_on_suite(&outcome, Suite::Aes128Ocb);
+    assert_both_stock(&outcome);
 }
 
 #[test]
@@ -467,20 +454,9 @@ fn our_server_finds_a_client_without_extensions_is_stock() {
         client: ExtensionSet::EMPTY,
         ..ours()
     };
-    let outcome = simulate_with(
-        12,
-        Impairment {
-            loss: 0.3,
-            duplicate: 0.1,
-            delay: Duration::from_millis(200),
-            jitter: Duration::from_millis(150),
-        },
-        ends,
-    );
+    let outcome = simulate_with(12, harsh(), ends);
     assert_healthy(&outcome, true);
-    assert_eq!(outcome.client_knows, Peer::Stock);
-    assert_eq!(outcome.server_knows, Peer::Stock);
-    assert_on_suite(&outcome, Suite::Aes128Ocb);
+    assert_both_stock(&outcome);
 }
 
 proptest! {
@@ -522,6 +498,14 @@ proptest! {
         prop_assert_eq!(outcome.server_knows, Peer::Native(ExtensionSet::all()));
         assert_on_suite(&outcome, Suite::Aes256GcmX25519);
     }
+}
+
+/// Checks that each end took the other for stock mosh and both stayed on
+/// stock's cipher.
+fn assert_both_stock(outcome: &Outcome) {
+    assert_eq!(outcome.client_knows, Peer::Stock);
+    assert_eq!(outcome.server_knows, Peer::Stock);
+    assert_on_suite(outcome, Suite::Aes128Ocb);
 }
 
 /// Checks that both ends seal with `suite`.
@@ -763,9 +747,7 @@ fn stripping_the_first_offer_leaves_both_ends_on_ocb() {
     };
     let outcome = simulate_attacked(44, impairment, ours(), tamper);
     assert_healthy(&outcome, false);
-    assert_eq!(outcome.client_knows, Peer::Stock);
-    assert_eq!(outcome.server_knows, Peer::Stock);
-    assert_on_suite(&outcome, Suite::Aes128Ocb);
+    assert_both_stock(&outcome);
 }
 
 /// Every datagram is also bounced back to its sender: the server's answer

@@ -206,6 +206,16 @@ impl TmuxSession {
         self.run(["capture-pane", "-p", "-t", SESSION])
     }
 
+    /// The pane's history (its local scrollback) and screen, oldest line
+    /// first, trailing blanks trimmed.
+    pub fn history_and_screen(&self) -> io::Result<Vec<String>> {
+        let text = self.run(["capture-pane", "-p", "-S", "-", "-E", "-", "-t", SESSION])?;
+        Ok(text
+            .lines()
+            .map(|line| line.trim_end().to_owned())
+            .collect())
+    }
+
     /// Types keys into the pane; each argument is a tmux key name (`Enter`,
     /// `C-c`, `Up`) or a string typed as is when it names no key.
     pub fn send_keys(&self, keys: &[&str]) -> io::Result<()> {

@@ -17,7 +17,7 @@ use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser, free_port_range, run_a
 use mosh_e2e::peer::UdpPeer;
 use mosh_e2e::states::{HostLog, UserStream};
 use mosh_e2e::tmux::TmuxSession;
-use mosh_e2e::{UTF8_LOCALE, our_program, stock};
+use mosh_e2e::{UTF8_LOCALE, our_program, ours, stock};
 
 /// Generous bound for anything that should take a moment on loopback.
 const QUICK: Duration = Duration::from_secs(15);
@@ -38,6 +38,15 @@ fn text(bytes: &[u8]) -> String {
 fn type_line(client: &TmuxSession, line: &str) {
     client.send_text(line).unwrap();
     client.send_keys(&["Enter"]).unwrap();
+}
+
+/// A daemon with `config` added (five ports), a new user, and a session of
+/// theirs running [`SHELL`] with no client yet.
+fn daemon_with_a_session(config: &str) -> (TestDaemon, TestUser, Connect) {
+    let daemon = TestDaemon::start(free_port_range(5), config).unwrap();
+    let user = TestUser::create().unwrap();
+    let session = daemon.new_session(As::User(&user), &SHELL);
+    (daemon, user, session)
 }
 
 fn connect_client(session: &Connect) -> TmuxSession {
@@ -119,9 +128,7 @@ fn datagrams_answering(session: &Connect, key: &mosh_proto::Base64Key, keys: &[u
 
 #[test]
 fn a_new_stock_client_takes_over_a_detached_session_with_its_screen_and_the_old_key_dies() {
-    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (daemon, user, session) = daemon_with_a_session("");
     let first = connect_client(&session);
     first.wait_for("mosh$", QUICK).unwrap();
     type_line(&first, COUNTER);
@@ -195,21 +202,31 @@ fn memory_holding(pid: u32, needle: &[u8]) -> Vec<String> {
         if memory.seek(SeekFrom::Start(start)).is_err() || memory.read_exact(&mut bytes).is_err() {
             continue;
         }
-        if bytes.windows(needle.len()).any(|window| window == needle) {
-            found.push(format!("{range} {}", fields.get(5).unwrap_or(&"")));
+        for (offset, _) in bytes
+            .windows(needle.len())
+            .enumerate()
+            .filter(|(_, window)| *window == needle)
+        {
+            let from = offset.saturating_sub(96) & !7;
+            let to = (offset + needle.len() + 96).min(bytes.len());
+            let context: Vec<String> = bytes[from..to]
+                .chunks(8)
+                .map(|word| word.iter().rev().map(|b| format!("{b:02x}")).collect())
+                .collect();
+            found.push(format!(
+                "{range} {} at {:#x}: {}",
+                fields.get(5).unwrap_or(&""),
+                start + offset as u64,
+                context.join(" ")
+            ));
         }
     }
     found
 }
 
 #[test]
-#[ignore = "fails since the merge of extended attributes and scrollback: one copy of the old \
-            key's bytes is found in the worker's heap after a re-key, beside pointers into the \
-            stack; cause not found yet (issue 13 stays open for it)"]
 fn the_old_key_is_wiped_from_the_workers_memory() {
-    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (daemon, user, session) = daemon_with_a_session("");
     let first = connect_client(&session);
     first.wait_for("mosh$", QUICK).unwrap();
     let old = session.key.clone();
@@ -254,9 +271,7 @@ fn the_old_key_is_wiped_from_the_workers_memory() {
 
 #[test]
 fn force_takes_over_a_live_session_and_the_old_client_hears_nothing_more() {
-    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (daemon, user, session) = daemon_with_a_session("");
     let first = connect_client(&session);
     first.wait_for("mosh$", QUICK).unwrap();
     wait_for_state(&daemon, As::User(&user), "attached", QUICK);
@@ -579,9 +594,7 @@ fn a_new_session_lists_the_detached_ones_with_the_commands_that_attach_to_them()
 
 #[test]
 fn a_session_re_adopted_after_a_daemon_restart_can_be_attached() {
-    let mut daemon = TestDaemon::start(free_port_range(5), "").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (mut daemon, user, session) = daemon_with_a_session("");
     let first = connect_client(&session);
     first.wait_for("mosh$", QUICK).unwrap();
     type_line(&first, "echo before-$((3+4))");
@@ -647,9 +660,7 @@ fn wait_for_who(user: &TestUser, done: impl Fn(&[String]) -> bool, within: Durat
 
 #[test]
 fn who_shows_the_session_with_its_client_then_detached_then_attached_then_gone() {
-    let daemon = TestDaemon::start(free_port_range(5), "").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (daemon, user, session) = daemon_with_a_session("");
     let attached_host = format!("(127.0.0.1 via mosh [{}])", session.pid);
     let detached_host = format!("(mosh [{}])", session.pid);
     let first = connect_client(&session);
@@ -720,9 +731,7 @@ fn connected_peer(session: &Connect, key: &mosh_proto::Base64Key) -> UdpPeer<Use
 
 #[test]
 fn a_hundred_detach_attach_cycles_leave_the_worker_as_it_was_and_the_session_answering() {
-    let daemon = TestDaemon::start(free_port_range(5), "attach_burst = 1000").unwrap();
-    let user = TestUser::create().unwrap();
-    let session = daemon.new_session(As::User(&user), &SHELL);
+    let (daemon, user, session) = daemon_with_a_session("attach_burst = 1000");
     drop(connected_peer(&session, &session.key));
     let id = daemon.list(As::User(&user))[0].0.clone();
     let mut baseline = None;
@@ -757,4 +766,70 @@ fn a_hundred_detach_attach_cycles_leave_the_worker_as_it_was_and_the_session_ans
             .then_some(())
     })
     .unwrap();
+}
+
+/// The `history` object `moshctl list --json` shows for session `id`.
+fn listed_history(daemon: &TestDaemon, id: &str) -> serde_json::Value {
+    let listed = daemon.moshctl(As::Root, &["list", "--json"]);
+    let sessions: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let session = sessions
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["id"] == id))
+        .unwrap_or_else(|| panic!("{id} not listed: {sessions}"));
+    session["history"].clone()
+}
+
+#[test]
+fn a_client_of_ours_that_attaches_first_gets_the_kept_history_and_moshctl_shows_its_size() {
+    let (daemon, user, session) = daemon_with_a_session("scrollback = 300\n");
+    let first = connect_client(&session);
+    first.wait_for("mosh$", QUICK).unwrap();
+    type_line(&first, "seq 1 2000; echo done-$((6*7))");
+    first.wait_for("done-42", QUICK).unwrap();
+    kill_client(&first);
+
+    let id = text(&daemon.moshctl(As::Root, &["list", "--json"]).stdout);
+    let id = serde_json::from_str::<serde_json::Value>(&id).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + QUICK;
+    let held = loop {
+        let held = listed_history(&daemon, &id);
+        if held["lines"] == 300 || Instant::now() > deadline {
+            break held;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(held["lines"], 300, "the limit's worth of lines: {held}");
+    let bytes = held["bytes"].as_u64().unwrap();
+    assert!(
+        (300..=300 * 16).contains(&bytes),
+        "300 short lines take a few bytes each: {held}"
+    );
+
+    let again = attached(&daemon, &daemon.attach(As::User(&user), &["--force"]));
+    let ours = ours::client_in_tmux(again.addr(), &again.key, 80, 24, &[]).unwrap();
+    ours.wait_for("done-42", QUICK).unwrap();
+    let deadline = Instant::now() + QUICK;
+    let (marker, numbers) = loop {
+        let lines = ours.history_and_screen().unwrap();
+        let marker = lines.iter().position(|l| l.contains("lines not kept]"));
+        let numbers: Vec<u64> = lines.iter().filter_map(|l| l.parse().ok()).collect();
+        if numbers.len() >= 300 || Instant::now() > deadline {
+            break (marker, numbers);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(marker.is_some(), "the older lines are marked as not kept");
+    assert_eq!(numbers.last(), Some(&2000));
+    assert!(
+        numbers.len() >= 300,
+        "the kept history and the screen: {} numbers",
+        numbers.len()
+    );
+    assert!(
+        numbers.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "each line once, in order: {numbers:?}"
+    );
 }

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use mosh_e2e::impair::{Impairment, ImpairmentProxy};
+use mosh_e2e::impair::{Impairment, ImpairmentProxy, Way};
 use mosh_e2e::server::{Implementation, MoshServer};
 use mosh_e2e::tmux::TmuxSession;
 use mosh_e2e::{ours, stock};
@@ -28,11 +28,7 @@ fn type_line(pane: &TmuxSession, line: &str) {
 
 /// The pane's history and screen, as plain text lines.
 fn everything(pane: &TmuxSession) -> Vec<String> {
-    pane.run(["capture-pane", "-p", "-S", "-", "-E", "-"])
-        .unwrap()
-        .lines()
-        .map(|line| line.trim_end().to_owned())
-        .collect()
+    pane.history_and_screen().unwrap()
 }
 
 /// Lines of the pane's history (not its screen).
@@ -418,4 +414,70 @@ fn a_small_limit_keeps_only_the_newest_lines_and_bounds_the_servers_memory() {
     );
     assert_eq!(after.last(), Some(&10_000_000));
     assert!(after.windows(2).all(|w| w[1] == w[0] + 1));
+}
+
+/// Draws twelve screens of pseudo-random letters (the same in every run), a
+/// third of a second apart, so that what crosses the wire is mostly content
+/// and hardly depends on how frames happen to be cut.
+const SCREENS: &str = r#"awk 'BEGIN { srand(7); for (s = 0; s < 12; s++) { printf "\033[H\033[2J"; for (l = 0; l < 22; l++) { for (c = 0; c < 78; c++) printf "%c", 33 + int(rand() * 90); print "" } fflush(); system("sleep 0.3") } print "screens-done" }'"#;
+
+/// Bytes crossing the wire each way (to the server, to the client) for one
+/// session through a transparent proxy: [`SCREENS`] from a script, `exit`.
+fn session_bytes(server: &MoshServer, client_env: Option<&[(&str, &str)]>) -> (u64, u64) {
+    let script = std::env::temp_dir().join(format!("mosh-e2e-screens-{}.sh", std::process::id()));
+    std::fs::write(&script, SCREENS).unwrap();
+    let proxy = ImpairmentProxy::start(
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        server.addr(),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        1,
+    )
+    .unwrap();
+    let pane = match client_env {
+        Some(env) => ours::client_in_tmux(proxy.listen_addr(), server.key(), 80, 24, env),
+        None => stock::client_in_tmux(proxy.listen_addr(), server.key(), 80, 24),
+    }
+    .expect("start the client");
+    pane.wait_for("mosh$", QUICK).unwrap();
+    type_line(&pane, &format!("sh {}; exit", script.display()));
+    pane.wait_for_exit(QUICK)
+        .expect("the client ends with the session");
+    let _ = std::fs::remove_file(&script);
+    (
+        proxy.stats(Way::ToServer).delivered_bytes,
+        proxy.stats(Way::ToClient).delivered_bytes,
+    )
+}
+
+/// Whether `with` is within 5% of `without`, each way; a way that carries
+/// little (the keystrokes and acknowledgements to the server, about 1 kB)
+/// may also differ by two datagrams (120 bytes: a heartbeat or an
+/// acknowledgement more or less, as frames happen to be cut).
+fn within_five_percent(with: (u64, u64), without: (u64, u64)) -> bool {
+    let close = |a: u64, b: u64| a.abs_diff(b) * 20 <= b || a.abs_diff(b) <= 120;
+    close(with.0, without.0) && close(with.1, without.1)
+}
+
+#[test]
+fn stock_peers_carry_the_same_bytes_with_scrollback_on_as_off() {
+    let ours_server = |scrollback: &str| {
+        MoshServer::start_with(
+            Implementation::Ours,
+            &["-p", "0", scrollback],
+            &SHELL,
+            &[("MOSH_SERVER_NETWORK_TMOUT", "60")],
+        )
+        .expect("start our mosh-server")
+    };
+    let on = session_bytes(&ours_server("--scrollback=10000"), None);
+    let off = session_bytes(&ours_server("--scrollback=0"), None);
+    println!("stock client on our server: scrollback on {on:?}, off {off:?} bytes");
+    assert!(within_five_percent(on, off), "{on:?} vs {off:?}");
+
+    let stock_server =
+        || MoshServer::start(Implementation::Stock, &SHELL).expect("start stock mosh-server");
+    let on = session_bytes(&stock_server(), Some(&[]));
+    let off = session_bytes(&stock_server(), Some(&[("MOSH_NO_SCROLLBACK", "1")]));
+    println!("our client on a stock server: scrollback on {on:?}, off {off:?} bytes");
+    assert!(within_five_percent(on, off), "{on:?} vs {off:?}");
 }

@@ -12,6 +12,12 @@ use mosh_stdio::stderrln;
 /// sysexits.h `EX_USAGE`.
 const EX_USAGE: u8 = 64;
 
+/// Freed memory is wiped: the session key and every key that replaces it
+/// leave no copies behind in the heap.
+#[global_allocator]
+static ALLOCATOR: mosh_daemon::wiping_alloc::WipingAllocator =
+    mosh_daemon::wiping_alloc::WipingAllocator;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.as_slice() {

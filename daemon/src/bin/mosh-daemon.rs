@@ -23,6 +23,12 @@ const WORKER: &str = "mosh-daemon-worker";
 /// sysexits.h `EX_USAGE`.
 const EX_USAGE: u8 = 64;
 
+/// Freed memory is wiped: the keys the daemon passes on (a worker's setup,
+/// an attach's `MOSH CONNECT`) leave no copies behind in the heap.
+#[global_allocator]
+static ALLOCATOR: mosh_daemon::wiping_alloc::WipingAllocator =
+    mosh_daemon::wiping_alloc::WipingAllocator;
+
 fn main() -> ExitCode {
     let args = match DaemonArgs::try_parse() {
         Ok(args) => args,

@@ -249,6 +249,7 @@ mod tests {
             rekeyed: None,
             detached_since: None,
             foreground: Some("vim notes.txt".into()),
+            history: None,
         };
         let detached = SessionReport {
             id: "4567cdef".into(),

@@ -377,6 +377,7 @@ mod tests {
             rekeyed: None,
             detached_since: None,
             foreground: None,
+            history: None,
         }
     }
 

@@ -147,6 +147,7 @@ impl Registry {
                 known.attaches = report.attaches;
                 known.rekeyed = report.rekeyed;
                 known.foreground = report.foreground;
+                known.history = report.history;
             }
             None => self.insert(report),
         }
@@ -204,6 +205,7 @@ mod tests {
             rekeyed: None,
             detached_since: None,
             foreground: None,
+            history: None,
         }
     }
 

@@ -118,6 +118,7 @@ pub async fn start(
             rekeyed: None,
             detached_since: None,
             foreground: None,
+            history: None,
         });
         socket
     };

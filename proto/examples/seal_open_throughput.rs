@@ -108,7 +108,7 @@ where
         let mut nonce = Array::default();
         nonce[4..].copy_from_slice(&Direction::ToClient.nonce_value(seq).to_be_bytes());
         let tag = cipher
-            .encrypt_inout_detached(&nonce, &[], buffer.as_mut_slice().into())
+            .encrypt_inout_detached(&nonce, &[], black_box(buffer.as_mut_slice()).into())
             .map_err(|_| "sealing failed".to_owned())?;
         cipher
             .decrypt_inout_detached(&nonce, &[], black_box(buffer.as_mut_slice()).into(), &tag)

@@ -703,7 +703,7 @@ impl<'t> Client<'t> {
 /// predictions, the `[mosh] ` title prefix and the status bar over it. No
 /// hyperlink is left open at the end of a frame, so nothing the terminal
 /// prints later (after the session, say) is linked.
-fn compose(
+pub fn compose(
     remote: &Framebuffer,
     predictor: &Predictor,
     title_prefix: bool,

@@ -202,16 +202,19 @@ impl Complete {
                 return Err(StateError(format!("bad resize {w}x{h}")));
             }
         }
+        // Each history instruction goes on from the one before: lines filed
+        // above the final end would stay in the inbox for good.
+        let mut reached = self.history_end;
         for history in msg.instruction.iter().filter_map(|i| i.history.as_ref()) {
             let (end, first) = (history.end.unwrap_or(0), history.first.unwrap_or(0));
             let given = first.checked_add(history.lines.len() as u64);
-            if end < self.history_end || given != Some(end) {
+            if end < reached || given != Some(end) {
                 return Err(StateError(format!(
-                    "bad history lines {first}+{} to {end} after {}",
+                    "bad history lines {first}+{} to {end} after {reached}",
                     history.lines.len(),
-                    self.history_end
                 )));
             }
+            reached = end;
         }
         for inst in &msg.instruction {
             if let Some(history) = &inst.history {

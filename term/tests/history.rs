@@ -148,3 +148,37 @@ fn history_that_goes_backwards_or_does_not_add_up_is_refused() {
     assert!(client.apply(&backwards).is_err());
     assert_eq!(client, copy, "a refused diff changes nothing");
 }
+
+/// A host message whose history instructions go back (lines 0..3 to end
+/// 3, then line 0 to end 1) would leave lines above the state's history
+/// end in the client's inbox, where nothing ever takes them: refused.
+#[test]
+fn history_that_goes_back_within_one_message_is_refused() {
+    use mosh_proto::messages::{HistoryLines, HostInstruction, HostMessage};
+    use prost::Message;
+
+    let lines = |first: u64, texts: &[&str]| HostInstruction {
+        history: Some(HistoryLines {
+            end: Some(first + texts.len() as u64),
+            first: Some(first),
+            lines: texts.iter().map(|t| t.as_bytes().to_vec()).collect(),
+        }),
+        ..HostInstruction::default()
+    };
+    let message = HostMessage {
+        instruction: vec![lines(0, &["a", "b", "c"]), lines(0, &["a"])],
+    };
+    let inbox = HistoryInbox::default();
+    let mut state = Complete::new(80, 24).with_history_inbox(inbox.clone());
+    assert!(state.apply(&message.encode_to_vec()).is_err());
+    assert_eq!(state.history_end(), 0);
+    assert!(inbox.is_empty());
+
+    let forward = HostMessage {
+        instruction: vec![lines(0, &["a"]), lines(1, &["b", "c"])],
+    };
+    state.apply(&forward.encode_to_vec()).unwrap();
+    assert_eq!(state.history_end(), 3);
+    assert_eq!(inbox.take(0, 3).len(), 3);
+    assert!(inbox.is_empty());
+}

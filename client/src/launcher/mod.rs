@@ -12,7 +12,7 @@ pub mod args;
 pub mod cli_model;
 pub mod proxy;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -93,19 +93,28 @@ pub enum LaunchError {
     NoRemoteIp,
 }
 
-/// What the server side reported.
+/// Longest line of the server side's output the launcher reads; the rest
+/// of a longer line is skipped.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// What the server side reported through ssh: its `MOSH` lines.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Report {
-    ip: Option<String>,
-    ssh_connection_ip: Option<String>,
-    connect: Option<(u16, Base64Key)>,
-    server_missing: bool,
+pub struct Report {
+    /// `MOSH IP ADDRESS`: the address ssh reached (from `--fake-proxy`).
+    pub ip: Option<String>,
+    /// `MOSH SSH_CONNECTION ...`: the server's own address from its
+    /// `$SSH_CONNECTION`.
+    pub ssh_connection_ip: Option<String>,
+    /// `MOSH CONNECT PORT KEY`: the session's port and key.
+    pub connect: Option<(u16, Base64Key)>,
+    /// A line said that the server command was not found.
+    pub server_missing: bool,
 }
 
 impl Report {
     /// Takes one line of ssh's output; returns whether it was a `MOSH` line
     /// (others are shown to the user).
-    fn take(&mut self, line: &str) -> Result<bool, LaunchError> {
+    pub fn take(&mut self, line: &str) -> Result<bool, LaunchError> {
         let line = line.trim_end();
         if let Some(rest) = line.strip_prefix("MOSH IP ") {
             if self.ip.is_some() {
@@ -144,6 +153,56 @@ impl Report {
             self.server_missing = true;
         }
         Ok(false)
+    }
+
+    /// Reads ssh's output until a `MOSH CONNECT` line or its end (or a read
+    /// error), taking each line as [`Report::take`] does and passing the
+    /// others to `show`. Lines are cut at [`MAX_LINE`] bytes; bytes that
+    /// are not UTF-8 are replaced.
+    pub fn read(
+        &mut self,
+        mut reader: impl BufRead,
+        mut show: impl FnMut(&str),
+    ) -> Result<(), LaunchError> {
+        let mut line = Vec::new();
+        while self.connect.is_none() {
+            line.clear();
+            match (&mut reader)
+                .take(MAX_LINE as u64)
+                .read_until(b'\n', &mut line)
+            {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let complete = line.ends_with(b"\n");
+            if complete {
+                line.pop();
+            } else if line.len() == MAX_LINE {
+                skip_line(&mut reader);
+            }
+            let text = String::from_utf8_lossy(&line);
+            if !self.take(&text)? {
+                show(&text);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Discards the rest of a line that was too long.
+fn skip_line(reader: &mut impl BufRead) {
+    loop {
+        let (used, done) = match reader.fill_buf() {
+            Ok([]) | Err(_) => return,
+            Ok(available) => match available.iter().position(|&b| b == b'\n') {
+                Some(end) => (end + 1, true),
+                None => (available.len(), false),
+            },
+        };
+        reader.consume(used);
+        if done {
+            return;
+        }
     }
 }
 
@@ -216,15 +275,9 @@ fn prepare_and_exec(
         .spawn()
         .map_err(|source| spawn_error(&program, source))?;
     drop(command);
-    for line in BufReader::new(reader).lines() {
-        let Ok(line) = line else { break };
-        if !report.take(&line)? {
-            mosh_stdio::stdoutln!("{line}");
-        }
-        if report.connect.is_some() {
-            break;
-        }
-    }
+    report.read(BufReader::new(reader), |line| {
+        mosh_stdio::stdoutln!("{line}")
+    })?;
     let status = child
         .wait()
         .map_err(|source| spawn_error(&program, source))?;
@@ -463,6 +516,33 @@ mod tests {
             .take("bash: line 1: mosh-server: command not found")
             .unwrap();
         assert!(missing.server_missing);
+    }
+
+    #[test]
+    fn output_that_is_not_utf8_does_not_hide_the_connect_line() {
+        let output =
+            b"Bienvenue \xe0 bord\r\nMOSH IP 10.0.0.5\nMOSH CONNECT 60001 AAECAwQFBgcICQoLDA0ODw\n";
+        let mut report = Report::default();
+        let mut shown = Vec::new();
+        report
+            .read(&output[..], |line| shown.push(line.to_owned()))
+            .unwrap();
+        assert_eq!(report.connect.as_ref().map(|c| c.0), Some(60001));
+        assert_eq!(report.ip.as_deref(), Some("10.0.0.5"));
+        assert_eq!(shown, ["Bienvenue \u{fffd} bord\r"]);
+    }
+
+    #[test]
+    fn an_endless_line_is_cut_and_the_connect_line_after_it_found() {
+        let mut output = vec![b'x'; 3 * MAX_LINE + 7];
+        output.extend_from_slice(b"\nMOSH CONNECT 60002 AAECAwQFBgcICQoLDA0ODw\nnot read\n");
+        let mut report = Report::default();
+        let mut shown = Vec::new();
+        report
+            .read(&output[..], |line| shown.push(line.len()))
+            .unwrap();
+        assert_eq!(report.connect.as_ref().map(|c| c.0), Some(60002));
+        assert_eq!(shown, [MAX_LINE]);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! the daemon: read as the daemon reads it (one line of at most
 //! `MAX_LINE` bytes, then JSON); a request that parses survives encoding
 //! and decoding unchanged, and so does the same line read as a response
-//! (what `moshctl` and `mosh-server new` parse).
+//! (what `moshctl` and `mosh-server new` parse); the daemon's field checks
+//! (`request::check`) refuse or accept it without panicking, and agree with
+//! `request::parse_request` on the same line.
 #![no_main]
 
 use std::future::Future;
@@ -26,6 +28,9 @@ fuzz_target!(|data: &[u8]| {
     let mut reader = data;
     match ready(read_message::<_, Request>(&mut reader)) {
         Ok(request) => {
+            let checked = mosh_daemon::request::check(request.clone());
+            let parsed = mosh_daemon::request::parse_request(&data[..content]);
+            assert_eq!(checked.is_ok(), parsed.is_ok());
             let line = encode_line(&request);
             let decoded: Request = serde_json::from_slice(&line).expect("an encoded request parses");
             assert_eq!(decoded, request);

@@ -45,6 +45,11 @@ pub enum MoshctlCommand {
         json: bool,
     },
     /// End sessions: by id, every session of a user, or the idle ones.
+    ///
+    /// Each session's worker gets SIGTERM: it says goodbye to its client
+    /// (waiting at most 10 seconds for the answer) and exits. A worker
+    /// still running 15 seconds after SIGTERM (stopped, or hung) gets
+    /// SIGKILL from the daemon.
     Kill(KillArgs),
     /// Show the daemon's version, uptime, sessions and port use.
     Status {

@@ -45,6 +45,10 @@ const FIRST_CONTACT_TIMEOUT: Duration = Duration::from_secs(60);
 const RECEIVE_BUFFER: usize = 2048 + 1;
 /// Largest PTY read per turn.
 const PTY_READ: usize = 16384;
+/// Datagrams already waiting that are taken in one turn of the event loop
+/// after the one that woke it (a flood of garbage then costs little more
+/// than its decryption attempts).
+const DATAGRAM_BURST: usize = 64;
 /// Most bytes waiting to be written to the PTY; further input is dropped
 /// while the application does not read (it would be lost in a real pty
 /// buffer too, and must not grow without bound).
@@ -326,6 +330,12 @@ impl Session {
                 Event::Datagram(received) => {
                     let (len, from) = received.map_err(SessionError::Network)?;
                     self.handle_datagram(now, from, &datagram[..len]);
+                    for _ in 0..DATAGRAM_BURST {
+                        let Ok((len, from)) = self.socket.try_recv_from(&mut datagram) else {
+                            break;
+                        };
+                        self.handle_datagram(Instant::now(), from, &datagram[..len]);
+                    }
                 }
                 Event::Output(Ok(len)) if len > 0 => self.handle_output(&output[..len]),
                 Event::Output(_) => self.pty_gone(now),

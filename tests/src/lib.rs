@@ -8,6 +8,9 @@
 //! * [`impair`]: a UDP relay that delays, drops, duplicates, blacks out
 //!   and roams, for tests and benchmarks over loopback.
 //! * [`netns`]: two network namespaces joined by veth, for firewall tests.
+//! * [`loadgen`]: many real client sessions from one thread (typing
+//!   and checking the echo, quiet, vanishing, roaming), for load tests
+//!   and benchmarks.
 //! * [`measure`]: CPU time and memory of a process, for benchmarks.
 //! * [`stock`]: the stock mosh 1.4 binaries from Debian.
 //! * [`ours`]: our `mosh-client` in tmux, and styled-capture helpers.
@@ -25,6 +28,7 @@
 pub mod container;
 pub mod daemon;
 pub mod impair;
+pub mod loadgen;
 pub mod measure;
 pub mod netns;
 pub mod ours;

@@ -1,5 +1,5 @@
 //! What benchmarks read about a running process from `/proc`: CPU time,
-//! peak resident memory and proportional memory.
+//! resident, peak resident and proportional memory, open descriptors.
 
 use std::time::Duration;
 
@@ -43,6 +43,17 @@ fn kib_field(path: &str, name: &str) -> Option<u64> {
 /// Peak resident set size (`VmHWM`) of `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> u64 {
     kib_field(&format!("/proc/{pid}/status"), "VmHWM:").expect("VmHWM")
+}
+
+/// Resident set size (`VmRSS`) of `pid`, in KiB; 0 for a process that is
+/// gone.
+pub fn rss_kib(pid: u32) -> u64 {
+    kib_field(&format!("/proc/{pid}/status"), "VmRSS:").unwrap_or(0)
+}
+
+/// How many descriptors `pid` has open; 0 for a process that is gone.
+pub fn open_fds(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count() as u64)
 }
 
 /// Proportional set size of `pid` (shared pages divided among their

@@ -48,6 +48,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const ADOPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a new session waits for the firewall to open its port.
 const FIREWALL_PATIENCE: Duration = Duration::from_secs(3);
+/// How long a worker may take to end after SIGTERM (its shutdown handshake
+/// waits at most 10 s for the client) before the daemon sends SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(15);
 /// How long `systemd-run` or `systemctl` may take.
 const SYSTEMD_TIMEOUT: Duration = Duration::from_secs(10);
 /// The slice session units run in.
@@ -472,8 +475,10 @@ async fn watch(
     }
 }
 
-/// Asks a session's worker to shut the session down, after checking that
-/// the process is still one of the session's user.
+/// Asks a session's worker to shut the session down (SIGTERM), after
+/// checking that the process is still one of the session's user; a worker
+/// still there [`KILL_GRACE`] later (stopped or hung) gets SIGKILL. Must be
+/// called within the daemon's runtime.
 pub fn kill(session: &SessionReport) -> Result<(), String> {
     let pid = i32::try_from(session.pid)
         .ok()
@@ -482,7 +487,33 @@ pub fn kill(session: &SessionReport) -> Result<(), String> {
     if process_uid(session.pid) != Some(session.uid) {
         return Err(format!("process {pid} is not its worker"));
     }
-    nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM).map_err(|e| e.to_string())
+    let started = process_start_time(session.pid);
+    nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM).map_err(|e| e.to_string())?;
+    let (id, worker) = (session.id.clone(), session.pid);
+    tokio::spawn(async move {
+        tokio::time::sleep(KILL_GRACE).await;
+        if started.is_some() && process_start_time(worker) == started {
+            tracing::warn!(
+                "session {id}: worker {worker} still runs {} s after SIGTERM; sending SIGKILL",
+                KILL_GRACE.as_secs()
+            );
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    });
+    Ok(())
+}
+
+/// When process `pid` started (clock ticks after boot, from
+/// `/proc/PID/stat`), so a pid the kernel gave to a new process is told
+/// apart; `None` when it is gone or has exited (a zombie).
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// The real uid of process `pid`, from `/proc`.
@@ -602,6 +633,16 @@ fn new_id() -> Result<String, getrandom::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_start_time_tells_a_live_process_from_an_ended_one() {
+        let own = process_start_time(std::process::id());
+        assert!(own.is_some());
+        assert_eq!(own, process_start_time(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        assert_eq!(process_start_time(child.id()), None);
+    }
 
     #[test]
     fn unit_names() {

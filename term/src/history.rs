@@ -292,7 +292,7 @@ fn encode_row_into(row: &Row, width: usize, out: &mut Vec<u8>) {
     if cells.last().is_some_and(|c| c.wide) {
         cells = &cells[..cells.len() - 1];
     }
-    let used = cells
+    let used = cells[..cells.len().min(row.extent())]
         .iter()
         .rposition(|c| !c.is_blank() || c.rend != Renditions::default())
         .map_or(0, |last| last + 1);
@@ -308,7 +308,7 @@ fn encode_row_into(row: &Row, width: usize, out: &mut Vec<u8>) {
         if cell.is_blank() {
             out.push(b' ');
         } else {
-            out.extend_from_slice(cell.contents().as_bytes());
+            out.extend_from_slice(cell.contents_bytes());
         }
     }
     if current != Renditions::default() {

@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::display::sgr_extended;
 use crate::emulator::Emulator;
@@ -35,6 +36,11 @@ pub const MAX_BYTES: usize = 8 << 20;
 pub const HISTORY_BUDGET: usize = 8 << 10;
 /// Longest encoded line accepted from a server; longer ones are cut.
 pub const MAX_LINE_BYTES: usize = 64 << 10;
+/// How long the log must stop growing before a client a flood left far
+/// behind is sent more: lines sent while the flood still runs would be
+/// overtaken again, each time behind another marker, so such a client gets
+/// one marker and then the newest lines once the flood ends.
+pub const FLOOD_QUIET: Duration = Duration::from_millis(100);
 
 /// How much history a log keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +86,10 @@ struct LogLines {
     lens: VecDeque<u32>,
     first: u64,
     scratch: Vec<u8>,
+    /// The end seen by the last [`HistoryLog::advance`] (0 before the
+    /// first), and since when.
+    seen_end: u64,
+    seen_since: Option<Instant>,
 }
 
 impl LogLines {
@@ -126,6 +136,8 @@ impl HistoryLog {
             lens: VecDeque::new(),
             first: 0,
             scratch: Vec::new(),
+            seen_end: 0,
+            seen_since: None,
         })))
     }
 
@@ -184,11 +196,25 @@ impl HistoryLog {
         HistorySpan { first, lines }
     }
 
-    /// How far past `from` a state may reach so that the lines it adds come
-    /// to at most `budget` bytes (at least one line when there is any):
-    /// what keeps history from delaying the screen.
-    pub fn advance(&self, from: u64, budget: usize) -> u64 {
-        let log = self.lock();
+    /// How far past `from` a state may reach at `now` so that the lines it
+    /// adds come to at most `budget` bytes (at least one line when there is
+    /// any): what keeps history from delaying the screen. While the log grows
+    /// (it grew in the last [`FLOOD_QUIET`]) and a client at `from` already
+    /// lost lines to the bounds or is more than half the held lines behind,
+    /// so that what it would be sent now is about to be evicted, it stays at
+    /// `from` and also returns when to ask again.
+    pub fn advance(&self, from: u64, budget: usize, now: Instant) -> (u64, Option<Instant>) {
+        let mut log = self.lock();
+        let log_end = log.end();
+        if log.seen_end != log_end {
+            log.seen_end = log_end;
+            log.seen_since = Some(now);
+        }
+        let quiet_at = log.seen_since.map(|since| since + FLOOD_QUIET);
+        let overrun = from < log.first || log_end - from > (log.lens.len() / 2) as u64;
+        if overrun && let Some(at) = quiet_at.filter(|&at| now < at) {
+            return (from, Some(at));
+        }
         let start = from.max(log.first);
         let mut end = start;
         let mut spent = 0;
@@ -201,7 +227,7 @@ impl HistoryLog {
             spent += len;
             end += 1;
         }
-        end.max(from.min(log.end()))
+        (end.max(from.min(log.end())), None)
     }
 }
 
@@ -433,15 +459,59 @@ mod tests {
         for _ in 0..10 {
             log.push(&[b'x'; 100]);
         }
-        assert_eq!(log.advance(0, 250), 2);
-        assert_eq!(log.advance(0, 10), 1, "one line at least");
-        assert_eq!(log.advance(8, 1000), 10);
-        assert_eq!(log.advance(10, 1000), 10);
+        let grown = Instant::now();
+        let _ = log.advance(0, 250, grown);
+        let now = grown + FLOOD_QUIET;
+        assert_eq!(log.advance(0, 250, now), (2, None));
+        assert_eq!(log.advance(0, 10, now), (1, None), "one line at least");
+        assert_eq!(log.advance(8, 1000, now), (10, None));
+        assert_eq!(log.advance(10, 1000, now), (10, None));
         let small = HistoryLog::new(HistoryLimits::lines(2));
         for _ in 0..10 {
             small.push(&line("z"));
         }
-        assert_eq!(small.advance(0, 1000), 10, "jumps over what was evicted");
+        let quiet = now + FLOOD_QUIET;
+        assert_eq!(small.advance(0, 1000, now), (0, Some(quiet)), "it grew");
+        assert_eq!(
+            small.advance(0, 1000, quiet),
+            (10, None),
+            "jumps over what was evicted"
+        );
+    }
+
+    #[test]
+    fn a_client_that_lost_lines_waits_until_the_flood_stops() {
+        let log = HistoryLog::new(HistoryLimits::lines(2));
+        let start = Instant::now();
+        assert_eq!(log.advance(0, 1000, start), (0, None), "nothing yet");
+        for _ in 0..10 {
+            log.push(&line("z"));
+        }
+        let quiet = start + FLOOD_QUIET;
+        assert_eq!(
+            log.advance(0, 1000, start),
+            (0, Some(quiet)),
+            "it just grew"
+        );
+        let later = start + FLOOD_QUIET / 2;
+        assert_eq!(log.advance(0, 1000, later), (0, Some(quiet)));
+        log.push(&line("z"));
+        let again = later + FLOOD_QUIET;
+        assert_eq!(
+            log.advance(0, 1000, later),
+            (0, Some(again)),
+            "growing again"
+        );
+        assert_eq!(
+            log.advance(10, 1000, later),
+            (11, None),
+            "only a line behind"
+        );
+        assert_eq!(
+            log.advance(0, 1000, again),
+            (11, None),
+            "quiet: the newest lines"
+        );
     }
 
     #[test]

@@ -84,6 +84,10 @@ struct LogLines {
     limits: HistoryLimits,
     data: VecDeque<u8>,
     lens: VecDeque<u32>,
+    /// Where each kept line starts, counted in bytes ever appended.
+    starts: VecDeque<u64>,
+    /// Bytes ever evicted: where `data` starts in that count.
+    evicted_bytes: u64,
     first: u64,
     scratch: Vec<u8>,
     /// The end seen by the last [`HistoryLog::advance`] (0 before the
@@ -104,21 +108,42 @@ impl LogLines {
             return;
         }
         let line = &line[..line.len().min(MAX_LINE_BYTES).min(limits.bytes)];
+        self.starts
+            .push_back(self.evicted_bytes + self.data.len() as u64);
         self.data.extend(line);
         self.lens.push_back(line.len() as u32);
         while self.lens.len() > limits.lines || self.data.len() > limits.bytes {
             let Some(old) = self.lens.pop_front() else {
                 break;
             };
+            self.starts.pop_front();
             self.data.drain(..old as usize);
+            self.evicted_bytes += u64::from(old);
             self.first += 1;
         }
     }
 
     /// Byte offset of line `n` (kept) in `data`.
     fn offset(&self, n: u64) -> usize {
-        let skip = (n - self.first) as usize;
-        self.lens.iter().take(skip).map(|&len| len as usize).sum()
+        self.starts
+            .get((n - self.first) as usize)
+            .map_or(self.data.len(), |&start| {
+                (start - self.evicted_bytes) as usize
+            })
+    }
+
+    /// A copy of `data[at..at + len]`.
+    fn copy(&self, at: usize, len: usize) -> Vec<u8> {
+        let (front, back) = self.data.as_slices();
+        let mut out = Vec::with_capacity(len);
+        let end = at + len;
+        if at < front.len() {
+            out.extend_from_slice(&front[at..end.min(front.len())]);
+        }
+        if end > front.len() {
+            out.extend_from_slice(&back[at.max(front.len()) - front.len()..end - front.len()]);
+        }
+        out
     }
 }
 
@@ -134,6 +159,8 @@ impl HistoryLog {
             limits,
             data: VecDeque::new(),
             lens: VecDeque::new(),
+            starts: VecDeque::new(),
+            evicted_bytes: 0,
             first: 0,
             scratch: Vec::new(),
             seen_end: 0,
@@ -189,7 +216,7 @@ impl HistoryLog {
             let skip = (first - log.first) as usize;
             let take = (to - first) as usize;
             for &len in log.lens.iter().skip(skip).take(take) {
-                lines.push(log.data.range(at..at + len as usize).copied().collect());
+                lines.push(log.copy(at, len as usize));
                 at += len as usize;
             }
         }
@@ -428,6 +455,20 @@ mod tests {
         let span = log.span(0, 5);
         assert_eq!(span.first, 4);
         assert_eq!(span.lines.len(), 1);
+    }
+
+    #[test]
+    fn spans_read_the_right_bytes_however_the_ring_has_wrapped() {
+        let log = HistoryLog::new(HistoryLimits::lines(7));
+        for n in 0..1000u64 {
+            log.push(format!("line {n} {}", "x".repeat((n % 13) as usize)).as_bytes());
+            let from = n.saturating_sub(6);
+            let span = log.span(from, n + 1);
+            let expected: Vec<Vec<u8>> = (span.first..=n)
+                .map(|k| format!("line {k} {}", "x".repeat((k % 13) as usize)).into_bytes())
+                .collect();
+            assert_eq!(span.lines, expected, "after line {n}");
+        }
     }
 
     #[test]

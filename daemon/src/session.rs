@@ -212,6 +212,9 @@ struct Session {
     emulator: Option<Emulator>,
     /// The lines that left the top of the screen, when scrollback is on.
     history: Option<HistoryLog>,
+    /// When history held back for a flood may go out (see
+    /// `Complete::advance_history`).
+    history_wake: Option<Instant>,
     translator: KeyTranslator,
     shell: Option<ShellChild>,
     pending_input: Vec<u8>,
@@ -246,6 +249,7 @@ impl Session {
             transport,
             emulator: None,
             history,
+            history_wake: None,
             translator: KeyTranslator::new(),
             shell: None,
             pending_input: Vec::new(),
@@ -362,9 +366,11 @@ impl Session {
         let enabled = self.transport.peer_extensions().enabled();
         if enabled.contains(Extension::Scrollback) {
             let acknowledged = self.transport.acknowledged_state().history_end();
-            self.transport
+            self.history_wake = self
+                .transport
                 .current_state_mut()
-                .advance_history(acknowledged);
+                .advance_history(acknowledged, now.into_std())
+                .map(Instant::from_std);
         }
         while let Some(transmit) = self.transport.poll_transmit(now.into_std()) {
             match self
@@ -411,6 +417,9 @@ impl Session {
         }
         if let Some(&(_, at)) = self.echo_records.front() {
             wake = wake.min(at + ECHO_TIMEOUT);
+        }
+        if let Some(at) = self.history_wake {
+            wake = wake.min(at);
         }
         match self.last_client_state {
             None => wake = wake.min(self.started + FIRST_CONTACT_TIMEOUT),

@@ -22,6 +22,7 @@ use mosh_proto::messages::{
 };
 use mosh_proto::{Extension, ExtensionSet, State, StateError};
 use prost::Message;
+use std::time::Instant;
 
 use crate::display::Display;
 use crate::emulator::{Emulator, clamp_size};
@@ -94,14 +95,18 @@ impl Complete {
         self.history_end = end;
     }
 
-    /// A server state's next step: include as much more of its log as fits
-    /// [`HISTORY_BUDGET`] beyond `acknowledged_end` (the history end of the
-    /// newest state the client acknowledged), never going back. Without a
-    /// log nothing changes.
-    pub fn advance_history(&mut self, acknowledged_end: u64) {
+    /// A server state's next step at `now`: include as much more of its log
+    /// as fits [`HISTORY_BUDGET`] beyond `acknowledged_end` (the history end
+    /// of the newest state the client acknowledged), never going back.
+    /// Returns when to call again if the log held history back for a flood
+    /// (see [`HistoryLog::advance`]). Without a log nothing changes.
+    pub fn advance_history(&mut self, acknowledged_end: u64, now: Instant) -> Option<Instant> {
         if let HistoryStore::Log(log) = &self.history {
-            let end = log.advance(acknowledged_end, HISTORY_BUDGET);
+            let (end, again) = log.advance(acknowledged_end, HISTORY_BUDGET, now);
             self.history_end = self.history_end.max(end);
+            again
+        } else {
+            None
         }
     }
 

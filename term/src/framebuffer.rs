@@ -321,6 +321,12 @@ impl Cell {
         std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or("")
     }
 
+    /// The cell's text as UTF-8 bytes (empty when blank), without checking
+    /// them again.
+    pub fn contents_bytes(&self) -> &[u8] {
+        &self.text[..usize::from(self.len)]
+    }
+
     /// Whether the cell looks like `other` to stock mosh: same contents and
     /// [`Renditions::same_stock`].
     pub fn same_stock(&self, other: &Cell) -> bool {
@@ -367,12 +373,34 @@ fn new_generation() -> u64 {
 /// One screen row. Rows are shared copy-on-write between framebuffer
 /// snapshots; the generation id names the logical row and changes only when
 /// the row is created or cleared as a whole, so scrolling can be recognised.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Row {
     cells: Vec<Cell>,
     generation: u64,
+    /// Every cell from this column on is blank in the default rendition
+    /// (an upper bound on what is in use, kept by every edit).
+    extent: usize,
     /// The text continues on the next row (an autowrap happened here).
     pub wrap: bool,
+}
+
+impl PartialEq for Row {
+    /// Same cells, generation and wrap flag (the extent is only a hint).
+    fn eq(&self, other: &Row) -> bool {
+        self.generation == other.generation && self.wrap == other.wrap && self.cells == other.cells
+    }
+}
+
+impl Eq for Row {}
+
+/// The column from which a row of `width` cells blanked with `rend` holds
+/// only default blanks.
+fn blank_extent(width: usize, rend: Renditions) -> usize {
+    if rend == Renditions::default() {
+        0
+    } else {
+        width
+    }
 }
 
 impl Row {
@@ -381,6 +409,7 @@ impl Row {
         Row {
             cells: vec![Cell::blank(rend); width],
             generation: new_generation(),
+            extent: blank_extent(width, rend),
             wrap: false,
         }
     }
@@ -388,6 +417,13 @@ impl Row {
     /// The cells, left to right.
     pub fn cells(&self) -> &[Cell] {
         &self.cells
+    }
+
+    /// A column from which every cell is blank in the default rendition (at
+    /// most the width): what a reader may stop at instead of looking at the
+    /// trailing blanks one by one.
+    pub fn extent(&self) -> usize {
+        self.extent.min(self.cells.len())
     }
 
     /// The generation id.
@@ -411,6 +447,9 @@ impl Row {
             return;
         }
         self.cells[start..end].fill(Cell::blank(rend));
+        if rend != Renditions::default() {
+            self.extent = self.extent.max(end);
+        }
         if end == self.width() {
             self.wrap = false;
         }
@@ -437,6 +476,7 @@ impl Row {
                 self.cells[x + 1] = Cell::blank(self.cells[x + 1].rend);
             }
         }
+        self.extent = self.extent.max(col + span);
         let cell = &mut self.cells[col];
         cell.rend = rend;
         cell.spacer = false;
@@ -463,6 +503,7 @@ impl Row {
         if end < w && self.cells[end].spacer {
             self.cells[end] = Cell::blank(self.cells[end].rend);
         }
+        self.extent = self.extent.max(end);
         for (cell, &b) in self.cells[col..end].iter_mut().zip(text) {
             cell.text[0] = b;
             cell.len = u8::from(b != b' ');
@@ -478,6 +519,7 @@ impl Row {
     /// Turns this row into a fresh blank one (new generation) in place.
     fn reset(&mut self, rend: Renditions) {
         self.cells.fill(Cell::blank(rend));
+        self.extent = blank_extent(self.cells.len(), rend);
         self.generation = new_generation();
         self.wrap = false;
     }
@@ -501,6 +543,7 @@ impl Row {
             self.wrap = false;
         }
         self.cells.resize(width, Cell::default());
+        self.extent = self.extent.min(width);
         self.repair_wide();
     }
 }
@@ -976,6 +1019,7 @@ impl Framebuffer {
     pub fn set_cell(&mut self, row: usize, col: usize, cell: Cell) {
         let r = self.row_mut(row);
         r.cells[col] = cell;
+        r.extent = r.extent.max(col + 1);
         if col + 1 == r.cells.len() {
             r.wrap = false;
         }
@@ -1125,6 +1169,7 @@ impl Framebuffer {
         for cell in &mut r.cells[col..col + n] {
             *cell = Cell::blank(rend);
         }
+        r.extent = w;
         r.wrap = false;
         r.repair_wide();
     }
@@ -1139,6 +1184,7 @@ impl Framebuffer {
         for cell in &mut r.cells[w - n..] {
             *cell = Cell::blank(rend);
         }
+        r.extent = r.extent.max(blank_extent(w, rend));
         r.wrap = false;
         r.repair_wide();
     }
@@ -1157,7 +1203,9 @@ impl Framebuffer {
 
     /// Adds a combining character to a non-blank cell.
     pub(crate) fn combine(&mut self, row: usize, col: usize, c: char) {
-        self.row_mut(row).cells[col].push_char(c);
+        let r = self.row_mut(row);
+        r.cells[col].push_char(c);
+        r.extent = r.extent.max(col + 1);
     }
 
     /// Starts a fallback cell (a combining mark with nothing to combine
@@ -1171,6 +1219,7 @@ impl Framebuffer {
     pub(crate) fn fill_e(&mut self) {
         for row in 0..self.ds.height {
             let r = self.row_mut(row);
+            r.extent = r.cells.len();
             for cell in &mut r.cells {
                 *cell = Cell::default();
                 cell.set_char('E');

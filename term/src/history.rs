@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::display::sgr_extended;
 use crate::emulator::Emulator;
@@ -35,6 +36,11 @@ pub const MAX_BYTES: usize = 8 << 20;
 pub const HISTORY_BUDGET: usize = 8 << 10;
 /// Longest encoded line accepted from a server; longer ones are cut.
 pub const MAX_LINE_BYTES: usize = 64 << 10;
+/// How long the log must stop growing before a client a flood left far
+/// behind is sent more: lines sent while the flood still runs would be
+/// overtaken again, each time behind another marker, so such a client gets
+/// one marker and then the newest lines once the flood ends.
+pub const FLOOD_QUIET: Duration = Duration::from_millis(100);
 
 /// How much history a log keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +84,16 @@ struct LogLines {
     limits: HistoryLimits,
     data: VecDeque<u8>,
     lens: VecDeque<u32>,
+    /// Where each kept line starts, counted in bytes ever appended.
+    starts: VecDeque<u64>,
+    /// Bytes ever evicted: where `data` starts in that count.
+    evicted_bytes: u64,
     first: u64,
     scratch: Vec<u8>,
+    /// The end seen by the last [`HistoryLog::advance`] (0 before the
+    /// first), and since when.
+    seen_end: u64,
+    seen_since: Option<Instant>,
 }
 
 impl LogLines {
@@ -94,21 +108,42 @@ impl LogLines {
             return;
         }
         let line = &line[..line.len().min(MAX_LINE_BYTES).min(limits.bytes)];
+        self.starts
+            .push_back(self.evicted_bytes + self.data.len() as u64);
         self.data.extend(line);
         self.lens.push_back(line.len() as u32);
         while self.lens.len() > limits.lines || self.data.len() > limits.bytes {
             let Some(old) = self.lens.pop_front() else {
                 break;
             };
+            self.starts.pop_front();
             self.data.drain(..old as usize);
+            self.evicted_bytes += u64::from(old);
             self.first += 1;
         }
     }
 
     /// Byte offset of line `n` (kept) in `data`.
     fn offset(&self, n: u64) -> usize {
-        let skip = (n - self.first) as usize;
-        self.lens.iter().take(skip).map(|&len| len as usize).sum()
+        self.starts
+            .get((n - self.first) as usize)
+            .map_or(self.data.len(), |&start| {
+                (start - self.evicted_bytes) as usize
+            })
+    }
+
+    /// A copy of `data[at..at + len]`.
+    fn copy(&self, at: usize, len: usize) -> Vec<u8> {
+        let (front, back) = self.data.as_slices();
+        let mut out = Vec::with_capacity(len);
+        let end = at + len;
+        if at < front.len() {
+            out.extend_from_slice(&front[at..end.min(front.len())]);
+        }
+        if end > front.len() {
+            out.extend_from_slice(&back[at.max(front.len()) - front.len()..end - front.len()]);
+        }
+        out
     }
 }
 
@@ -124,8 +159,12 @@ impl HistoryLog {
             limits,
             data: VecDeque::new(),
             lens: VecDeque::new(),
+            starts: VecDeque::new(),
+            evicted_bytes: 0,
             first: 0,
             scratch: Vec::new(),
+            seen_end: 0,
+            seen_since: None,
         })))
     }
 
@@ -177,18 +216,32 @@ impl HistoryLog {
             let skip = (first - log.first) as usize;
             let take = (to - first) as usize;
             for &len in log.lens.iter().skip(skip).take(take) {
-                lines.push(log.data.range(at..at + len as usize).copied().collect());
+                lines.push(log.copy(at, len as usize));
                 at += len as usize;
             }
         }
         HistorySpan { first, lines }
     }
 
-    /// How far past `from` a state may reach so that the lines it adds come
-    /// to at most `budget` bytes (at least one line when there is any):
-    /// what keeps history from delaying the screen.
-    pub fn advance(&self, from: u64, budget: usize) -> u64 {
-        let log = self.lock();
+    /// How far past `from` a state may reach at `now` so that the lines it
+    /// adds come to at most `budget` bytes (at least one line when there is
+    /// any): what keeps history from delaying the screen. While the log grows
+    /// (it grew in the last [`FLOOD_QUIET`]) and a client at `from` already
+    /// lost lines to the bounds or is more than half the held lines behind,
+    /// so that what it would be sent now is about to be evicted, it stays at
+    /// `from` and also returns when to ask again.
+    pub fn advance(&self, from: u64, budget: usize, now: Instant) -> (u64, Option<Instant>) {
+        let mut log = self.lock();
+        let log_end = log.end();
+        if log.seen_end != log_end {
+            log.seen_end = log_end;
+            log.seen_since = Some(now);
+        }
+        let quiet_at = log.seen_since.map(|since| since + FLOOD_QUIET);
+        let overrun = from < log.first || log_end - from > (log.lens.len() / 2) as u64;
+        if overrun && let Some(at) = quiet_at.filter(|&at| now < at) {
+            return (from, Some(at));
+        }
         let start = from.max(log.first);
         let mut end = start;
         let mut spent = 0;
@@ -201,7 +254,7 @@ impl HistoryLog {
             spent += len;
             end += 1;
         }
-        end.max(from.min(log.end()))
+        (end.max(from.min(log.end())), None)
     }
 }
 
@@ -292,7 +345,7 @@ fn encode_row_into(row: &Row, width: usize, out: &mut Vec<u8>) {
     if cells.last().is_some_and(|c| c.wide) {
         cells = &cells[..cells.len() - 1];
     }
-    let used = cells
+    let used = cells[..cells.len().min(row.extent())]
         .iter()
         .rposition(|c| !c.is_blank() || c.rend != Renditions::default())
         .map_or(0, |last| last + 1);
@@ -308,7 +361,7 @@ fn encode_row_into(row: &Row, width: usize, out: &mut Vec<u8>) {
         if cell.is_blank() {
             out.push(b' ');
         } else {
-            out.extend_from_slice(cell.contents().as_bytes());
+            out.extend_from_slice(cell.contents_bytes());
         }
     }
     if current != Renditions::default() {
@@ -405,6 +458,20 @@ mod tests {
     }
 
     #[test]
+    fn spans_read_the_right_bytes_however_the_ring_has_wrapped() {
+        let log = HistoryLog::new(HistoryLimits::lines(7));
+        for n in 0..1000u64 {
+            log.push(format!("line {n} {}", "x".repeat((n % 13) as usize)).as_bytes());
+            let from = n.saturating_sub(6);
+            let span = log.span(from, n + 1);
+            let expected: Vec<Vec<u8>> = (span.first..=n)
+                .map(|k| format!("line {k} {}", "x".repeat((k % 13) as usize)).into_bytes())
+                .collect();
+            assert_eq!(span.lines, expected, "after line {n}");
+        }
+    }
+
+    #[test]
     fn zero_lines_keeps_nothing_but_counts() {
         let log = HistoryLog::new(HistoryLimits::lines(0));
         log.push(&line("x"));
@@ -433,15 +500,59 @@ mod tests {
         for _ in 0..10 {
             log.push(&[b'x'; 100]);
         }
-        assert_eq!(log.advance(0, 250), 2);
-        assert_eq!(log.advance(0, 10), 1, "one line at least");
-        assert_eq!(log.advance(8, 1000), 10);
-        assert_eq!(log.advance(10, 1000), 10);
+        let grown = Instant::now();
+        let _ = log.advance(0, 250, grown);
+        let now = grown + FLOOD_QUIET;
+        assert_eq!(log.advance(0, 250, now), (2, None));
+        assert_eq!(log.advance(0, 10, now), (1, None), "one line at least");
+        assert_eq!(log.advance(8, 1000, now), (10, None));
+        assert_eq!(log.advance(10, 1000, now), (10, None));
         let small = HistoryLog::new(HistoryLimits::lines(2));
         for _ in 0..10 {
             small.push(&line("z"));
         }
-        assert_eq!(small.advance(0, 1000), 10, "jumps over what was evicted");
+        let quiet = now + FLOOD_QUIET;
+        assert_eq!(small.advance(0, 1000, now), (0, Some(quiet)), "it grew");
+        assert_eq!(
+            small.advance(0, 1000, quiet),
+            (10, None),
+            "jumps over what was evicted"
+        );
+    }
+
+    #[test]
+    fn a_client_that_lost_lines_waits_until_the_flood_stops() {
+        let log = HistoryLog::new(HistoryLimits::lines(2));
+        let start = Instant::now();
+        assert_eq!(log.advance(0, 1000, start), (0, None), "nothing yet");
+        for _ in 0..10 {
+            log.push(&line("z"));
+        }
+        let quiet = start + FLOOD_QUIET;
+        assert_eq!(
+            log.advance(0, 1000, start),
+            (0, Some(quiet)),
+            "it just grew"
+        );
+        let later = start + FLOOD_QUIET / 2;
+        assert_eq!(log.advance(0, 1000, later), (0, Some(quiet)));
+        log.push(&line("z"));
+        let again = later + FLOOD_QUIET;
+        assert_eq!(
+            log.advance(0, 1000, later),
+            (0, Some(again)),
+            "growing again"
+        );
+        assert_eq!(
+            log.advance(10, 1000, later),
+            (11, None),
+            "only a line behind"
+        );
+        assert_eq!(
+            log.advance(0, 1000, again),
+            (11, None),
+            "quiet: the newest lines"
+        );
     }
 
     #[test]

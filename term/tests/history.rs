@@ -6,7 +6,7 @@ use mosh_proto::State;
 use mosh_term::history::{
     HistoryEntry, HistoryInbox, HistoryLimits, HistoryLog, decode_line, gap_marker,
 };
-use mosh_term::{Complete, Emulator};
+use mosh_term::{Color, Complete, Emulator, Renditions};
 
 fn recording(width: usize, height: usize, lines: usize) -> (Emulator, HistoryLog) {
     let log = HistoryLog::new(HistoryLimits::lines(lines));
@@ -181,4 +181,63 @@ fn history_that_goes_back_within_one_message_is_refused() {
     assert_eq!(state.history_end(), 3);
     assert_eq!(inbox.take(0, 3).len(), 3);
     assert!(inbox.is_empty());
+}
+
+/// Every row's cells from its extent on are blank in the default rendition.
+fn assert_extents_hold(emulator: &Emulator, after: &str) {
+    let fb = emulator.framebuffer();
+    for (n, row) in fb.rows().iter().enumerate() {
+        let tail = &row.cells()[row.extent()..];
+        assert!(
+            tail.iter()
+                .all(|c| c.is_blank() && c.rend == Renditions::default()),
+            "row {n} has a used cell beyond its extent {} after {after:?}",
+            row.extent()
+        );
+    }
+}
+
+#[test]
+fn a_rows_extent_covers_every_cell_in_use_after_every_kind_of_edit() {
+    let mut emulator = Emulator::new(20, 4);
+    let edits = [
+        "plain",
+        "\x1b[2;3H\x1b[41m\x1b[K\x1b[0m",
+        "\x1b[3;1H\x1b[44m\x1b[5X\x1b[0m",
+        "\x1b[1;1Hab\x1b[1;1H\x1b[4@",
+        "\x1b[1;1H\x1b[45m\x1b[2P\x1b[0m",
+        "\x1b[4;18H界",
+        "\x1b[4;1He\u{301}",
+        "\x1b[42m\r\n\r\n\r\n\r\n\x1b[0m",
+        "\x1b[43m\x1b[2J\x1b[0m",
+        "\x1b#8",
+        "\x1b[0m\x1b[2J\x1b[1;19H\x1b[46mzz",
+    ];
+    for edit in edits {
+        emulator.feed(edit.as_bytes());
+        assert_extents_hold(&emulator, edit);
+    }
+    emulator.resize(30, 4);
+    assert_extents_hold(&emulator, "widening");
+    emulator.resize(10, 4);
+    assert_extents_hold(&emulator, "narrowing");
+    let mut cell = emulator.framebuffer().row(0).cells()[0];
+    cell.rend.bg = Color::Indexed(1);
+    emulator.framebuffer_mut().set_cell(2, 9, cell);
+    assert_extents_hold(&emulator, "set_cell");
+}
+
+#[test]
+fn text_written_anywhere_in_a_row_is_recorded_when_it_scrolls_off() {
+    let (mut emulator, log) = recording(20, 2, 100);
+    emulator.feed(b"\x1b[1;15Hright\x1b[2;1H\r\n");
+    emulator.feed(b"\x1b[41m\x1b[K\x1b[0m\r\n\r\n");
+    assert_eq!(
+        texts(&log),
+        [
+            "              right",
+            "",
+            "\x1b[0;41m                    \x1b[0m"
+        ]
+    );
 }

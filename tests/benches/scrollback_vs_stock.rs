@@ -6,6 +6,13 @@
 //! ssh would carry) and against stock, and the server's CPU time against
 //! scrollback off.
 //!
+//! Every setup is measured over the same window: from the command to the
+//! moment the pane's scrollback and screen stop changing (the last history
+//! line has arrived, or for the others the screen is final), so the server
+//! CPU of each covers all the work the flood caused it, history included.
+//! CPU time is read from the scheduler's nanosecond counters, since the
+//! flood takes only tens of milliseconds of CPU.
+//!
 //! Run: `cargo build --release --bins && cargo bench -p mosh-e2e --bench
 //! scrollback_vs_stock`.
 #![allow(
@@ -16,7 +23,7 @@
 use std::time::{Duration, Instant};
 
 use mosh_e2e::impair::{ImpairmentProxy, Way};
-use mosh_e2e::measure::{clock_ticks_per_second, cpu_time, ratio};
+use mosh_e2e::measure::{cpu_time_ns, ratio};
 use mosh_e2e::server::{Implementation, MoshServer};
 use mosh_e2e::tmux::TmuxSession;
 use mosh_e2e::{ours, stock};
@@ -32,21 +39,54 @@ enum Setup {
     Stock,
 }
 
+/// How long the pane must stay the same to count as settled.
+const SETTLED: Duration = Duration::from_secs(3);
+
 struct Run {
     bytes: u64,
     server_cpu: Duration,
-    history_lines: u64,
+    lines: Seen,
 }
 
-fn history_numbers(pane: &TmuxSession) -> u64 {
-    pane.run(["capture-pane", "-p", "-S", "-", "-E", "-"])
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.trim().parse::<u64>().is_ok())
-        .count() as u64
+/// What the pane's scrollback and screen hold of the flood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Seen {
+    /// Lines that are one of the flood's numbers.
+    numbers: u64,
+    /// Whether a `[mosh: N lines not kept]` marker is there.
+    marker: bool,
 }
 
-fn measure(setup: Setup, ticks: u64) -> Run {
+fn seen(pane: &TmuxSession) -> Seen {
+    let text = pane
+        .run(["capture-pane", "-p", "-S", "-", "-E", "-"])
+        .unwrap_or_default();
+    Seen {
+        numbers: text
+            .lines()
+            .filter(|l| l.trim().parse::<u64>().is_ok())
+            .count() as u64,
+        marker: text.lines().any(|l| l.starts_with("[mosh: ")),
+    }
+}
+
+/// Waits until what the pane holds stays the same for [`SETTLED`].
+fn settle(pane: &TmuxSession) -> Seen {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = seen(pane);
+    let mut since = Instant::now();
+    while since.elapsed() < SETTLED && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = seen(pane);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        }
+    }
+    last
+}
+
+fn measure(setup: Setup) -> Run {
     let (implementation, options): (Implementation, &[&str]) = match setup {
         Setup::OursWithScrollback => (Implementation::Ours, &["-p", "0"]),
         Setup::OursWithout => (Implementation::Ours, &["-p", "0", "--scrollback=0"]),
@@ -69,24 +109,18 @@ fn measure(setup: Setup, ticks: u64) -> Run {
     .expect("start the client");
     pane.wait_for("bench$", Duration::from_secs(20))
         .expect("prompt");
-    let cpu_before = cpu_time(server.pid(), ticks);
+    let cpu_before = cpu_time_ns(server.pid());
     let bytes_before = bytes(&proxy);
     pane.send_text(&format!("seq 1 {LINES}; echo flood-$((40+2))"))
         .unwrap();
     pane.send_keys(&["Enter"]).unwrap();
     pane.wait_for("flood-42\n", Duration::from_secs(300))
         .expect("flood finished");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = history_numbers(&pane);
-    while setup == Setup::OursWithScrollback && seen < LINES && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(500));
-        seen = history_numbers(&pane);
-    }
-    std::thread::sleep(Duration::from_secs(1));
+    let lines = settle(&pane);
     Run {
         bytes: bytes(&proxy) - bytes_before,
-        server_cpu: cpu_time(server.pid(), ticks).saturating_sub(cpu_before),
-        history_lines: seen,
+        server_cpu: cpu_time_ns(server.pid()).saturating_sub(cpu_before),
+        lines,
     }
 }
 
@@ -98,15 +132,21 @@ fn main() {
     if std::env::args().any(|arg| arg == "--list") {
         return;
     }
-    let ticks = clock_ticks_per_second();
     let raw: u64 = (1..=LINES).map(|n| n.to_string().len() as u64 + 1).sum();
-    let with = measure(Setup::OursWithScrollback, ticks);
-    let without = measure(Setup::OursWithout, ticks);
-    let stock_run = measure(Setup::Stock, ticks);
+    let with = measure(Setup::OursWithScrollback);
+    let without = measure(Setup::OursWithout);
+    let stock_run = measure(Setup::Stock);
     println!("scrollback_vs_stock (seq 1 {LINES}: {raw} bytes of output)");
     println!(
-        "lines in the local scrollback and screen: {} with scrollback, {} without, {} stock",
-        with.history_lines, without.history_lines, stock_run.history_lines
+        "lines in the local scrollback and screen: {} with scrollback{}, {} without, {} stock",
+        with.lines.numbers,
+        if with.lines.marker {
+            " (after a \"lines not kept\" marker)"
+        } else {
+            ""
+        },
+        without.lines.numbers,
+        stock_run.lines.numbers
     );
     println!("{:<34} {:>12} {:>8}", "metric", "value", "ratio");
     let rows = [

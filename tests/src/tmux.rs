@@ -54,8 +54,9 @@ pub struct TmuxSession {
     server_pid: Option<u32>,
 }
 
-/// Lines of history a pane keeps: enough for the scrollback tests' runs.
-const HISTORY_LIMIT: &str = "50000";
+/// Lines of history a pane keeps: enough for the scrollback tests' runs
+/// and for the scrollback benchmark's 100,000-line flood.
+const HISTORY_LIMIT: &str = "200000";
 
 impl TmuxSession {
     /// Starts `command` (a program and its arguments; use `sh -c` for a

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser};
-use mosh_e2e::netns::{Firewalld, NetPair, PortProbe, SERVER_IP};
+use mosh_e2e::netns::{Firewalld, NetPair, PortProbe, SERVER_IP, WithoutLibnftables};
 use mosh_e2e::tmux::TmuxSession;
 use mosh_e2e::{UTF8_LOCALE, require_program, stock};
 
@@ -175,88 +175,6 @@ fn restart_three_times(
     }
 }
 
-/// Where the dynamic linker finds libnftables (`ldd` of `nft`).
-fn libnftables_path() -> PathBuf {
-    let nft = require_program("nft").unwrap();
-    let ldd = std::process::Command::new("ldd")
-        .arg(&nft)
-        .output()
-        .unwrap();
-    let ldd = String::from_utf8_lossy(&ldd.stdout);
-    let path = ldd
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("libnftables.so.1 => "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("nft does not link libnftables.so.1:\n{ldd}"));
-    std::fs::canonicalize(path).unwrap()
-}
-
-/// A wrapper that runs the daemon in `netns` with libnftables unloadable
-/// (`/dev/null` mounted over it, in a mount namespace of its own), and a
-/// directory holding an `nft` that still works there (the real one, with
-/// a copy of the library); deleted when dropped.
-struct WithoutLibnftables {
-    wrapper: Vec<String>,
-    dir: PathBuf,
-}
-
-impl WithoutLibnftables {
-    fn new(netns: &str) -> WithoutLibnftables {
-        let library = libnftables_path();
-        let dir = std::env::temp_dir().join(format!("{netns}-no-libnftables"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(&library, dir.join("libnftables.so.1")).unwrap();
-        let nft = dir.join("nft");
-        std::fs::write(
-            &nft,
-            format!(
-                "#!/bin/sh\nLD_LIBRARY_PATH={} exec {} \"$@\"\n",
-                dir.display(),
-                require_program("nft").unwrap().display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&nft, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let script = format!(
-            "mount --bind /dev/null {} && exec \"$@\"",
-            library.display()
-        );
-        let wrapper = [
-            "ip",
-            "netns",
-            "exec",
-            netns,
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-            "sh",
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        WithoutLibnftables { wrapper, dir }
-    }
-
-    fn wrapper(&self) -> Vec<&str> {
-        self.wrapper.iter().map(String::as_str).collect()
-    }
-
-    /// A `PATH` whose `nft` works without the system's libnftables.
-    fn path(&self) -> String {
-        format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", self.dir.display())
-    }
-}
-
-impl Drop for WithoutLibnftables {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// With libnftables loaded, no `nft` program is needed (none is on the
 /// daemon's `PATH`): each session's port opens before it is printed and
 /// closes when the session ends. Where the library cannot be loaded, the
@@ -267,7 +185,7 @@ fn nftables_needs_no_nft_program_and_falls_back_to_it() {
     let pair = NetPair::new().unwrap();
     NetPair::load_drop_policy(&pair.server).unwrap();
     let pristine = nft_json(&pair.server);
-    let without_libnftables = WithoutLibnftables::new(&pair.server);
+    let without_libnftables = WithoutLibnftables::new(&pair.server).unwrap();
     let wrapper = without_libnftables.wrapper();
     let no_nft = [("PATH", "/usr/bin:/bin")];
     let fallback_path = without_libnftables.path();
@@ -673,7 +591,7 @@ fn a_missing_backend_is_reported_and_sessions_still_start() {
     require_tools(&["ip", "nft", "ldd", "unshare"]);
     let pair = NetPair::new().unwrap();
     // Neither libnftables nor the nft program for nftables.
-    let without_libnftables = WithoutLibnftables::new(&pair.server);
+    let without_libnftables = WithoutLibnftables::new(&pair.server).unwrap();
     let in_netns = ["ip", "netns", "exec", &pair.server];
     for (backend, wrapper, env, error) in [
         (

@@ -1,12 +1,13 @@
 //! The memory of one idle session's server process, ours against stock
 //! mosh 1.4's, measured in the same run: stock `mosh-server`, our
-//! standalone `mosh-server`, and a `mosh-daemon` worker. Each serves a
-//! stock `mosh-client` (80×24, in tmux) that has drawn the shell's prompt
-//! and then gone quiet; after `BENCH_IDLE_SECS` (default 5) the server
-//! process alone is measured (resident and proportional set size from
-//! `smaps_rollup`; the shell it runs and the daemon are not counted), and
-//! what its memory is made of is printed. `BENCH_RUNS` (default 3) rounds,
-//! each starting all three afresh; the ratios are of the medians.
+//! standalone `mosh-server`, and a `mosh-daemon` worker, each in two
+//! states: fresh (a second after `mosh-server new`, no client yet), and
+//! attached (a stock `mosh-client`, 80×24 in tmux, has drawn the shell's
+//! prompt and then gone quiet for `BENCH_IDLE_SECS`, default 5). The
+//! server process alone is measured (resident and proportional set size
+//! from `smaps_rollup`; the shell it runs and the daemon are not counted),
+//! and what its memory is made of is printed. `BENCH_RUNS` (default 3)
+//! rounds, each starting all three afresh; the ratios are of the medians.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p mosh-e2e --bench
 //! idle_memory_vs_stock` (as root, for the daemon).
@@ -33,40 +34,44 @@ struct Sample {
     breakdown: Vec<(String, u64, u64)>,
 }
 
-/// Connects a stock client to `addr`, waits for the prompt and the idle
-/// period, and measures `pid`.
-fn idle_sample(
+fn sample(pid: u32) -> Sample {
+    let (rss_kib, pss_kib) = rss_pss_kib(pid);
+    Sample {
+        rss_kib,
+        pss_kib,
+        threads: thread_count(pid),
+        breakdown: smaps_breakdown(pid),
+    }
+}
+
+/// Measures `pid` fresh, then connects a stock client to `addr`, waits for
+/// the prompt and the idle period, and measures it again.
+fn fresh_and_attached(
     addr: std::net::SocketAddr,
     key: &mosh_proto::Base64Key,
     pid: u32,
     idle: Duration,
-) -> Sample {
+) -> [Sample; 2] {
+    std::thread::sleep(Duration::from_secs(1));
+    let fresh = sample(pid);
     let client = stock::client_in_tmux(addr, key, 80, 24).expect("start client");
     client
         .wait_for("idle$", Duration::from_secs(20))
         .expect("prompt");
     std::thread::sleep(idle);
-    let (rss_kib, pss_kib) = rss_pss_kib(pid);
-    let sample = Sample {
-        rss_kib,
-        pss_kib,
-        threads: thread_count(pid),
-        breakdown: smaps_breakdown(pid),
-    };
-    drop(client);
-    sample
+    [fresh, sample(pid)]
 }
 
-fn standalone(implementation: Implementation, idle: Duration) -> Sample {
+fn standalone(implementation: Implementation, idle: Duration) -> [Sample; 2] {
     let server = MoshServer::start(implementation, &SHELL).expect("start server");
-    idle_sample(server.addr(), server.key(), server.pid(), idle)
+    fresh_and_attached(server.addr(), server.key(), server.pid(), idle)
 }
 
-fn worker(daemon: &TestDaemon, idle: Duration) -> Sample {
+fn worker(daemon: &TestDaemon, idle: Duration) -> [Sample; 2] {
     let session = daemon.new_session(As::Root, &SHELL);
-    let sample = idle_sample(session.addr(), &session.key, session.pid, idle);
+    let samples = fresh_and_attached(session.addr(), &session.key, session.pid, idle);
     let _ = daemon.moshctl(As::Root, &["kill", "--idle", "0"]);
-    sample
+    samples
 }
 
 fn median(samples: &[Sample], field: impl Fn(&Sample) -> u64) -> f64 {
@@ -88,41 +93,51 @@ fn main() {
     let idle = Duration::from_secs(number("BENCH_IDLE_SECS", 5));
     let runs = number("BENCH_RUNS", 3).max(1) as usize;
     let daemon = TestDaemon::start(free_port_range(4), "").expect("start mosh-daemon");
-    let mut rows: [(&str, Vec<Sample>); 3] = [
-        ("stock mosh-server", Vec::new()),
-        ("our mosh-server", Vec::new()),
-        ("daemon worker", Vec::new()),
-    ];
+    let names = ["stock mosh-server", "our mosh-server", "daemon worker"];
+    // rows[state][implementation]: the samples of every run.
+    let mut rows: [[Vec<Sample>; 3]; 2] = Default::default();
     for _ in 0..runs {
-        rows[0].1.push(standalone(Implementation::Stock, idle));
-        rows[1].1.push(standalone(Implementation::Ours, idle));
-        rows[2].1.push(worker(&daemon, idle));
+        let measured = [
+            standalone(Implementation::Stock, idle),
+            standalone(Implementation::Ours, idle),
+            worker(&daemon, idle),
+        ];
+        for (which, [fresh, attached]) in measured.into_iter().enumerate() {
+            rows[0][which].push(fresh);
+            rows[1][which].push(attached);
+        }
     }
-    println!(
-        "one idle session's server process (stock client drew the prompt, then {idle:?} idle), median of {runs}:"
-    );
-    let stock_rss = median(&rows[0].1, |s| s.rss_kib);
-    let stock_pss = median(&rows[0].1, |s| s.pss_kib);
-    for (name, samples) in &rows {
-        let (rss, pss) = (
-            median(samples, |s| s.rss_kib),
-            median(samples, |s| s.pss_kib),
-        );
-        println!(
-            "  {name:<18} RSS {rss:>6.0} KiB ({:.2}x)  PSS {pss:>6.0} KiB ({:.2}x)  threads {}",
-            rss / stock_rss,
-            pss / stock_pss,
-            samples[0].threads
-        );
+    println!("one idle session's server process, median of {runs} runs:");
+    for (state, row) in ["fresh (no client yet)", "attached, then idle"]
+        .iter()
+        .zip(&rows)
+    {
+        println!(" {state}:");
+        let stock_rss = median(&row[0], |s| s.rss_kib);
+        let stock_pss = median(&row[0], |s| s.pss_kib);
+        for (name, samples) in names.iter().zip(row) {
+            let (rss, pss) = (
+                median(samples, |s| s.rss_kib),
+                median(samples, |s| s.pss_kib),
+            );
+            println!(
+                "  {name:<18} RSS {rss:>6.0} KiB ({:.2}x)  PSS {pss:>6.0} KiB ({:.2}x)  threads {}",
+                rss / stock_rss,
+                pss / stock_pss,
+                samples[0].threads
+            );
+        }
     }
-    println!("what it is made of (last run; KiB resident / proportional):");
-    for (name, samples) in &rows {
-        let parts: Vec<String> = samples[samples.len() - 1]
-            .breakdown
-            .iter()
-            .take(8)
-            .map(|(what, rss, pss)| format!("{what} {rss}/{pss}"))
-            .collect();
-        println!("  {name:<18} {}", parts.join(", "));
+    println!("what it is made of (last run; KiB resident/proportional):");
+    for (state, row) in ["fresh", "attached"].iter().zip(&rows) {
+        for (name, samples) in names.iter().zip(row) {
+            let parts: Vec<String> = samples[samples.len() - 1]
+                .breakdown
+                .iter()
+                .take(8)
+                .map(|(what, rss, pss)| format!("{what} {rss}/{pss}"))
+                .collect();
+            println!("  {state:<8} {name:<18} {}", parts.join(", "));
+        }
     }
 }

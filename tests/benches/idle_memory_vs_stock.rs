@@ -92,7 +92,8 @@ fn main() {
     };
     let idle = Duration::from_secs(number("BENCH_IDLE_SECS", 5));
     let runs = number("BENCH_RUNS", 3).max(1) as usize;
-    let daemon = TestDaemon::start(free_port_range(4), "").expect("start mosh-daemon");
+    let daemon =
+        TestDaemon::start(free_port_range(2 * runs as u16 + 4), "").expect("start mosh-daemon");
     let names = ["stock mosh-server", "our mosh-server", "daemon worker"];
     // rows[state][implementation]: the samples of every run.
     let mut rows: [[Vec<Sample>; 3]; 2] = Default::default();

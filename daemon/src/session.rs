@@ -195,12 +195,30 @@ fn start(
 }
 
 /// Overwrites [`STACK_WIPE`] bytes of the stack below the caller's frame,
-/// where functions that handled a key have returned.
+/// where functions that handled a key have returned, then gives those
+/// pages back to the kernel: an idle session does not keep them.
 #[inline(never)]
 pub fn wipe_stack() {
     let mut area = [0u8; STACK_WIPE];
     area.zeroize();
     std::hint::black_box(&area);
+    release_zeroed(&mut area);
+}
+
+/// Gives the whole pages inside `area`, which holds only zeros, back to
+/// the kernel; they read back as zeros when next touched.
+fn release_zeroed(area: &mut [u8]) {
+    let page = rustix::param::page_size();
+    let start = area.as_mut_ptr() as usize;
+    let first = start.next_multiple_of(page);
+    let end = (start + area.len()) / page * page;
+    if first < end {
+        // SAFETY: `first..end` lies inside `area`, which holds only zeros,
+        // on this thread's stack (private anonymous memory): after
+        // MADV_DONTNEED those pages read back as zeros, so the contents
+        // of `area` stay what they are. No other memory is touched.
+        unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED) };
+    }
 }
 
 struct Session {

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::control::{
     HistoryHeld, SessionReport, WorkerReply, WorkerRequest, encode_line, read_message,
@@ -52,6 +52,9 @@ const MAX_HANDOFF_ID: usize = 64;
 
 /// Largest setup message read from the pipe.
 const MAX_SETUP: u64 = 256 * 1024;
+/// Allocations at least this large are mapped on their own (glibc's
+/// default, fixed), so they go back to the system when freed.
+const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 /// Reports are sent at most this often.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// `PATH` for user sessions.
@@ -171,12 +174,20 @@ pub fn run() -> Result<(), WorkerError> {
         // inherit these.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
+    // glibc raises its mmap threshold to the size of the largest mapped
+    // block freed; the setup buffer below is one, and would make every
+    // later large, short-lived allocation stay in the heap for good.
+    // SAFETY: mallopt only changes the allocator's tunables, before any
+    // other thread exists.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) };
     // SAFETY: the daemon passes the setup pipe's read end as this
     // descriptor; nothing else in this process owns it.
     let mut pipe = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(SETUP_FD) });
     // Room for the largest setup at once: growing would leave copies of
     // the key in freed memory.
-    let mut text = Vec::with_capacity(MAX_SETUP as usize + 1);
+    // Wiped and freed as soon as it is parsed (or on failure): the session
+    // must not keep a quarter megabyte for the rest of its life.
+    let mut text = Zeroizing::new(Vec::with_capacity(MAX_SETUP as usize + 1));
     pipe.by_ref()
         .take(MAX_SETUP)
         .read_to_end(&mut text)
@@ -189,7 +200,7 @@ pub fn run() -> Result<(), WorkerError> {
             e.column()
         ))
     })?;
-    text.zeroize();
+    drop(text);
     let _ = nix::unistd::setsid();
     name_process(c"mosh-server");
     drop_privileges(&setup)?;

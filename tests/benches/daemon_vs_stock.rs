@@ -6,7 +6,9 @@
 //! process it forks at once; our worker (which starts the shell on first
 //! contact) plus the daemon's growth, per session). A third row runs the
 //! daemon in a network namespace whose nftables input policy is drop, with
-//! the nftables backend opening each session's port before it is printed.
+//! the nftables backend opening each session's port before it is printed
+//! through libnftables; a fourth the same with libnftables unloadable, so
+//! that every change runs the `nft` program.
 //!
 //! Run as root: `cargo build --release --bins && cargo bench -p mosh-e2e
 //! --bench daemon_vs_stock`.
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use mosh_e2e::daemon::{As, Connect, TestDaemon, free_port_range};
 use mosh_e2e::measure::{pss_kib, tree_pss_kib};
-use mosh_e2e::netns::NetPair;
+use mosh_e2e::netns::{NetPair, WithoutLibnftables};
 use mosh_e2e::{UTF8_LOCALE, our_program, process, stock};
 
 /// The idle session's command (never started: no client comes).
@@ -123,24 +125,33 @@ fn main() {
         daemon_run(&daemon, runs)
     };
     // The same in a namespace whose input policy is drop, the nftables
-    // backend opening each session's port before `mosh-server new` prints it.
-    let with_nftables = {
-        let pair = NetPair::new().expect("network namespaces");
-        NetPair::load_drop_policy(&pair.server).expect("drop policy");
-        let daemon = TestDaemon::start_in_netns(
-            &pair.server,
+    // backend opening each session's port before `mosh-server new` prints it:
+    // through libnftables, then through the `nft` program.
+    let pair = NetPair::new().expect("network namespaces");
+    NetPair::load_drop_policy(&pair.server).expect("drop policy");
+    let firewalled = |wrapper: &[&str], env: &[(&str, &str)]| {
+        let daemon = TestDaemon::start_wrapped(
+            wrapper,
             (60000, 60000 + runs as u16 + 5),
             &format!("{}[firewall]\nbackend = \"nftables\"", limits(runs)),
-            &[],
+            env,
         )
         .expect("start mosh-daemon in a namespace");
         daemon_run(&daemon, runs)
     };
+    let with_nftables = firewalled(&["ip", "netns", "exec", &pair.server], &[]);
+    let without_libnftables =
+        WithoutLibnftables::new(&pair.server).expect("nft without the library");
+    let with_nft_program = firewalled(
+        &without_libnftables.wrapper(),
+        &[("PATH", &without_libnftables.path())],
+    );
     println!("session setup over {runs} runs, and memory per idle session (PSS):");
     for (name, m) in [
         ("stock mosh-server", &stock),
         ("mosh-daemon", &ours),
         ("mosh-daemon + nft", &with_nftables),
+        ("  nft program", &with_nft_program),
     ] {
         println!(
             "  {name:<18} p50 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} KiB/session",
@@ -149,7 +160,11 @@ fn main() {
             m.pss_kib_per_session
         );
     }
-    for (name, m) in [("ours", &ours), ("ours + nft", &with_nftables)] {
+    for (name, m) in [
+        ("ours", &ours),
+        ("ours + nft", &with_nftables),
+        ("ours + nft program", &with_nft_program),
+    ] {
         println!(
             "  ratios ({name}/stock): p50 {:.2}  p99 {:.2}  memory {:.2}",
             m.p50.as_secs_f64() / stock.p50.as_secs_f64(),

@@ -1,5 +1,6 @@
 //! What benchmarks read about a running process from `/proc`: CPU time,
-//! resident, peak resident and proportional memory, open descriptors.
+//! resident, peak resident and proportional memory and what it is made of,
+//! open descriptors.
 
 use std::time::Duration;
 
@@ -76,6 +77,74 @@ pub fn open_fds(pid: u32) -> u64 {
 /// users), in KiB; 0 for a process that is gone.
 pub fn pss_kib(pid: u32) -> u64 {
     kib_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:").unwrap_or(0)
+}
+
+/// Resident and proportional memory of `pid` in KiB: `(Rss, Pss)` of
+/// `smaps_rollup`; zeros for a process that is gone.
+pub fn rss_pss_kib(pid: u32) -> (u64, u64) {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    (
+        kib_field(&path, "Rss:").unwrap_or(0),
+        kib_field(&path, "Pss:").unwrap_or(0),
+    )
+}
+
+/// What makes up the memory of `pid`: `(what, Rss KiB, Pss KiB)` for each
+/// kind of mapping in `/proc/PID/smaps` that has resident pages, largest
+/// proportional share first. Kinds: `[heap]`, `[stack]`, `[anon]`
+/// (anonymous mappings: thread stacks, allocator arenas, large
+/// allocations), `program` (the executable's own file), and each shared
+/// library by file name.
+pub fn smaps_breakdown(pid: u32) -> Vec<(String, u64, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|path| path.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut kinds: Vec<(String, u64, u64)> = Vec::new();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            let name = words.nth(4).unwrap_or_default();
+            current = if name.is_empty() {
+                "[anon]".to_owned()
+            } else if name == exe {
+                "program".to_owned()
+            } else {
+                name.rsplit('/').next().unwrap_or(name).to_owned()
+            };
+            continue;
+        }
+        let field = match first {
+            "Rss:" => 1,
+            "Pss:" => 2,
+            _ => continue,
+        };
+        let kib: u64 = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let entry = match kinds.iter().position(|(name, _, _)| *name == current) {
+            Some(at) => &mut kinds[at],
+            None => {
+                kinds.push((current.clone(), 0, 0));
+                kinds.last_mut().expect("just pushed")
+            }
+        };
+        if field == 1 {
+            entry.1 += kib;
+        } else {
+            entry.2 += kib;
+        }
+    }
+    kinds.retain(|(_, rss, _)| *rss > 0);
+    kinds.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)));
+    kinds
+}
+
+/// Threads of `pid` (0 for a process that is gone).
+pub fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| tasks.count())
+        .unwrap_or(0)
 }
 
 /// [`pss_kib`] of `pid` and all its descendants: everything one session

@@ -4,6 +4,8 @@
 //! own network or rules. Each side gets `/etc/netns/NAME/`, which `ip netns
 //! exec` mounts over `/etc`, so that tools writing under `/etc` (ufw) keep
 //! their state private to the test. Dropping the pair deletes both.
+//! [`WithoutLibnftables`] runs a daemon there as if libnftables were not
+//! installed.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -16,6 +18,7 @@ use mosh_proto::Base64Key;
 use nix::sched::CloneFlags;
 
 use crate::peer::UdpPeer;
+use crate::require_program;
 use crate::states::{HostLog, UserStream};
 
 /// The server side's address on the veth link.
@@ -343,5 +346,85 @@ fn ip(args: &[&str]) -> io::Result<()> {
             args.join(" "),
             String::from_utf8_lossy(&output.stderr).trim()
         )))
+    }
+}
+
+/// Where the dynamic linker finds libnftables (`ldd` of `nft`).
+fn libnftables_path() -> io::Result<PathBuf> {
+    let nft = require_program("nft")?;
+    let ldd = Command::new("ldd").arg(&nft).output()?;
+    let ldd = String::from_utf8_lossy(&ldd.stdout);
+    let path = ldd
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("libnftables.so.1 => "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .ok_or_else(|| io::Error::other(format!("nft does not link libnftables.so.1:\n{ldd}")))?;
+    std::fs::canonicalize(path)
+}
+
+/// A wrapper that runs the daemon in `netns` with libnftables unloadable
+/// (`/dev/null` mounted over it, in a mount namespace of its own), and a
+/// directory holding an `nft` that still works there (the real one, with
+/// a copy of the library); deleted when dropped.
+#[derive(Debug)]
+pub struct WithoutLibnftables {
+    wrapper: Vec<String>,
+    dir: PathBuf,
+}
+
+impl WithoutLibnftables {
+    /// Prepares the wrapper for namespace `netns`.
+    pub fn new(netns: &str) -> io::Result<WithoutLibnftables> {
+        let library = libnftables_path()?;
+        let dir = std::env::temp_dir().join(format!("{netns}-no-libnftables"));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(&library, dir.join("libnftables.so.1"))?;
+        let nft = dir.join("nft");
+        std::fs::write(
+            &nft,
+            format!(
+                "#!/bin/sh\nLD_LIBRARY_PATH={} exec {} \"$@\"\n",
+                dir.display(),
+                require_program("nft")?.display()
+            ),
+        )?;
+        std::fs::set_permissions(&nft, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let script = format!(
+            "mount --bind /dev/null {} && exec \"$@\"",
+            library.display()
+        );
+        let wrapper = [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        Ok(WithoutLibnftables { wrapper, dir })
+    }
+
+    /// The wrapper's words, for [`crate::daemon::TestDaemon::start_wrapped`].
+    pub fn wrapper(&self) -> Vec<&str> {
+        self.wrapper.iter().map(String::as_str).collect()
+    }
+
+    /// A `PATH` whose `nft` works without the system's libnftables.
+    pub fn path(&self) -> String {
+        format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", self.dir.display())
+    }
+}
+
+impl Drop for WithoutLibnftables {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

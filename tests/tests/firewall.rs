@@ -3,8 +3,10 @@
 //! ports of live sessions; ufw, iptables (both variants) and firewalld open
 //! the pool while the daemon runs; restarts and crashes never duplicate
 //! rules, and a reload moves the range rule to a new pool; stopping
-//! restores the ruleset as it was before the first start; a missing
-//! backend is reported and sessions still start. Probes tell a dropped
+//! restores the ruleset as it was before the first start; nftables needs
+//! no `nft` program while libnftables loads, and falls back to it when the
+//! library does not; a missing backend is reported and sessions still
+//! start. Probes tell a dropped
 //! datagram (silence, or firewalld's reject) from one let through (an
 //! authenticated answer from the session, or ICMP port unreachable where
 //! nothing listens).
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser};
-use mosh_e2e::netns::{Firewalld, NetPair, PortProbe, SERVER_IP};
+use mosh_e2e::netns::{Firewalld, NetPair, PortProbe, SERVER_IP, WithoutLibnftables};
 use mosh_e2e::tmux::TmuxSession;
 use mosh_e2e::{UTF8_LOCALE, require_program, stock};
 
@@ -170,6 +172,62 @@ fn restart_three_times(
             &reopened,
         );
         check();
+    }
+}
+
+/// With libnftables loaded, no `nft` program is needed (none is on the
+/// daemon's `PATH`): each session's port opens before it is printed and
+/// closes when the session ends. Where the library cannot be loaded, the
+/// daemon says so and runs `nft` for each change instead.
+#[test]
+fn nftables_needs_no_nft_program_and_falls_back_to_it() {
+    require_tools(&["ip", "nft", "ldd", "unshare"]);
+    let pair = NetPair::new().unwrap();
+    NetPair::load_drop_policy(&pair.server).unwrap();
+    let pristine = nft_json(&pair.server);
+    let without_libnftables = WithoutLibnftables::new(&pair.server).unwrap();
+    let wrapper = without_libnftables.wrapper();
+    let no_nft = [("PATH", "/usr/bin:/bin")];
+    let fallback_path = without_libnftables.path();
+    let fallback = [("PATH", fallback_path.as_str())];
+    for (how, wrapper, env) in [
+        (
+            "through libnftables",
+            &["ip", "netns", "exec", &pair.server][..],
+            &no_nft,
+        ),
+        ("through the nft program", &wrapper[..], &fallback),
+    ] {
+        let mut daemon = TestDaemon::start_wrapped(
+            wrapper,
+            POOL,
+            "[firewall]\nbackend = \"nftables\"",
+            &env[..],
+        )
+        .unwrap();
+        wait_status(&daemon, "opened", |s| s["state"] == "open");
+        let session = daemon.new_session(As::Root, &SESSION);
+        assert_eq!(daemon_set(&pair.server), [u64::from(session.port)], "{how}");
+        assert!(
+            pair.session_answers(session.port, &session.key, PATIENCE),
+            "{how}"
+        );
+        let killed = daemon.moshctl(As::Root, &["kill", "--idle", "0"]);
+        assert!(killed.status.success());
+        wait_status(&daemon, "closed the ended session's port", |s| {
+            open_ports(s).is_empty()
+        });
+        assert_eq!(daemon_set(&pair.server), Vec::<u64>::new(), "{how}");
+        stop(&mut daemon);
+        assert_eq!(
+            nft_json(&pair.server),
+            pristine,
+            "{how}: the ruleset after stop"
+        );
+        let log = daemon.log();
+        let fell_back = log.contains("libnftables.so.1 could not be loaded")
+            && log.contains("running `nft` for each change instead");
+        assert_eq!(fell_back, env == &fallback, "{how}:\n{log}");
     }
 }
 
@@ -530,23 +588,28 @@ fn firewalld_opens_the_pool_in_the_default_zone() {
 
 #[test]
 fn a_missing_backend_is_reported_and_sessions_still_start() {
-    require_tools(&["ip"]);
+    require_tools(&["ip", "nft", "ldd", "unshare"]);
     let pair = NetPair::new().unwrap();
-    for (backend, env, error) in [
+    // Neither libnftables nor the nft program for nftables.
+    let without_libnftables = WithoutLibnftables::new(&pair.server).unwrap();
+    let in_netns = ["ip", "netns", "exec", &pair.server];
+    for (backend, wrapper, env, error) in [
         (
             "nftables",
+            without_libnftables.wrapper(),
             Some("/usr/bin:/bin"),
             "`nft -j list ruleset`: nft is not installed",
         ),
         (
             "firewalld",
+            in_netns.to_vec(),
             None,
             "`firewall-cmd --state`: firewalld is not running",
         ),
     ] {
         let config = format!("[firewall]\nbackend = \"{backend}\"");
         let env: Vec<(&str, &str)> = env.map(|path| ("PATH", path)).into_iter().collect();
-        let daemon = TestDaemon::start_in_netns(&pair.server, POOL, &config, &env).unwrap();
+        let daemon = TestDaemon::start_wrapped(&wrapper, POOL, &config, &env).unwrap();
         let status = wait_status(&daemon, "reported its error", |s| s["state"] == "error");
         assert_eq!(status["backend"], backend);
         let message = status["error"].as_str().unwrap_or_default();

@@ -9,7 +9,7 @@
 //! `moshctl firewall status` never waits behind a tool.
 //!
 //! Backends: [`nftables`] opens each session's port while the session
-//! lives; ufw, iptables and firewalld open the whole pool while the daemon
+//! lives (through [`libnftables`] in this process where it can); ufw, iptables and firewalld open the whole pool while the daemon
 //! runs. Each one removes what an earlier daemon left before adding its
 //! rules, so a crash or a restart never duplicates them, and stopping
 //! removes everything. A failing backend is logged with the command and
@@ -18,6 +18,7 @@
 
 mod firewalld;
 mod iptables;
+pub mod libnftables;
 pub mod nftables;
 mod tool;
 mod ufw;
@@ -28,7 +29,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use self::nftables::NftablesBackend;
+use self::nftables::{Nft, NftablesBackend};
 pub use self::tool::ToolError;
 use crate::config::{FirewallBackend, FirewallConfig, PortPool};
 use crate::control::{FirewallRequest, FirewallStatus};
@@ -62,7 +63,7 @@ impl Backend {
     /// iptables or nftables if their ruleset filters input, else none.
     fn choose(choice: FirewallBackend) -> Result<Backend, ToolError> {
         Ok(match choice {
-            FirewallBackend::Nftables => Backend::Nftables(NftablesBackend::default()),
+            FirewallBackend::Nftables => Backend::Nftables(NftablesBackend::new(Nft::open())),
             FirewallBackend::Ufw => Backend::Ufw,
             FirewallBackend::Iptables => Backend::Iptables(iptables::Variant::detect()),
             FirewallBackend::Firewalld => Backend::Firewalld,
@@ -89,7 +90,7 @@ impl Backend {
     }
 
     /// Whether the rules are in place as installed.
-    fn in_place(&self, pool: PortPool) -> Result<bool, ToolError> {
+    fn in_place(&mut self, pool: PortPool) -> Result<bool, ToolError> {
         match self {
             Backend::Nftables(nft) => nft.in_place(),
             Backend::Ufw => ufw::in_place(pool),
@@ -123,9 +124,10 @@ fn detect() -> Result<Backend, ToolError> {
     if absent(ufw::active())? {
         return Ok(Backend::Ufw);
     }
-    match nftables::detect() {
+    let mut nft = Nft::open();
+    match nftables::detect(&mut nft) {
         Ok(Some(true)) => return Ok(Backend::Iptables(iptables::Variant::detect())),
-        Ok(Some(false)) => return Ok(Backend::Nftables(NftablesBackend::default())),
+        Ok(Some(false)) => return Ok(Backend::Nftables(NftablesBackend::new(nft))),
         Ok(None) | Err(ToolError::Missing { .. }) => {}
         Err(error) => return Err(error),
     }

@@ -1,6 +1,17 @@
 //! The nftables backend: opens each session's UDP port, one by one,
 //! through nft's JSON API (commands built with the `nftables` crate's
-//! schema, applied atomically by `nft -j -f -`).
+//! schema, each change one atomic transaction).
+//!
+//! The commands go to libnftables in this process ([`super::libnftables`]),
+//! the library `nft` itself runs them with, so a session's port opens
+//! without starting a program: a child per change made setup through the
+//! daemon slower than stock mosh's. Netlink by hand (nftnl, rustables)
+//! would mean re-implementing the library's JSON, cache and error
+//! reporting, with crates far less kept than it; a long-lived `nft -i`
+//! reads lines meant for people and reports errors on standard error
+//! with nothing marking where one command's ends. Where the library cannot
+//! be loaded, the daemon logs why and runs `nft -j -f -` for each change,
+//! as before.
 //!
 //! The daemon owns table `inet mosh_daemon`: a set `ports` of open UDP
 //! ports and an `input` chain, hooked before the usual `filter` priority,
@@ -25,6 +36,7 @@ use nftables::stmt::{Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use serde::Deserialize;
 
+use super::libnftables::{self, Context, LoadError};
 use super::tool::{self, ToolError};
 
 /// The daemon's own table (family `inet`).
@@ -46,12 +58,76 @@ struct PortSet {
     set: &'static str,
 }
 
-/// The nftables backend's state: where the port sets are, and which ports
-/// are in them.
-#[derive(Debug, Default)]
+/// The nftables backend's state: how commands reach nftables, where the
+/// port sets are, and which ports are in them.
+#[derive(Debug)]
 pub struct NftablesBackend {
+    nft: Nft,
     sets: Vec<PortSet>,
     open: BTreeSet<u16>,
+}
+
+/// How commands reach nftables.
+#[derive(Debug)]
+pub enum Nft {
+    /// A libnftables context in this process.
+    Library(Context),
+    /// The `nft` program, started for each command, because libnftables
+    /// could not be used for this reason.
+    Program(LoadError),
+}
+
+/// The command line `nft` would run a listing with.
+const LIST: [&str; 3] = ["-j", "list", "ruleset"];
+/// The command line `nft` would run a JSON document with.
+const APPLY: [&str; 3] = ["-j", "-f", "-"];
+
+impl Nft {
+    /// libnftables if it can be used here, else the `nft` program.
+    pub fn open() -> Nft {
+        match Context::new() {
+            Ok(context) => Nft::Library(context),
+            Err(reason) => Nft::Program(reason),
+        }
+    }
+
+    /// Runs `nft ARGS` with `input`, or its equivalent in the library
+    /// (`commands`); returns what it printed.
+    fn run(&mut self, args: &[&str], commands: &str) -> Result<String, ToolError> {
+        match self {
+            Nft::Library(context) => context.run(commands).map_err(|error| ToolError::Refused {
+                command: format!("nft {}", args.join(" ")),
+                library: libnftables::SONAME,
+                error: tool::shorten(error.trim()),
+            }),
+            Nft::Program(_) => {
+                let input = (args == APPLY).then_some(commands.as_bytes());
+                tool::run("nft", args, input)
+            }
+        }
+    }
+
+    fn list(&mut self) -> Result<Survey, ToolError> {
+        let text = self.run(&LIST, "list ruleset")?;
+        survey(&text).map_err(|reason| ToolError::Unexpected {
+            command: format!("nft {}", LIST.join(" ")),
+            reason,
+        })
+    }
+
+    fn apply(&mut self, commands: Vec<NfObject<'static>>) -> Result<(), ToolError> {
+        if commands.is_empty() {
+            return Ok(());
+        }
+        let document = Nftables {
+            objects: Cow::Owned(commands),
+        };
+        let text = serde_json::to_string(&document).map_err(|e| ToolError::Unexpected {
+            command: format!("nft {}", APPLY.join(" ")),
+            reason: e.to_string(),
+        })?;
+        self.run(&APPLY, &text).map(drop)
+    }
 }
 
 /// What the daemon needs to know of the current ruleset.
@@ -181,29 +257,6 @@ fn survey(listing: &str) -> Result<Survey, String> {
     Ok(survey)
 }
 
-fn nft_list() -> Result<Survey, ToolError> {
-    let args = ["-j", "list", "ruleset"];
-    let text = tool::run("nft", &args, None)?;
-    survey(&text).map_err(|reason| ToolError::Unexpected {
-        command: format!("nft {}", args.join(" ")),
-        reason,
-    })
-}
-
-fn nft_apply(commands: Vec<NfObject<'static>>) -> Result<(), ToolError> {
-    if commands.is_empty() {
-        return Ok(());
-    }
-    let document = Nftables {
-        objects: Cow::Owned(commands),
-    };
-    let text = serde_json::to_vec(&document).map_err(|e| ToolError::Unexpected {
-        command: "nft -j -f -".into(),
-        reason: e.to_string(),
-    })?;
-    tool::run("nft", &["-j", "-f", "-"], Some(&text)).map(drop)
-}
-
 fn cmd(command: NfCmd<'static>) -> NfObject<'static> {
     NfObject::CmdObject(command)
 }
@@ -296,11 +349,24 @@ fn elements(sets: &[PortSet], ports: &BTreeSet<u16>, add: bool) -> Vec<NfObject<
 }
 
 impl NftablesBackend {
+    /// A backend that sends its commands through `nft`; says in the log
+    /// when that is the `nft` program, and why.
+    pub fn new(nft: Nft) -> NftablesBackend {
+        if let Nft::Program(reason) = &nft {
+            tracing::error!("firewall (nftables): {reason}; running `nft` for each change instead");
+        }
+        NftablesBackend {
+            nft,
+            sets: Vec::new(),
+            open: BTreeSet::new(),
+        }
+    }
+
     /// Removes what an earlier daemon left, then adds the daemon's table
     /// and a tagged rule in every other input base chain, all in one
     /// transaction; no port is open afterwards.
     pub fn install(&mut self) -> Result<(), ToolError> {
-        let found = nft_list()?;
+        let found = self.nft.list()?;
         let mut commands = removal(&found);
         commands.push(cmd(NfCmd::Add(NfListObject::Table(own_table()))));
         commands.push(cmd(NfCmd::Add(NfListObject::Set(Box::new(port_set(
@@ -353,7 +419,7 @@ impl NftablesBackend {
                 ..Rule::default()
             }))));
         }
-        nft_apply(commands)?;
+        self.nft.apply(commands)?;
         self.sets = sets;
         self.open.clear();
         Ok(())
@@ -365,15 +431,15 @@ impl NftablesBackend {
         let opening: BTreeSet<u16> = ports.difference(&self.open).copied().collect();
         let mut commands = elements(&self.sets, &closing, false);
         commands.extend(elements(&self.sets, &opening, true));
-        nft_apply(commands)?;
+        self.nft.apply(commands)?;
         self.open = ports.clone();
         Ok(())
     }
 
     /// Whether the daemon's table is there, every other input base chain
     /// has its tagged rule, and the ports are in the sets.
-    pub fn in_place(&self) -> Result<bool, ToolError> {
-        let found = nft_list()?;
+    pub fn in_place(&mut self) -> Result<bool, ToolError> {
+        let found = self.nft.list()?;
         let every_chain = found.foreign_inputs.iter().all(|(family, table, chain)| {
             found
                 .tagged_rules
@@ -385,8 +451,8 @@ impl NftablesBackend {
 
     /// Deletes the daemon's table, its tagged rules and its sets.
     pub fn remove(&mut self) -> Result<(), ToolError> {
-        let found = nft_list()?;
-        nft_apply(removal(&found))?;
+        let found = self.nft.list()?;
+        self.nft.apply(removal(&found))?;
         self.sets.clear();
         self.open.clear();
         Ok(())
@@ -401,8 +467,8 @@ impl NftablesBackend {
 /// Whether the ruleset has an input base chain of ip, ip6 or inet family
 /// other than the daemon's, and whether all of them look like
 /// iptables-nft's (`INPUT` in table `filter`).
-pub fn detect() -> Result<Option<bool>, ToolError> {
-    let found = nft_list()?;
+pub fn detect(nft: &mut Nft) -> Result<Option<bool>, ToolError> {
+    let found = nft.list()?;
     if found.foreign_inputs.is_empty() {
         return Ok(None);
     }

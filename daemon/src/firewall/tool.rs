@@ -1,6 +1,7 @@
 //! Running a firewall tool (`nft`, `ufw`, `iptables`, `firewall-cmd`) as a
 //! child process with a time limit, keeping the command line and its error
-//! output for the log and `moshctl firewall status`.
+//! output for the log and `moshctl firewall status`; the errors of those
+//! tools and of libnftables.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -56,6 +57,16 @@ pub enum ToolError {
         command: String,
         /// Why.
         reason: String,
+    },
+    /// A library (libnftables) refused the commands `command` stands for.
+    #[error("`{command}` failed in {library}: {error}")]
+    Refused {
+        /// The equivalent command line.
+        command: String,
+        /// The library.
+        library: &'static str,
+        /// Its error messages, trimmed.
+        error: String,
     },
     /// The program's output could not be understood.
     #[error("`{command}` printed something unexpected: {reason}")]
@@ -154,7 +165,8 @@ fn command_line(program: &str, args: &[&str]) -> String {
         .join(" ")
 }
 
-fn shorten(text: &str) -> String {
+/// `text` on one line, at most [`MAX_STDERR`] characters of it.
+pub(super) fn shorten(text: &str) -> String {
     let one_line = text.lines().collect::<Vec<_>>().join(" | ");
     match one_line.char_indices().nth(MAX_STDERR) {
         Some((cut, _)) => format!("{}…", &one_line[..cut]),

@@ -296,8 +296,9 @@ fn vim_less_and_the_alternate_screen_add_nothing_and_less_dash_x_scrolls_like_a_
     );
 }
 
-/// Whether the numbers after the last marker line run without a gap into
-/// the screen: the history, which may lag the screen, has caught up.
+/// Whether the numbers after the last marker line, more than a hundred, run
+/// without a gap into the screen: the history, which may lag the screen,
+/// has caught up.
 fn history_caught_up(lines: &[String]) -> bool {
     let Some(marker) = lines
         .iter()
@@ -306,7 +307,7 @@ fn history_caught_up(lines: &[String]) -> bool {
         return false;
     };
     let after = numbers(&lines[marker + 1..]);
-    after.windows(2).all(|w| w[1] == w[0] + 1)
+    after.len() > 100 && after.windows(2).all(|w| w[1] == w[0] + 1)
 }
 
 /// Interrupts `seq 1 20000000` after 2 s and returns how long the prompt

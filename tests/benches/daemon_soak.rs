@@ -18,13 +18,10 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser, free_port_range};
+use mosh_e2e::daemon::{As, TestDaemon, TestUser, free_port_range};
 use mosh_e2e::impair::{Impairment, ImpairmentProxy, Way};
 use mosh_e2e::loadgen::{Behaviour, LoadGen, Options, SessionSpec, summary};
 use mosh_e2e::measure::{clock_ticks_per_second, cpu_time, open_fds, rss_kib};
-
-/// Helpers started at once.
-const STARTERS: usize = 8;
 
 fn minutes() -> f64 {
     let args: Vec<String> = std::env::args().collect();
@@ -60,25 +57,6 @@ fn cpu(pids: &[u32], ticks: u64) -> Duration {
     pids.iter().map(|&pid| cpu_time(pid, ticks)).sum()
 }
 
-fn start_sessions(daemon: &TestDaemon, user: &TestUser, count: usize) -> Vec<Connect> {
-    std::thread::scope(|scope| {
-        let starters: Vec<_> = (0..STARTERS)
-            .map(|starter| {
-                scope.spawn(move || {
-                    (starter..count)
-                        .step_by(STARTERS)
-                        .map(|_| daemon.new_session(As::User(user), &["/bin/sh"]))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        starters
-            .into_iter()
-            .flat_map(|starter| starter.join().expect("starting sessions"))
-            .collect()
-    })
-}
-
 fn main() {
     if std::env::args().any(|arg| arg == "--list" || arg == "--test") {
         return;
@@ -96,7 +74,7 @@ fn main() {
     let daemon = TestDaemon::start(free_port_range(sessions as u16 + 10), &limits)
         .expect("start mosh-daemon");
     let user = TestUser::create().expect("a test user");
-    let connects = start_sessions(&daemon, &user, sessions);
+    let connects = daemon.new_sessions(As::User(&user), &["/bin/sh"], sessions);
     let workers: Vec<u32> = connects.iter().map(|c| c.pid).collect();
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let proxies: Vec<ImpairmentProxy> = connects

@@ -431,6 +431,28 @@ impl TestDaemon {
         })
     }
 
+    /// Starts `count` sessions of `command` as `who`, eight requests at a
+    /// time (within the daemon's per-user limit of control connections).
+    pub fn new_sessions(&self, who: As<'_>, command: &[&str], count: usize) -> Vec<Connect> {
+        const STARTERS: usize = 8;
+        thread::scope(|scope| {
+            let starters: Vec<_> = (0..STARTERS)
+                .map(|starter| {
+                    scope.spawn(move || {
+                        (starter..count)
+                            .step_by(STARTERS)
+                            .map(|_| self.new_session(who, command))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            starters
+                .into_iter()
+                .flat_map(|starter| starter.join().expect("starting sessions"))
+                .collect()
+        })
+    }
+
     /// Runs `mosh-server attach ARGS...` as `who`.
     pub fn attach(&self, who: As<'_>, args: &[&str]) -> Output {
         let mut all = vec!["attach"];

@@ -428,3 +428,52 @@ impl Drop for WithoutLibnftables {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `nft -j list ruleset` in `netns`, parsed into its objects.
+pub fn nft_ruleset(netns: &str) -> Vec<serde_json::Value> {
+    let text = NetPair::run(netns, "nft", &["-j", "list", "ruleset"]).expect("nft list ruleset");
+    let listing: serde_json::Value = serde_json::from_str(&text).expect("nft's JSON");
+    listing["nftables"].as_array().cloned().unwrap_or_default()
+}
+
+/// The elements of mosh-daemon's port set (`table inet mosh_daemon`, set
+/// `ports`) among `objects`, as listed, duplicates kept.
+pub fn daemon_port_set(objects: &[serde_json::Value]) -> Vec<u64> {
+    objects
+        .iter()
+        .filter_map(|object| object.get("set"))
+        .find(|set| set["table"] == "mosh_daemon" && set["name"] == "ports")
+        .and_then(|set| set["elem"].as_array())
+        .map(|ports| ports.iter().filter_map(|p| p.as_u64()).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts that mosh-daemon's table, chain, rule and port set, and its
+/// tagged rule and port set in the drop-policy chain's table
+/// ([`DROP_POLICY`]), each stand once among `objects`.
+pub fn assert_daemon_objects_once(objects: &[serde_json::Value]) {
+    let count = |kind: &str, matches: &dyn Fn(&serde_json::Value) -> bool| {
+        objects
+            .iter()
+            .filter_map(|object| object.get(kind))
+            .filter(|value| matches(value))
+            .count()
+    };
+    let own = |value: &serde_json::Value| value["table"] == "mosh_daemon";
+    type Matcher<'a> = &'a dyn Fn(&serde_json::Value) -> bool;
+    let wanted: [(&str, &str, Matcher<'_>); 6] = [
+        ("table", "its table", &|t| t["name"] == "mosh_daemon"),
+        ("chain", "its chain", &own),
+        ("rule", "its rule", &own),
+        ("set", "its port set", &|s| own(s) && s["name"] == "ports"),
+        ("rule", "its tagged rule in the drop policy", &|r| {
+            r["table"] == "filter" && r["comment"] == "mosh-daemon"
+        }),
+        ("set", "its port set beside the drop policy", &|s| {
+            s["name"] == "mosh_daemon_ports"
+        }),
+    ];
+    for (kind, what, matches) in wanted {
+        assert_eq!(count(kind, matches), 1, "{what}, once: {objects:?}");
+    }
+}

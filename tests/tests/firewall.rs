@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser};
-use mosh_e2e::netns::{Firewalld, NetPair, PortProbe, SERVER_IP, WithoutLibnftables};
+use mosh_e2e::netns::{
+    Firewalld, NetPair, PortProbe, SERVER_IP, WithoutLibnftables, assert_daemon_objects_once,
+    daemon_port_set, nft_ruleset,
+};
 use mosh_e2e::tmux::TmuxSession;
 use mosh_e2e::{UTF8_LOCALE, require_program, stock};
 
@@ -103,58 +106,14 @@ fn nft_json(netns: &str) -> String {
 
 /// The ports in the daemon's own nftables set.
 fn daemon_set(netns: &str) -> Vec<u64> {
-    let listing: serde_json::Value = serde_json::from_str(&nft_json(netns)).unwrap();
-    listing["nftables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|object| object.get("set"))
-        .find(|set| set["table"] == "mosh_daemon" && set["name"] == "ports")
-        .and_then(|set| set["elem"].as_array())
-        .map(|ports| ports.iter().filter_map(|p| p.as_u64()).collect())
-        .unwrap_or_default()
+    daemon_port_set(&nft_ruleset(netns))
 }
 
 /// The daemon's table, chain, rule and port sets each stand once in the
 /// ruleset, as does its tagged rule in the drop-policy chain
 /// ([`mosh_e2e::netns::DROP_POLICY`]).
 fn assert_each_daemon_object_once(netns: &str) {
-    let ruleset = nft_json(netns);
-    let listing: serde_json::Value = serde_json::from_str(&ruleset).unwrap();
-    let objects = listing["nftables"].as_array().unwrap();
-    let count = |kind: &str, matches: &dyn Fn(&serde_json::Value) -> bool| {
-        objects
-            .iter()
-            .filter_map(|object| object.get(kind))
-            .filter(|value| matches(value))
-            .count()
-    };
-    assert_eq!(
-        count("table", &|t| t["name"] == "mosh_daemon"),
-        1,
-        "{ruleset}"
-    );
-    assert_eq!(
-        count("chain", &|c| c["table"] == "mosh_daemon"),
-        1,
-        "{ruleset}"
-    );
-    assert_eq!(
-        count("rule", &|r| r["table"] == "mosh_daemon"),
-        1,
-        "{ruleset}"
-    );
-    assert_eq!(
-        count("rule", &|r| r["table"] == "filter"
-            && r["comment"] == "mosh-daemon"),
-        1,
-        "{ruleset}"
-    );
-    assert_eq!(
-        count("set", &|s| s["name"] == "mosh_daemon_ports"),
-        1,
-        "{ruleset}"
-    );
+    assert_daemon_objects_once(&nft_ruleset(netns));
 }
 
 /// Restarts the daemon three times; after each start, waits until its

@@ -111,16 +111,21 @@ fn attached(daemon: &TestDaemon, output: &std::process::Output) -> Connect {
     })
 }
 
-/// Sends keystrokes under `key` to the session for a while; returns how
-/// many datagrams came back (authenticated or not).
-fn datagrams_answering(session: &Connect, key: &mosh_proto::Base64Key, keys: &[u8]) -> usize {
-    let mut peer = UdpPeer::client(
+/// A bare client of `session` under `key` (no terminal), not yet started.
+fn client_peer(session: &Connect, key: &mosh_proto::Base64Key) -> UdpPeer<UserStream, HostLog> {
+    UdpPeer::client(
         session.addr(),
         key,
         UserStream::default(),
         HostLog::default(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Sends keystrokes under `key` to the session for a while; returns how
+/// many datagrams came back (authenticated or not).
+fn datagrams_answering(session: &Connect, key: &mosh_proto::Base64Key, keys: &[u8]) -> usize {
+    let mut peer = client_peer(session, key);
     peer.transport_mut().current_state_mut().push_bytes(keys);
     let _ = peer.run_until(Duration::from_secs(3), "nothing", |_| None::<()>);
     peer.deliveries().len() + peer.errors().len()
@@ -711,13 +716,7 @@ fn rss_and_fds(pid: u32) -> (u64, usize) {
 
 /// A client that connects with `key` and waits until it has the prompt.
 fn connected_peer(session: &Connect, key: &mosh_proto::Base64Key) -> UdpPeer<UserStream, HostLog> {
-    let mut peer = UdpPeer::client(
-        session.addr(),
-        key,
-        UserStream::default(),
-        HostLog::default(),
-    )
-    .unwrap();
+    let mut peer = client_peer(session, key);
     peer.transport_mut().current_state_mut().push_resize(80, 24);
     peer.run_until(QUICK, "the prompt", |transport| {
         transport

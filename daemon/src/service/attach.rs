@@ -178,14 +178,7 @@ pub fn choose(
             _ => Ok((session.clone(), Vec::new())),
         };
     }
-    let mut detached: Vec<(u64, &SessionReport)> = sessions
-        .iter()
-        .filter(|s| s.uid == uid)
-        .filter_map(|s| match s.presence(now) {
-            Presence::Detached(since) => Some((since, s)),
-            _ => None,
-        })
-        .collect();
+    let mut detached = detached_sessions(sessions, uid, now);
     detached.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.started.cmp(&a.1.started)));
     if let Some(&(since, chosen)) = detached.first() {
         let mut notes = Vec::new();
@@ -310,19 +303,25 @@ async fn rekey(path: &Path, force: bool) -> Result<String, String> {
     }
 }
 
-/// What a new session of `uid` tells about the user's detached sessions
-/// (none: nothing), one line each: how many, each one's id, how long it has
-/// been detached and its foreground command, and the commands to attach to
-/// one (on `host`) or end it.
-pub fn notice(sessions: &[SessionReport], uid: u32, now: u64, host: &str) -> Vec<String> {
-    let mut detached: Vec<(u64, &SessionReport)> = sessions
+/// The sessions of `uid` without a live client at `now`, each with since
+/// when (seconds since the epoch).
+fn detached_sessions(sessions: &[SessionReport], uid: u32, now: u64) -> Vec<(u64, &SessionReport)> {
+    sessions
         .iter()
         .filter(|s| s.uid == uid)
         .filter_map(|s| match s.presence(now) {
             Presence::Detached(since) => Some((since, s)),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// What a new session of `uid` tells about the user's detached sessions
+/// (none: nothing), one line each: how many, each one's id, how long it has
+/// been detached and its foreground command, and the commands to attach to
+/// one (on `host`) or end it.
+pub fn notice(sessions: &[SessionReport], uid: u32, now: u64, host: &str) -> Vec<String> {
+    let mut detached = detached_sessions(sessions, uid, now);
     if detached.is_empty() {
         return Vec::new();
     }

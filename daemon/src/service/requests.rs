@@ -129,7 +129,14 @@ fn visible(shared: &Shared, peer: Peer) -> Vec<SessionReport> {
 async fn new_session(shared: &Arc<Shared>, peer: Peer, request: SessionRequest) -> Response {
     let user = match User::from_uid(Uid::from_raw(peer.uid)) {
         Ok(Some(user)) => user,
-        _ => return error_response(format!("uid {} has no passwd entry", peer.uid)),
+        Ok(None) => return error_response(format!("uid {} has no passwd entry", peer.uid)),
+        Err(errno) if super::out_of_descriptors(&std::io::Error::from(errno)) => {
+            return error_response(super::OUT_OF_DESCRIPTORS.into());
+        }
+        Err(errno) => {
+            tracing::warn!("looking up uid {}: {errno}", peer.uid);
+            return error_response(format!("could not look up uid {}: {errno}", peer.uid));
+        }
     };
     let config = shared.config();
     if !allowed(&config.allowed_users, &config.allowed_groups, &user) {

@@ -193,9 +193,37 @@ fn main() {
     }
     let refused = run_as(None, &user, &server, &["new", "--", "/bin/sh"], &daemon_env);
     let refusal = String::from_utf8_lossy(&refused.stderr).trim().to_owned();
+    let mut setup_times = setups.clone();
+    let (setup_p50, setup_p99) = (
+        percentile(&mut setup_times, 0.5),
+        percentile(&mut setup_times, 0.99),
+    );
+    println!(
+        "full pool: {sessions} sessions of /bin/sh through mosh-daemon, each with a live client"
+    );
+    println!(
+        "  setup (mosh-server new)  p50 {:.2} ms  p99 {:.2} ms",
+        ms(setup_p50),
+        ms(setup_p99)
+    );
+    println!(
+        "  request {}: exit {:?}, {refusal:?}",
+        sessions + 1,
+        refused.status.code()
+    );
     wait_connected(&loadgen, sessions);
     let (list_p50, list_max) = moshctl_latency(&daemon, &["list"]);
     let (status_p50, status_max) = moshctl_latency(&daemon, &["status"]);
+    println!(
+        "  moshctl list   p50 {:.1} ms  slowest {:.1} ms",
+        ms(list_p50),
+        ms(list_max)
+    );
+    println!(
+        "  moshctl status p50 {:.1} ms  slowest {:.1} ms",
+        ms(status_p50),
+        ms(status_max)
+    );
     std::thread::sleep(Duration::from_secs(2));
     let daemon_pss = pss_kib(daemon.pid());
     let worker_pss: u64 = workers.iter().map(|&pid| tree_pss_kib(pid)).sum();
@@ -207,6 +235,14 @@ fn main() {
         pss_kib_per_session: (daemon_pss + worker_pss) as f64 / sessions as f64,
         idle_cpu_per_session: cpu / sessions as f64,
     };
+    println!(
+        "  memory per session (PSS) {:.0} KiB (daemon {} KiB in all, workers + shells {} KiB)",
+        ours.pss_kib_per_session, daemon_pss, worker_pss
+    );
+    println!(
+        "  idle CPU, daemon + all workers over {idle_secs} s: {:.2}% of one core",
+        cpu * 100.0
+    );
 
     loadgen
         .set_behaviour_all(Behaviour::Typing {
@@ -223,10 +259,13 @@ fn main() {
         typed.latency.quantile(0.5).unwrap_or_default(),
         typed.latency.quantile(0.99).unwrap_or_default(),
     );
-    let mut setup_times = setups.clone();
-    let (setup_p50, setup_p99) = (
-        percentile(&mut setup_times, 0.5),
-        percentile(&mut setup_times, 0.99),
+    println!(
+        "  typing a key a second in every session for {typing_secs} s: echo p50 {:.2} ms  p99 {:.2} ms; \
+         CPU {:.1}% of one core; {}",
+        ms(echo_p50),
+        ms(echo_p99),
+        typing_cpu.as_secs_f64() / typing_secs as f64 * 100.0,
+        summary(&typed)
     );
     let _ = daemon.moshctl(As::Root, &["kill", "--idle", "0"]);
     drop(daemon);
@@ -241,45 +280,6 @@ fn main() {
         ticks,
     );
 
-    println!(
-        "full pool: {sessions} sessions of /bin/sh through mosh-daemon, each with a live client"
-    );
-    println!(
-        "  setup (mosh-server new)  p50 {:.2} ms  p99 {:.2} ms",
-        ms(setup_p50),
-        ms(setup_p99)
-    );
-    println!(
-        "  memory per session (PSS) {:.0} KiB (daemon {} KiB in all, workers + shells {} KiB)",
-        ours.pss_kib_per_session, daemon_pss, worker_pss
-    );
-    println!(
-        "  idle CPU, daemon + all workers over {idle_secs} s: {:.2}% of one core",
-        cpu * 100.0
-    );
-    println!(
-        "  typing a key a second in every session for {typing_secs} s: echo p50 {:.2} ms  p99 {:.2} ms; \
-         CPU {:.1}% of one core; {}",
-        ms(echo_p50),
-        ms(echo_p99),
-        typing_cpu.as_secs_f64() / typing_secs as f64 * 100.0,
-        summary(&typed)
-    );
-    println!(
-        "  moshctl list   p50 {:.1} ms  slowest {:.1} ms",
-        ms(list_p50),
-        ms(list_max)
-    );
-    println!(
-        "  moshctl status p50 {:.1} ms  slowest {:.1} ms",
-        ms(status_p50),
-        ms(status_max)
-    );
-    println!(
-        "  request {}: exit {:?}, {refusal:?}",
-        sessions + 1,
-        refused.status.code()
-    );
     println!(
         "stock mosh-server, {} sessions with the same clients: {:.0} KiB/session, idle CPU {:.4}% of one core per session",
         stock.sessions,

@@ -249,7 +249,10 @@ struct Session {
     /// The cipher suite and key epoch last published.
     cipher_shown: Option<(Suite, u64)>,
     rekeys: Option<mpsc::Receiver<Rekey>>,
-    foreground_checked: Option<Instant>,
+    /// When the foreground command and history are next looked up: a
+    /// moment after the terminal's first output or input since the last
+    /// look, so an idle session never looks.
+    foreground_due: Option<Instant>,
     utmp: Option<UtmpRecord>,
 }
 
@@ -282,7 +285,7 @@ impl Session {
             peer: Peer::Undecided,
             cipher_shown: None,
             rekeys,
-            foreground_checked: None,
+            foreground_due: Some(Instant::now() + FOREGROUND_INTERVAL),
             utmp: None,
         })
     }
@@ -324,7 +327,7 @@ impl Session {
         loop {
             let now = Instant::now();
             self.update_echo_ack(now);
-            self.check_foreground();
+            self.check_foreground(now);
             self.update_utmp(now);
             self.send_due(now).await;
             if let Some(end) = self.finished(now) {
@@ -362,9 +365,13 @@ impl Session {
                         self.handle_datagram(Instant::now(), from, &datagram[..len]);
                     }
                 }
-                Event::Output(Ok(len)) if len > 0 => self.handle_output(&output[..len]),
+                Event::Output(Ok(len)) if len > 0 => {
+                    self.terminal_active(now);
+                    self.handle_output(&output[..len]);
+                }
                 Event::Output(_) => self.pty_gone(now),
                 Event::Written(Ok(len)) => {
+                    self.terminal_active(now);
                     self.pending_input.drain(..len);
                 }
                 Event::Written(Err(_)) => self.pty_gone(now),
@@ -441,6 +448,9 @@ impl Session {
         }
         if let Some(at) = self.history_wake {
             wake = wake.min(at);
+        }
+        if let Some(due) = self.foreground_due.filter(|_| self.config.status.is_some()) {
+            wake = wake.min(due);
         }
         if self.utmp.as_ref().is_some_and(UtmpRecord::busy) {
             wake = wake.min(now + UTMP_POLL);
@@ -614,19 +624,15 @@ impl Session {
         self.transport.current_state_mut().set_framebuffer(screen);
     }
 
-    /// Publishes the terminal's foreground command when it changed, looking
-    /// at most once per [`FOREGROUND_INTERVAL`] (and only for the daemon),
-    /// at whichever turn of the event loop comes first after that.
-    fn check_foreground(&mut self) {
-        let now = Instant::now();
-        if self.config.status.is_none()
-            || self
-                .foreground_checked
-                .is_some_and(|at| now - at < FOREGROUND_INTERVAL)
-        {
+    /// Publishes the terminal's foreground command and history when they
+    /// changed (only for the daemon), once they are due: a
+    /// [`FOREGROUND_INTERVAL`] after the session started or after the
+    /// terminal's first activity since the last look.
+    fn check_foreground(&mut self, now: Instant) {
+        if self.config.status.is_none() || self.foreground_due.is_none_or(|due| now < due) {
             return;
         }
-        self.foreground_checked = Some(now);
+        self.foreground_due = None;
         let Some(pid) = self.shell.as_ref().and_then(|shell| shell.child.id()) else {
             return;
         };
@@ -640,6 +646,13 @@ impl Session {
                 changed
             });
         }
+    }
+
+    /// Notes output from or input to the terminal: the foreground command
+    /// or the history may change, so they are looked up again a moment
+    /// later (at most once a [`FOREGROUND_INTERVAL`]).
+    fn terminal_active(&mut self, now: Instant) {
+        self.foreground_due.get_or_insert(now + FOREGROUND_INTERVAL);
     }
 
     /// Keeps the terminal's utmp record in step: the client's address

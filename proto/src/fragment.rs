@@ -9,11 +9,8 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 
-use flate2::Compression;
-use flate2::read::ZlibDecoder;
-use flate2::write::ZlibEncoder;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// Bytes of the fragment header.
 pub const HEADER_LEN: usize = 10;
@@ -115,25 +112,85 @@ impl Fragment {
 
 /// zlib-compresses an encoded instruction (default level, as mosh does).
 pub fn compress(encoded: &[u8]) -> Vec<u8> {
-    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
-    encoder
-        .write_all(encoded)
-        .expect("writing to a Vec cannot fail");
-    encoder.finish().expect("writing to a Vec cannot fail")
+    Compressor::default().compress(encoded)
 }
 
 /// Inflates an assembled instruction, refusing anything past
 /// [`MAX_INFLATED_LEN`].
 pub fn decompress(compressed: &[u8]) -> Result<Vec<u8>, FragmentError> {
-    let mut out = Vec::new();
-    ZlibDecoder::new(compressed)
-        .take(MAX_INFLATED_LEN as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| FragmentError::Corrupt)?;
-    if out.len() > MAX_INFLATED_LEN {
-        return Err(FragmentError::InflatesTooFar);
+    Decompressor::default().decompress(compressed)
+}
+
+/// One connection's zlib compressor, kept from one instruction to the next
+/// (each still a zlib stream of its own, byte for byte what a fresh
+/// compressor makes): its state is allocated once, at the first
+/// instruction, instead of for every datagram.
+#[derive(Debug, Default)]
+pub struct Compressor {
+    state: Option<Compress>,
+}
+
+impl Compressor {
+    /// zlib-compresses `encoded` (default level, as mosh does).
+    pub fn compress(&mut self, encoded: &[u8]) -> Vec<u8> {
+        let state = self
+            .state
+            .get_or_insert_with(|| Compress::new(Compression::default(), true));
+        state.reset();
+        let mut out = Vec::with_capacity(encoded.len() / 2 + 64);
+        loop {
+            let consumed =
+                usize::try_from(state.total_in()).map_or(encoded.len(), |n| n.min(encoded.len()));
+            let status = state
+                .compress_vec(&encoded[consumed..], &mut out, FlushCompress::Finish)
+                .expect("deflating into a growing buffer cannot fail");
+            if status == Status::StreamEnd {
+                return out;
+            }
+            out.reserve(out.capacity().max(64));
+        }
     }
-    Ok(out)
+}
+
+/// One connection's zlib decompressor, kept from one instruction to the
+/// next like [`Compressor`].
+#[derive(Debug, Default)]
+pub struct Decompressor {
+    state: Option<Decompress>,
+}
+
+impl Decompressor {
+    /// Inflates an assembled instruction, refusing anything past
+    /// [`MAX_INFLATED_LEN`], a stream cut short and anything not zlib.
+    pub fn decompress(&mut self, compressed: &[u8]) -> Result<Vec<u8>, FragmentError> {
+        let state = self.state.get_or_insert_with(|| Decompress::new(true));
+        state.reset(true);
+        let mut out = Vec::with_capacity(
+            compressed
+                .len()
+                .saturating_mul(4)
+                .clamp(64, MAX_INFLATED_LEN + 1),
+        );
+        loop {
+            let (read, written) = (state.total_in(), state.total_out());
+            let consumed =
+                usize::try_from(read).map_or(compressed.len(), |n| n.min(compressed.len()));
+            let status = state
+                .decompress_vec(&compressed[consumed..], &mut out, FlushDecompress::None)
+                .map_err(|_| FragmentError::Corrupt)?;
+            if out.len() > MAX_INFLATED_LEN {
+                return Err(FragmentError::InflatesTooFar);
+            }
+            if status == Status::StreamEnd {
+                return Ok(out);
+            }
+            if out.len() == out.capacity() {
+                out.reserve_exact(out.capacity().min(MAX_INFLATED_LEN + 1 - out.capacity()));
+            } else if (state.total_in(), state.total_out()) == (read, written) {
+                return Err(FragmentError::Corrupt);
+            }
+        }
+    }
 }
 
 /// Cuts compressed instructions into fragments, each under a fresh id.
@@ -293,6 +350,23 @@ mod tests {
         ];
         assert_eq!(compress(&inflated), stock);
         assert_eq!(decompress(&stock).unwrap(), inflated);
+    }
+
+    #[test]
+    fn kept_compressors_make_what_fresh_ones_make_after_any_input() {
+        let inputs: [&[u8]; 4] = [b"", &[7; 70_000], b"not zlib at all", &[1, 2, 3, 4, 5]];
+        let mut compressor = Compressor::default();
+        let mut decompressor = Decompressor::default();
+        for input in inputs {
+            let fresh = compress(input);
+            assert_eq!(compressor.compress(input), fresh);
+            assert_eq!(decompressor.decompress(&fresh).unwrap(), input);
+            assert_eq!(decompressor.decompress(input), Err(FragmentError::Corrupt));
+            assert_eq!(
+                decompressor.decompress(&fresh[..fresh.len() - 1]),
+                Err(FragmentError::Corrupt)
+            );
+        }
     }
 
     #[test]

@@ -18,7 +18,9 @@ use crate::cipher::{Handshake, RekeyLimits, Suite};
 use crate::connection::{Connection, ReceiveError, Role};
 use crate::crypto::CryptoError;
 use crate::extensions::{Extension, ExtensionSet, Negotiation, Peer};
-use crate::fragment::{self, Fragment, FragmentAssembly, FragmentError, Fragmenter};
+use crate::fragment::{
+    Compressor, Decompressor, Fragment, FragmentAssembly, FragmentError, Fragmenter,
+};
 use crate::key::Base64Key;
 use crate::messages::{Instruction, PROTOCOL_VERSION};
 use crate::state::{State, StateError};
@@ -168,7 +170,9 @@ pub struct Transport<L, R> {
     receiver: Receiver<R>,
     delivered: R,
     fragmenter: Fragmenter,
+    compressor: Compressor,
     assembly: FragmentAssembly,
+    decompressor: Decompressor,
     outbox: VecDeque<Transmit>,
     seal_failure: Option<CryptoError>,
     stats: TransportStats,
@@ -200,7 +204,9 @@ impl<L: State, R: State> Transport<L, R> {
             receiver: Receiver::new(remote.clone()),
             delivered: remote,
             fragmenter: Fragmenter::default(),
+            compressor: Compressor::default(),
             assembly: FragmentAssembly::default(),
+            decompressor: Decompressor::default(),
             outbox: VecDeque::new(),
             seal_failure: None,
             stats: TransportStats::default(),
@@ -246,7 +252,7 @@ impl<L: State, R: State> Transport<L, R> {
         let Some(compressed) = self.assembly.add(fragment)? else {
             return Ok(Delivery::Partial);
         };
-        let encoded = fragment::decompress(&compressed)?;
+        let encoded = self.decompressor.decompress(&compressed)?;
         let instruction = Instruction::decode(encoded.as_slice())
             .map_err(|e| TransportError::Decode(e.to_string()))?;
         self.handle_instruction(now, instruction)
@@ -332,7 +338,7 @@ impl<L: State, R: State> Transport<L, R> {
         instruction.extensions =
             self.handshake
                 .outgoing(&self.negotiation, self.connection.keyring(), now);
-        let compressed = fragment::compress(&instruction.encode_to_vec());
+        let compressed = self.compressor.compress(&instruction.encode_to_vec());
         let fragments = self
             .fragmenter
             .fragment(&compressed, self.connection.max_fragment_body());

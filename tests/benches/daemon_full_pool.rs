@@ -150,6 +150,14 @@ fn main() {
         require_program(tool).unwrap_or_else(|e| panic!("{e}"));
     }
     let pair = NetPair::new().expect("network namespaces");
+    // The clients' own ports, chosen by the kernel, must stay out of the
+    // pool (the default ephemeral range ends at 60999).
+    let sysctl = Command::new("ip")
+        .args(["netns", "exec", &pair.server, "sysctl", "-q"])
+        .arg("net.ipv4.ip_local_port_range=32768 59999")
+        .status()
+        .expect("ip netns exec sysctl");
+    assert!(sysctl.success(), "setting the client port range");
     let netns = PathBuf::from(format!("/run/netns/{}", pair.server));
     let user = TestUser::create().expect("a test user");
     let server = our_program("mosh-server").expect("our mosh-server");

@@ -8,12 +8,12 @@
 //! 10 ...  body
 //! ```
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 
-use flate2::Compression;
 use flate2::read::ZlibDecoder;
-use flate2::write::ZlibEncoder;
+use flate2::{Compress, Compression, FlushCompress, Status};
 
 /// Bytes of the fragment header.
 pub const HEADER_LEN: usize = 10;
@@ -113,13 +113,31 @@ impl Fragment {
     }
 }
 
+thread_local! {
+    /// One zlib compressor per thread, reset for each instruction: making
+    /// one allocates and zeroes a few hundred KiB of tables, which costs
+    /// more than compressing a typical instruction.
+    static COMPRESSOR: RefCell<Compress> =
+        RefCell::new(Compress::new(Compression::default(), true));
+}
+
 /// zlib-compresses an encoded instruction (default level, as mosh does).
 pub fn compress(encoded: &[u8]) -> Vec<u8> {
-    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
-    encoder
-        .write_all(encoded)
-        .expect("writing to a Vec cannot fail");
-    encoder.finish().expect("writing to a Vec cannot fail")
+    COMPRESSOR.with_borrow_mut(|compressor| {
+        compressor.reset();
+        let mut out = Vec::with_capacity(encoded.len() / 2 + 64);
+        loop {
+            let consumed = usize::try_from(compressor.total_in())
+                .map_or(encoded.len(), |n| n.min(encoded.len()));
+            let status = compressor
+                .compress_vec(&encoded[consumed..], &mut out, FlushCompress::Finish)
+                .expect("finishing a reset stream into a Vec cannot fail");
+            if status == Status::StreamEnd {
+                return out;
+            }
+            out.reserve(out.capacity().max(64));
+        }
+    })
 }
 
 /// Inflates an assembled instruction, refusing anything past
@@ -293,6 +311,22 @@ mod tests {
         ];
         assert_eq!(compress(&inflated), stock);
         assert_eq!(decompress(&stock).unwrap(), inflated);
+    }
+
+    #[test]
+    fn a_reused_compressor_carries_nothing_over() {
+        let earlier: Vec<u8> = (0..200_000u32).map(|n| (n * 7919 % 251) as u8).collect();
+        let small = b"\x08\x02\x10\x00 hello hello hello".as_slice();
+        let fresh = {
+            let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), Compression::default());
+            std::io::Write::write_all(&mut encoder, small).unwrap();
+            encoder.finish().unwrap()
+        };
+        let big = compress(&earlier);
+        assert_eq!(decompress(&big).unwrap(), earlier);
+        assert_eq!(compress(small), fresh, "as from a new compressor");
+        assert_eq!(compress(small), fresh, "and again");
+        assert_eq!(decompress(&compress(&[])).unwrap(), b"");
     }
 
     #[test]

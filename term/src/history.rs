@@ -112,14 +112,28 @@ impl LogLines {
         self.first += skip as u64;
         let mut at: usize = lens[..skip].iter().map(|&len| len as usize).sum();
         let cut = MAX_LINE_BYTES.min(limits.bytes);
-        for &len in &lens[skip..] {
-            let line = &bytes[at..at + len as usize];
-            at += len as usize;
-            let line = &line[..line.len().min(cut)];
-            self.starts
-                .push_back(self.evicted_bytes + self.data.len() as u64);
-            self.data.extend(line);
-            self.lens.push_back(line.len() as u32);
+        let lens = &lens[skip..];
+        if lens.iter().all(|&len| len as usize <= cut) {
+            // Nothing to cut (always so under the default byte limit): the
+            // lines go in as one copy.
+            let mut start = self.evicted_bytes + self.data.len() as u64;
+            self.starts.extend(lens.iter().map(|&len| {
+                let at = start;
+                start += u64::from(len);
+                at
+            }));
+            self.lens.extend(lens);
+            self.data.extend(&bytes[at..]);
+        } else {
+            for &len in lens {
+                let line = &bytes[at..at + len as usize];
+                at += len as usize;
+                let line = &line[..line.len().min(cut)];
+                self.starts
+                    .push_back(self.evicted_bytes + self.data.len() as u64);
+                self.data.extend(line);
+                self.lens.push_back(line.len() as u32);
+            }
         }
         let (mut lines, mut bytes) = (0, 0);
         while self.lens.len() - lines > limits.lines || self.data.len() - bytes > limits.bytes {

@@ -424,6 +424,7 @@ fn encode_row_into(row: &Row, width: usize, out: &mut Vec<u8>) {
         .rposition(|c| !c.is_blank() || c.rend != Renditions::default())
         .map_or(0, |last| last + 1);
     let mut current = Renditions::default();
+    out.reserve(used + 8);
     for cell in &cells[..used] {
         if cell.spacer {
             continue;
@@ -434,6 +435,9 @@ fn encode_row_into(row: &Row, width: usize, out: &mut Vec<u8>) {
         }
         if cell.is_blank() {
             out.push(b' ');
+        } else if let &[byte] = cell.contents_bytes() {
+            // Most cells hold one byte: a push, not a call to copy it.
+            out.push(byte);
         } else {
             out.extend_from_slice(cell.contents_bytes());
         }

@@ -536,9 +536,9 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_keeps_what_appending_line_by_line_keeps() {
+    fn a_batch_keeps_the_newest_lines_within_both_limits() {
         let texts: Vec<Vec<u8>> = (0..40u64)
-            .map(|n| "y".repeat((n * 7 % 11) as usize).into_bytes())
+            .map(|n| format!("{n}{}", "y".repeat((n * 7 % 11) as usize)).into_bytes())
             .collect();
         for limits in [
             HistoryLimits::lines(0),
@@ -550,20 +550,38 @@ mod tests {
                 bytes: 3,
             },
         ] {
-            let one_by_one = HistoryLog::new(limits);
-            let batched = HistoryLog::new(limits);
+            let log = HistoryLog::new(limits);
+            let mut given: Vec<Vec<u8>> = Vec::new();
             for chunk in texts.chunks(13) {
-                for text in chunk {
-                    one_by_one.push(text);
-                }
                 let lens: Vec<u32> = chunk.iter().map(|t| t.len() as u32).collect();
-                batched.lock().append(&chunk.concat(), &lens);
+                log.lock().append(&chunk.concat(), &lens);
+                given.extend(
+                    chunk
+                        .iter()
+                        .map(|t| t[..t.len().min(limits.bytes)].to_vec()),
+                );
+                // The model: the longest run of newest lines within both
+                // limits.
+                let mut kept = 0;
+                let mut bytes = 0;
+                for line in given.iter().rev() {
+                    if kept == limits.lines || bytes + line.len() > limits.bytes {
+                        break;
+                    }
+                    kept += 1;
+                    bytes += line.len();
+                }
+                let end = given.len() as u64;
                 assert_eq!(
-                    (batched.first_held(), batched.end(), batched.held()),
-                    (one_by_one.first_held(), one_by_one.end(), one_by_one.held()),
+                    (log.first_held(), log.end(), log.held()),
+                    (end - kept as u64, end, (kept, bytes)),
                     "{limits:?}"
                 );
-                assert_eq!(batched.span(0, 100), one_by_one.span(0, 100), "{limits:?}");
+                assert_eq!(
+                    log.span(0, end).lines,
+                    given[given.len() - kept..],
+                    "{limits:?}"
+                );
             }
         }
     }

@@ -114,16 +114,35 @@ impl Fragment {
 }
 
 thread_local! {
-    /// One zlib compressor per thread, reset for each instruction: making
-    /// one allocates and zeroes a few hundred KiB of tables, which costs
-    /// more than compressing a typical instruction.
-    static COMPRESSOR: RefCell<Compress> =
-        RefCell::new(Compress::new(Compression::default(), true));
+    /// One zlib compressor per thread and level, reset for each
+    /// instruction: making one allocates and zeroes a few hundred KiB of
+    /// tables, which costs more than compressing a typical instruction.
+    static COMPRESSORS: RefCell<[Compress; 2]> = RefCell::new([
+        Compress::new(Compression::default(), true),
+        Compress::new(Compression::fast(), true),
+    ]);
+}
+
+/// How hard [`compress_with`] works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Effort {
+    /// zlib's default level, as mosh uses: the same bytes as stock.
+    #[default]
+    Stock,
+    /// zlib level 1: several times faster on large instructions (history
+    /// lines) for a few percent more bytes; only for peers of ours.
+    Fast,
 }
 
 /// zlib-compresses an encoded instruction (default level, as mosh does).
 pub fn compress(encoded: &[u8]) -> Vec<u8> {
-    COMPRESSOR.with_borrow_mut(|compressor| {
+    compress_with(encoded, Effort::Stock)
+}
+
+/// zlib-compresses an encoded instruction with `effort`.
+pub fn compress_with(encoded: &[u8], effort: Effort) -> Vec<u8> {
+    COMPRESSORS.with_borrow_mut(|compressors| {
+        let compressor = &mut compressors[effort as usize];
         compressor.reset();
         let mut out = Vec::with_capacity(encoded.len() / 2 + 64);
         loop {
@@ -311,6 +330,17 @@ mod tests {
         ];
         assert_eq!(compress(&inflated), stock);
         assert_eq!(decompress(&stock).unwrap(), inflated);
+    }
+
+    #[test]
+    fn fast_compression_inflates_the_same_and_stock_effort_stays_stock() {
+        let lines: Vec<u8> = (0..5000u32)
+            .flat_map(|n| format!("\x1a\x05{n:05}").into_bytes())
+            .collect();
+        let fast = compress_with(&lines, Effort::Fast);
+        assert_eq!(decompress(&fast).unwrap(), lines);
+        assert_ne!(fast, compress(&lines), "a different level");
+        assert_eq!(compress_with(&lines, Effort::Stock), compress(&lines));
     }
 
     #[test]

@@ -332,7 +332,15 @@ impl<L: State, R: State> Transport<L, R> {
         instruction.extensions =
             self.handshake
                 .outgoing(&self.negotiation, self.connection.keyring(), now);
-        let compressed = fragment::compress(&instruction.encode_to_vec());
+        // History makes a scrollback peer's instructions large: level 1
+        // deflates them several times faster. Everyone else gets stock's
+        // bytes.
+        let effort = if self.negotiation.enabled().contains(Extension::Scrollback) {
+            fragment::Effort::Fast
+        } else {
+            fragment::Effort::Stock
+        };
+        let compressed = fragment::compress_with(&instruction.encode_to_vec(), effort);
         let fragments = self
             .fragmenter
             .fragment(&compressed, self.connection.max_fragment_body());

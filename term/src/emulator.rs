@@ -40,7 +40,7 @@ use crate::framebuffer::{Attrs, Color, Hyperlink, LinkId, Renditions, UnderlineS
 use crate::framebuffer::{
     Framebuffer, MAX_HEIGHT, MAX_WIDTH, MouseEncoding, MouseReporting, SavedCursor,
 };
-use crate::history::HistoryLog;
+use crate::history::{HistoryBatch, HistoryLog};
 use crate::parser::{CsiParams, Parser, new_parser};
 use crate::width::wcwidth;
 
@@ -87,6 +87,9 @@ impl Emulator {
     pub fn feed(&mut self, bytes: &[u8]) {
         self.parser.advance(&mut self.term, bytes);
         self.term.flush_run();
+        if let Some(batch) = &mut self.term.history {
+            batch.flush();
+        }
     }
 
     /// The screen.
@@ -113,12 +116,12 @@ impl Emulator {
     /// region starting at the top row, alternate screen not shown) are
     /// appended to `log`.
     pub fn set_history(&mut self, log: HistoryLog) {
-        self.term.history = Some(log);
+        self.term.history = Some(HistoryBatch::new(log));
     }
 
     /// The log lines are appended to, if any.
     pub fn history(&self) -> Option<&HistoryLog> {
-        self.term.history.as_ref()
+        self.term.history.as_ref().map(HistoryBatch::log)
     }
 
     /// Whether answers to status requests are waiting.
@@ -143,7 +146,8 @@ struct Terminal {
     last_char: Option<char>,
     run: [u8; RUN_CAPACITY],
     run_len: usize,
-    history: Option<HistoryLog>,
+    /// Lines scrolled off during the current feed, for the history log.
+    history: Option<HistoryBatch>,
 }
 
 impl Terminal {
@@ -208,12 +212,12 @@ impl Terminal {
     /// Scrolls the region up by `n`; rows leaving the top of the main screen
     /// go to the history log first.
     fn scroll_up(&mut self, top: usize, bottom: usize, n: usize) {
-        if let Some(log) = &self.history
+        if let Some(batch) = &mut self.history
             && top == 0
             && !self.fb.alternate_screen()
         {
             for row in &self.fb.rows()[..n.min(bottom + 1)] {
-                log.push_row(row);
+                batch.record(row);
             }
         }
         self.fb.scroll_up_region(top, bottom, n);

@@ -89,7 +89,6 @@ struct LogLines {
     /// Bytes ever evicted: where `data` starts in that count.
     evicted_bytes: u64,
     first: u64,
-    scratch: Vec<u8>,
     /// The end seen by the last [`HistoryLog::advance`] (0 before the
     /// first), and since when.
     seen_end: u64,
@@ -101,26 +100,54 @@ impl LogLines {
         self.first + self.lens.len() as u64
     }
 
-    fn append(&mut self, line: &[u8]) {
+    /// Appends lines `lens` cuts `bytes` into, in order, then evicts the
+    /// oldest beyond the limits: the same as appending them one by one and
+    /// evicting after each (what is kept is the longest run of newest lines
+    /// within both limits either way), with one pass of eviction.
+    fn append(&mut self, bytes: &[u8], lens: &[u32]) {
         let limits = self.limits;
-        if limits.lines == 0 {
-            self.first += 1;
-            return;
+        // Lines older than the newest `limits.lines` would be evicted at
+        // once: only counted.
+        let skip = lens.len().saturating_sub(limits.lines);
+        self.first += skip as u64;
+        let mut at: usize = lens[..skip].iter().map(|&len| len as usize).sum();
+        let cut = MAX_LINE_BYTES.min(limits.bytes);
+        let lens = &lens[skip..];
+        if lens.iter().all(|&len| len as usize <= cut) {
+            // Nothing to cut (always so under the default byte limit): the
+            // lines go in as one copy.
+            let mut start = self.evicted_bytes + self.data.len() as u64;
+            self.starts.extend(lens.iter().map(|&len| {
+                let at = start;
+                start += u64::from(len);
+                at
+            }));
+            self.lens.extend(lens);
+            self.data.extend(&bytes[at..]);
+        } else {
+            for &len in lens {
+                let line = &bytes[at..at + len as usize];
+                at += len as usize;
+                let line = &line[..line.len().min(cut)];
+                self.starts
+                    .push_back(self.evicted_bytes + self.data.len() as u64);
+                self.data.extend(line);
+                self.lens.push_back(line.len() as u32);
+            }
         }
-        let line = &line[..line.len().min(MAX_LINE_BYTES).min(limits.bytes)];
-        self.starts
-            .push_back(self.evicted_bytes + self.data.len() as u64);
-        self.data.extend(line);
-        self.lens.push_back(line.len() as u32);
-        while self.lens.len() > limits.lines || self.data.len() > limits.bytes {
-            let Some(old) = self.lens.pop_front() else {
+        let (mut lines, mut bytes) = (0, 0);
+        while self.lens.len() - lines > limits.lines || self.data.len() - bytes > limits.bytes {
+            let Some(&old) = self.lens.get(lines) else {
                 break;
             };
-            self.starts.pop_front();
-            self.data.drain(..old as usize);
-            self.evicted_bytes += u64::from(old);
-            self.first += 1;
+            lines += 1;
+            bytes += old as usize;
         }
+        self.lens.drain(..lines);
+        self.starts.drain(..lines);
+        self.data.drain(..bytes);
+        self.evicted_bytes += bytes as u64;
+        self.first += lines as u64;
     }
 
     /// Byte offset of line `n` (kept) in `data`.
@@ -162,7 +189,6 @@ impl HistoryLog {
             starts: VecDeque::new(),
             evicted_bytes: 0,
             first: 0,
-            scratch: Vec::new(),
             seen_end: 0,
             seen_since: None,
         })))
@@ -175,17 +201,8 @@ impl HistoryLog {
     /// Appends one encoded line (cut at [`MAX_LINE_BYTES`]), evicting the
     /// oldest beyond the limits. With a line limit of 0 it is only counted.
     pub fn push(&self, line: &[u8]) {
-        self.lock().append(line);
-    }
-
-    /// Appends `row`, encoded as [`encode_row`] does.
-    pub fn push_row(&self, row: &Row) {
-        let mut log = self.lock();
-        let mut scratch = std::mem::take(&mut log.scratch);
-        scratch.clear();
-        encode_row_into(row, row.cells().len(), &mut scratch);
-        log.append(&scratch);
-        log.scratch = scratch;
+        let line = &line[..line.len().min(MAX_LINE_BYTES)];
+        self.lock().append(line, &[line.len() as u32]);
     }
 
     /// The number the next line will get: how many lines ever left the
@@ -255,6 +272,63 @@ impl HistoryLog {
             end += 1;
         }
         (end.max(from.min(log.end())), None)
+    }
+}
+
+/// Most bytes of lines a [`HistoryBatch`] holds before it appends them.
+const BATCH_BYTES: usize = 64 << 10;
+/// Most lines a [`HistoryBatch`] holds before it appends them (blank lines
+/// take no bytes).
+const BATCH_LINES: usize = 16 << 10;
+
+/// Lines an emulator scrolled off and has not yet appended to its log:
+/// encoded back to back into one buffer and appended under one lock, once
+/// per [`Emulator::feed`](crate::emulator::Emulator::feed) (a flood scrolls
+/// thousands of lines per read, and a lock per line was most of what
+/// recording them cost). Empty between feeds, so the log is never behind
+/// what a caller of the emulator sees.
+#[derive(Debug)]
+pub(crate) struct HistoryBatch {
+    log: HistoryLog,
+    bytes: Vec<u8>,
+    lens: Vec<u32>,
+}
+
+impl HistoryBatch {
+    /// An empty batch for `log`.
+    pub(crate) fn new(log: HistoryLog) -> HistoryBatch {
+        HistoryBatch {
+            log,
+            bytes: Vec::new(),
+            lens: Vec::new(),
+        }
+    }
+
+    /// The log the lines go to.
+    pub(crate) fn log(&self) -> &HistoryLog {
+        &self.log
+    }
+
+    /// Adds `row`, encoded as [`encode_row`] does and cut at
+    /// [`MAX_LINE_BYTES`]; appends the batch once it holds
+    /// [`BATCH_BYTES`] or [`BATCH_LINES`].
+    pub(crate) fn record(&mut self, row: &Row) {
+        let start = self.bytes.len();
+        encode_row_into(row, row.cells().len(), &mut self.bytes);
+        self.bytes.truncate(start + MAX_LINE_BYTES);
+        self.lens.push((self.bytes.len() - start) as u32);
+        if self.bytes.len() >= BATCH_BYTES || self.lens.len() >= BATCH_LINES {
+            self.flush();
+        }
+    }
+
+    /// Appends the lines held to the log.
+    pub(crate) fn flush(&mut self) {
+        if !self.lens.is_empty() {
+            self.log.lock().append(&self.bytes, &self.lens);
+            self.bytes.clear();
+            self.lens.clear();
+        }
     }
 }
 
@@ -350,6 +424,7 @@ fn encode_row_into(row: &Row, width: usize, out: &mut Vec<u8>) {
         .rposition(|c| !c.is_blank() || c.rend != Renditions::default())
         .map_or(0, |last| last + 1);
     let mut current = Renditions::default();
+    out.reserve(used + 8);
     for cell in &cells[..used] {
         if cell.spacer {
             continue;
@@ -360,6 +435,9 @@ fn encode_row_into(row: &Row, width: usize, out: &mut Vec<u8>) {
         }
         if cell.is_blank() {
             out.push(b' ');
+        } else if let &[byte] = cell.contents_bytes() {
+            // Most cells hold one byte: a push, not a call to copy it.
+            out.push(byte);
         } else {
             out.extend_from_slice(cell.contents_bytes());
         }
@@ -455,6 +533,57 @@ mod tests {
         let span = log.span(0, 5);
         assert_eq!(span.first, 4);
         assert_eq!(span.lines.len(), 1);
+    }
+
+    #[test]
+    fn a_batch_keeps_the_newest_lines_within_both_limits() {
+        let texts: Vec<Vec<u8>> = (0..40u64)
+            .map(|n| format!("{n}{}", "y".repeat((n * 7 % 11) as usize)).into_bytes())
+            .collect();
+        for limits in [
+            HistoryLimits::lines(0),
+            HistoryLimits::lines(5),
+            HistoryLimits::lines(100),
+            HistoryLimits { lines: 6, bytes: 9 },
+            HistoryLimits {
+                lines: 50,
+                bytes: 3,
+            },
+        ] {
+            let log = HistoryLog::new(limits);
+            let mut given: Vec<Vec<u8>> = Vec::new();
+            for chunk in texts.chunks(13) {
+                let lens: Vec<u32> = chunk.iter().map(|t| t.len() as u32).collect();
+                log.lock().append(&chunk.concat(), &lens);
+                given.extend(
+                    chunk
+                        .iter()
+                        .map(|t| t[..t.len().min(limits.bytes)].to_vec()),
+                );
+                // The model: the longest run of newest lines within both
+                // limits.
+                let mut kept = 0;
+                let mut bytes = 0;
+                for line in given.iter().rev() {
+                    if kept == limits.lines || bytes + line.len() > limits.bytes {
+                        break;
+                    }
+                    kept += 1;
+                    bytes += line.len();
+                }
+                let end = given.len() as u64;
+                assert_eq!(
+                    (log.first_held(), log.end(), log.held()),
+                    (end - kept as u64, end, (kept, bytes)),
+                    "{limits:?}"
+                );
+                assert_eq!(
+                    log.span(0, end).lines,
+                    given[given.len() - kept..],
+                    "{limits:?}"
+                );
+            }
+        }
     }
 
     #[test]

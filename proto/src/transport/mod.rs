@@ -19,7 +19,7 @@ use crate::connection::{Connection, ReceiveError, Role};
 use crate::crypto::CryptoError;
 use crate::extensions::{Extension, ExtensionSet, Negotiation, Peer};
 use crate::fragment::{
-    Compressor, Decompressor, Fragment, FragmentAssembly, FragmentError, Fragmenter,
+    Compressor, Decompressor, Effort, Fragment, FragmentAssembly, FragmentError, Fragmenter,
 };
 use crate::key::Base64Key;
 use crate::messages::{Instruction, PROTOCOL_VERSION};
@@ -338,7 +338,17 @@ impl<L: State, R: State> Transport<L, R> {
         instruction.extensions =
             self.handshake
                 .outgoing(&self.negotiation, self.connection.keyring(), now);
-        let compressed = self.compressor.compress(&instruction.encode_to_vec());
+        // History makes a scrollback peer's instructions large: level 1
+        // deflates them several times faster. Everyone else gets stock's
+        // bytes.
+        let effort = if self.negotiation.enabled().contains(Extension::Scrollback) {
+            Effort::Fast
+        } else {
+            Effort::Stock
+        };
+        let compressed = self
+            .compressor
+            .compress(&instruction.encode_to_vec(), effort);
         let fragments = self
             .fragmenter
             .fragment(&compressed, self.connection.max_fragment_body());

@@ -57,6 +57,9 @@ const INITIAL_SIZE: (usize, usize) = (80, 24);
 /// A client heard from this recently is live: re-keying under it needs
 /// `force`.
 const LIVE_CLIENT: Duration = Duration::from_secs(crate::control::LIVE_SECS);
+/// How often a session looks whether its utmp helper is done while one
+/// runs.
+const UTMP_POLL: Duration = Duration::from_millis(20);
 /// The foreground command is looked up at most this often.
 const FOREGROUND_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest foreground command reported, in characters.
@@ -441,6 +444,9 @@ impl Session {
         }
         if let Some(at) = self.history_wake {
             wake = wake.min(at);
+        }
+        if self.utmp.as_ref().is_some_and(UtmpRecord::busy) {
+            wake = wake.min(now + UTMP_POLL);
         }
         match self.last_client_state {
             None => wake = wake.min(self.started + FIRST_CONTACT_TIMEOUT),

@@ -7,11 +7,17 @@
 //! The helper takes the terminal's master side as its standard input,
 //! checks that the caller owns the terminal, and records the caller's pid.
 //! Where no helper is installed, sessions simply have no records.
+//!
+//! The helper waits for a lock on the utmp file, which every session on
+//! the host shares, so a session never waits for it: changes run one
+//! helper at a time in the background, polled from the session's loop,
+//! and a change asked for while another runs replaces any not yet begun.
+//! Only the last removal, when the record is dropped, is waited for.
 
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// Where distributions install libutempter's helper.
 const HELPERS: [&str; 4] = [
@@ -21,13 +27,21 @@ const HELPERS: [&str; 4] = [
     "/usr/lib/utempter/utempter",
 ];
 
+/// What a record says: `Some(client)` (`None` for no client), or no
+/// record at all.
+type Entry = Option<Option<IpAddr>>;
+
 /// The record of one terminal, removed when dropped.
 #[derive(Debug)]
 pub struct UtmpRecord {
     master: OwnedFd,
     helper: Option<&'static Path>,
-    /// What the record says: `None` before the first, else the client.
-    recorded: Option<Option<IpAddr>>,
+    /// What the record should say; no record before the first change.
+    wanted: Entry,
+    /// What the record says once the running helper (if any) is done.
+    written: Entry,
+    /// The helper run in progress.
+    running: Option<Child>,
 }
 
 impl UtmpRecord {
@@ -37,48 +51,81 @@ impl UtmpRecord {
         Self {
             master,
             helper,
-            recorded: None,
+            wanted: None,
+            written: None,
+            running: None,
         }
     }
 
-    /// Records the terminal with `client` attached, or detached (`None`);
-    /// nothing happens when the record already says so.
+    /// Asks for the terminal to be recorded with `client` attached, or
+    /// detached (`None`), and moves the records towards that without
+    /// waiting; nothing runs when they already say so.
     pub fn set_client(&mut self, client: Option<IpAddr>) {
-        if self.recorded == Some(client) {
-            return;
-        }
-        let pid = std::process::id();
-        let host = match client {
-            Some(ip) => format!("{ip} via mosh [{pid}]"),
-            None => format!("mosh [{pid}]"),
-        };
-        if self.recorded.is_some() {
-            self.run(&["del"]);
-        }
-        self.run(&["add", &host]);
-        self.recorded = Some(client);
+        self.wanted = Some(client);
+        self.advance();
     }
 
-    /// Runs the helper with `args`, the terminal as its standard input;
-    /// a failure leaves the records as they are.
-    fn run(&self, args: &[&str]) {
-        let Some(helper) = self.helper else { return };
-        let Ok(master) = self.master.try_clone() else {
+    /// Whether a change is still under way: the session should call
+    /// [`UtmpRecord::set_client`] again soon to carry it on.
+    pub fn busy(&self) -> bool {
+        self.running.is_some() || self.wanted != self.written
+    }
+
+    /// Reaps a finished helper and starts the next step: a removal before
+    /// a changed record is added again, as stock does, so `last` shows
+    /// each attachment.
+    fn advance(&mut self) {
+        if let Some(child) = &mut self.running {
+            match child.try_wait() {
+                Ok(None) => return,
+                Ok(Some(_)) | Err(_) => self.running = None,
+            }
+        }
+        if self.wanted == self.written {
             return;
-        };
-        let _ = Command::new(helper)
+        }
+        match (self.written, self.wanted) {
+            (Some(_), _) => {
+                self.running = self.start(&["del"]);
+                self.written = None;
+            }
+            (None, Some(client)) => {
+                let pid = std::process::id();
+                let host = match client {
+                    Some(ip) => format!("{ip} via mosh [{pid}]"),
+                    None => format!("mosh [{pid}]"),
+                };
+                self.running = self.start(&["add", &host]);
+                self.written = Some(client);
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Starts the helper with `args`, the terminal as its standard input;
+    /// a helper that cannot start leaves the records as they are.
+    fn start(&self, args: &[&str]) -> Option<Child> {
+        let helper = self.helper?;
+        let master = self.master.try_clone().ok()?;
+        Command::new(helper)
             .args(args)
             .stdin(Stdio::from(master))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status();
+            .spawn()
+            .ok()
     }
 }
 
 impl Drop for UtmpRecord {
     fn drop(&mut self) {
-        if self.recorded.is_some() {
-            self.run(&["del"]);
+        if let Some(mut child) = self.running.take() {
+            let _ = child.wait();
+        }
+        if self.written.is_some()
+            && let Some(mut child) = self.start(&["del"])
+        {
+            let _ = child.wait();
         }
     }
 }

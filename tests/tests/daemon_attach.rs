@@ -624,17 +624,7 @@ fn a_session_re_adopted_after_a_daemon_restart_can_be_attached() {
 /// none (a container booted without systemd-update-utmp): libutempter's
 /// helper only writes to an existing one.
 fn who(user: &TestUser) -> Vec<String> {
-    let utmp = std::path::Path::new("/var/run/utmp");
-    if !utmp.exists() {
-        std::fs::write(utmp, b"").unwrap();
-        let owned = std::process::Command::new("chown")
-            .args(["root:utmp", "/var/run/utmp"])
-            .status()
-            .unwrap();
-        assert!(owned.success());
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(utmp, std::fs::Permissions::from_mode(0o664)).unwrap();
-    }
+    who_file_exists();
     let output = std::process::Command::new(mosh_e2e::require_program("who").unwrap())
         .output()
         .unwrap();
@@ -696,6 +686,91 @@ fn who_shows_the_session_with_its_client_then_detached_then_attached_then_gone()
     let killed = daemon.moshctl(As::User(&user), &["kill", &id]);
     assert!(killed.status.success());
     wait_for_who(&user, |lines| lines.is_empty(), QUICK);
+}
+
+/// A write lock on the utmp file, as glibc takes it for every change: the
+/// libutempter helper waits while it is held; closing the file releases
+/// it.
+struct UtmpLock {
+    _file: std::fs::File,
+}
+
+impl UtmpLock {
+    fn hold() -> Self {
+        who_file_exists();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/var/run/utmp")
+            .unwrap();
+        let whole_file = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETLKW(&whole_file)).unwrap();
+        Self { _file: file }
+    }
+}
+
+#[test]
+fn a_session_answers_while_the_utmp_file_is_locked_and_is_recorded_once_it_is_free() {
+    // Held briefly: every process that records a terminal (tmux's panes
+    // too) waits for it, without a timeout.
+    let lock = UtmpLock::hold();
+    let (_daemon, user, session) = daemon_with_a_session("");
+    let mut peer = connected_peer(&session, &session.key);
+    peer.transport_mut()
+        .current_state_mut()
+        .push_bytes(b"echo locked-$((6*7))\r");
+    peer.run_until(QUICK, "the answer", |transport| {
+        transport
+            .latest_remote_state()
+            .contains("locked-42")
+            .then_some(())
+    })
+    .unwrap();
+    let recorded = utmp_records_of(&user);
+    drop(lock);
+    assert!(recorded.is_empty(), "recorded under the lock: {recorded:?}");
+    let attached_host = format!("(127.0.0.1 via mosh [{}])", session.pid);
+    wait_for_who(
+        &user,
+        |lines| lines.len() == 1 && lines[0].contains(&attached_host),
+        QUICK,
+    );
+    drop(peer);
+}
+
+/// The live (`USER_PROCESS`) utmp records of `user`, read from the file
+/// without taking its lock (`utmpdump` reads it as it is).
+fn utmp_records_of(user: &TestUser) -> Vec<String> {
+    let dump = std::process::Command::new(mosh_e2e::require_program("utmpdump").unwrap())
+        .arg("/var/run/utmp")
+        .output()
+        .unwrap();
+    text(&dump.stdout)
+        .lines()
+        .filter(|line| line.starts_with("[7]") && line.contains(&format!("[{:<8}]", user.name())))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Creates the utmp file as the system would, where nothing has yet.
+fn who_file_exists() {
+    let utmp = std::path::Path::new("/var/run/utmp");
+    if !utmp.exists() {
+        std::fs::write(utmp, b"").unwrap();
+        let owned = std::process::Command::new("chown")
+            .args(["root:utmp", "/var/run/utmp"])
+            .status()
+            .unwrap();
+        assert!(owned.success());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(utmp, std::fs::Permissions::from_mode(0o664)).unwrap();
+    }
 }
 
 /// The worker's resident memory (kB) and open descriptors, once the

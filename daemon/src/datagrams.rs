@@ -113,3 +113,57 @@ fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
         .as_sockaddr_in6()
         .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pair() -> (UdpSocket, std::net::UdpSocket) {
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.connect(receiver.local_addr().unwrap()).unwrap();
+        (receiver, sender)
+    }
+
+    #[tokio::test]
+    async fn queued_datagrams_come_in_batches_in_order_with_their_sender() {
+        let (receiver, sender) = pair().await;
+        let count = BATCH + BATCH / 2;
+        for n in 0..count {
+            sender.send(format!("datagram {n}").as_bytes()).unwrap();
+        }
+        let from = sender.local_addr().unwrap();
+        let mut batch = ReceiveBatch::new();
+        let mut seen = Vec::new();
+        assert_eq!(batch.recv(&receiver).await.unwrap(), BATCH);
+        seen.extend(
+            batch
+                .datagrams()
+                .map(|(addr, bytes)| (addr, bytes.to_vec())),
+        );
+        assert_eq!(batch.try_recv(&receiver).unwrap(), count - BATCH);
+        seen.extend(
+            batch
+                .datagrams()
+                .map(|(addr, bytes)| (addr, bytes.to_vec())),
+        );
+        let expected: Vec<_> = (0..count)
+            .map(|n| (from, format!("datagram {n}").into_bytes()))
+            .collect();
+        assert_eq!(seen, expected);
+        assert_eq!(batch.try_recv(&receiver).unwrap(), 0);
+        assert_eq!(batch.datagrams().count(), 0, "nothing left over");
+    }
+
+    #[tokio::test]
+    async fn an_oversize_datagram_is_cut_to_one_byte_more_than_accepted() {
+        let (receiver, sender) = pair().await;
+        sender.send(&[7; 3000]).unwrap();
+        sender.send(b"next").unwrap();
+        let mut batch = ReceiveBatch::new();
+        assert_eq!(batch.recv(&receiver).await.unwrap(), 2);
+        let lens: Vec<usize> = batch.datagrams().map(|(_, bytes)| bytes.len()).collect();
+        assert_eq!(lens, [SLOT, 4]);
+        const { assert!(SLOT > mosh_proto::crypto::RECEIVE_MTU) };
+    }
+}

@@ -3,6 +3,7 @@
 //!
 //! * [`server`]: `mosh-server`'s command line, port binding and locale.
 //! * [`session`]: one session: UDP socket, SSP transport, PTY and emulator.
+//! * [`datagrams`]: batched receiving on the session's UDP socket.
 //! * [`pty`]: starting the session's command on a pseudo-terminal.
 //! * [`cli`]: the clap definitions of `moshctl` and `mosh-daemon`.
 //! * [`config`]: the daemon's configuration file.
@@ -17,6 +18,7 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod datagrams;
 pub mod firewall;
 pub mod pty;
 pub mod request;

@@ -34,6 +34,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use pty_process::{OwnedReadPty, OwnedWritePty};
 
+use crate::datagrams::{self, ReceiveBatch};
 use crate::pty::{ChildCommand, ShellChild};
 use crate::utmp::UtmpRecord;
 
@@ -41,14 +42,12 @@ use crate::utmp::UtmpRecord;
 const ECHO_TIMEOUT: Duration = Duration::from_millis(50);
 /// A server no client ever reached gives up after this long.
 const FIRST_CONTACT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Largest datagram read; anything bigger is oversize by definition.
-const RECEIVE_BUFFER: usize = 2048 + 1;
 /// Largest PTY read per turn.
 const PTY_READ: usize = 16384;
-/// Datagrams already waiting that are taken in one turn of the event loop
-/// after the one that woke it (a flood of garbage then costs little more
-/// than its decryption attempts).
-const DATAGRAM_BURST: usize = 64;
+/// Full batches of datagrams already waiting that are taken in one turn of
+/// the event loop after the one that woke it (a flood of garbage then costs
+/// little more than its decryption attempts).
+const DATAGRAM_BURST: usize = 8;
 /// Most bytes waiting to be written to the PTY; further input is dropped
 /// while the application does not read (it would be lost in a real pty
 /// buffer too, and must not grow without bound).
@@ -321,7 +320,7 @@ impl Session {
         let mut interrupt = signal(SignalKind::interrupt()).map_err(SessionError::Signals)?;
         let mut hangup = signal(SignalKind::hangup()).map_err(SessionError::Signals)?;
         let mut user1 = signal(SignalKind::user_defined1()).map_err(SessionError::Signals)?;
-        let mut datagram = vec![0u8; RECEIVE_BUFFER];
+        let mut batch = ReceiveBatch::new();
         let mut output = vec![0u8; PTY_READ];
         self.publish_cipher();
         loop {
@@ -343,7 +342,7 @@ impl Session {
                 _ => (None, None),
             };
             let event = tokio::select! {
-                received = self.socket.recv_from(&mut datagram) => Event::Datagram(received),
+                received = batch.recv(&self.socket) => Event::Datagram(received),
                 read = read_pty(reader, &mut output) => Event::Output(read),
                 written = write_pty(writer, &self.pending_input) => Event::Written(written),
                 _ = terminate.recv() => Event::Stop("Got SIGTERM"),
@@ -356,13 +355,17 @@ impl Session {
             let now = Instant::now();
             match event {
                 Event::Datagram(received) => {
-                    let (len, from) = received.map_err(SessionError::Network)?;
-                    self.handle_datagram(now, from, &datagram[..len]);
+                    let mut taken = received.map_err(SessionError::Network)?;
+                    self.handle_batch(now, &batch);
                     for _ in 0..DATAGRAM_BURST {
-                        let Ok((len, from)) = self.socket.try_recv_from(&mut datagram) else {
+                        if taken < datagrams::BATCH {
+                            break;
+                        }
+                        let Ok(more) = batch.try_recv(&self.socket) else {
                             break;
                         };
-                        self.handle_datagram(Instant::now(), from, &datagram[..len]);
+                        taken = more;
+                        self.handle_batch(Instant::now(), &batch);
                     }
                 }
                 Event::Output(Ok(len)) if len > 0 => {
@@ -464,6 +467,13 @@ impl Session {
             }
         }
         wake.max(now)
+    }
+
+    /// Handles each datagram of `batch`, all as received at `now`.
+    fn handle_batch(&mut self, now: Instant, batch: &ReceiveBatch) {
+        for (from, bytes) in batch.datagrams() {
+            self.handle_datagram(now, from, bytes);
+        }
     }
 
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
@@ -803,7 +813,7 @@ fn foreground_command(leader: u32) -> Option<String> {
 
 /// What woke the event loop.
 enum Event<'a> {
-    Datagram(io::Result<(usize, SocketAddr)>),
+    Datagram(io::Result<usize>),
     Output(io::Result<usize>),
     Written(io::Result<usize>),
     Stop(&'a str),

@@ -34,7 +34,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use crate::connection::Role;
-use crate::crypto::{CryptoError, Direction, Opened, Session};
+use crate::crypto::{CryptoError, Direction, Opened, RECEIVE_MTU, Session};
 use crate::extensions::{Extension, Negotiation, Peer};
 use crate::key::Base64Key;
 use crate::messages;
@@ -230,6 +230,9 @@ pub struct Keyring {
     /// Ascending by epoch; one entry, or two while switching.
     epochs: Vec<EpochKeys>,
     sending: u64,
+    /// Where datagrams are decrypted, kept so that refusing one allocates
+    /// nothing.
+    scratch: Vec<u8>,
 }
 
 impl Keyring {
@@ -246,6 +249,7 @@ impl Keyring {
                 opened: 0,
             }],
             sending: 0,
+            scratch: Vec::with_capacity(RECEIVE_MTU),
         }
     }
 
@@ -265,9 +269,14 @@ impl Keyring {
     pub fn open(&mut self, datagram: &[u8]) -> Result<(Opened, u64), CryptoError> {
         let mut failure = CryptoError::Integrity;
         for keys in self.epochs.iter_mut().rev() {
-            match keys.open.open(datagram) {
-                Ok(opened) => {
+            match keys.open.open_into(datagram, &mut self.scratch) {
+                Ok((direction, seq)) => {
                     keys.opened += 1;
+                    let opened = Opened {
+                        direction,
+                        seq,
+                        plaintext: self.scratch.clone(),
+                    };
                     return Ok((opened, keys.epoch));
                 }
                 Err(CryptoError::Integrity) => {}

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::cipher::Keyring;
-use crate::crypto::{CryptoError, Direction, TAG_LEN};
+use crate::crypto::{self, CryptoError, Direction, TAG_LEN};
 use crate::key::Base64Key;
 use crate::packet::{self, Packet};
 use crate::rtt::RttEstimator;
@@ -21,7 +21,7 @@ pub const IPV6_MTU: usize = 1216;
 pub const FALLBACK_MTU: usize = 500;
 /// Bytes of each datagram spent on nonce, tag, timestamps and fragment header.
 pub const DATAGRAM_OVERHEAD: usize =
-    crate::crypto::NONCE_TAIL_LEN + TAG_LEN + packet::HEADER_LEN + crate::fragment::HEADER_LEN;
+    crypto::NONCE_TAIL_LEN + TAG_LEN + packet::HEADER_LEN + crate::fragment::HEADER_LEN;
 /// A held timestamp older than this is not echoed.
 const TIMESTAMP_ECHO_LIMIT: Duration = Duration::from_millis(1000);
 /// A server stops sending to a client silent for this long.
@@ -52,7 +52,9 @@ pub enum ReceiveError {
     /// Size or authentication failure.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
-    /// Authenticated, but sealed by this end (reflected back at us).
+    /// Its clear nonce has this end's own direction bit: reflected back at
+    /// us, or forged; refused before decryption, since neither is the
+    /// peer's.
     #[error("datagram has our own direction bit (reflected)")]
     WrongDirection,
     /// Authenticated, but too short to carry timestamps.
@@ -129,16 +131,18 @@ impl Connection {
     /// Authenticates a datagram from `from`, updates timing and (on a server)
     /// the peer address, and returns its payload. A datagram of the peer's
     /// under a newer key epoch completes a switch (see [`Keyring::confirm`]).
+    /// One whose clear nonce claims this end's own direction is refused
+    /// first, undecrypted: authentic or not, it is not the peer's.
     pub fn open(
         &mut self,
         now: Instant,
         from: SocketAddr,
         datagram: &[u8],
     ) -> Result<Received, ReceiveError> {
-        let (opened, key_epoch) = self.keyring.open(datagram)?;
-        if opened.direction == self.role.outgoing() {
+        if crypto::claimed_direction(datagram) == Some(self.role.outgoing()) {
             return Err(ReceiveError::WrongDirection);
         }
+        let (opened, key_epoch) = self.keyring.open(datagram)?;
         let packet = Packet::parse(&opened.plaintext)?;
         self.keyring.confirm(key_epoch);
         let in_order = opened.seq >= self.expected_seq;

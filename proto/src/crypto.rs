@@ -233,26 +233,57 @@ impl Session {
     /// Authenticates and decrypts a datagram. Nothing of it is interpreted
     /// before the tag verifies, except the clear nonce the tag covers.
     pub fn open(&self, datagram: &[u8]) -> Result<Opened, CryptoError> {
-        if datagram.len() > RECEIVE_MTU {
-            return Err(CryptoError::Oversize(datagram.len()));
-        }
-        if datagram.len() < NONCE_TAIL_LEN + TAG_LEN {
-            return Err(CryptoError::TooShort(datagram.len()));
-        }
-        let (tail, rest) = datagram.split_at(NONCE_TAIL_LEN);
-        let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let tail: [u8; NONCE_TAIL_LEN] = tail.try_into().expect("split at nonce length");
-        let tag: [u8; TAG_LEN] = tag.try_into().expect("split at tag length");
-        let mut plaintext = ciphertext.to_vec();
-        self.aead
-            .open_in_place(&full_nonce(tail), &mut plaintext, &tag)?;
-        let (direction, seq) = Direction::split_nonce(u64::from_be_bytes(tail));
+        let mut plaintext = Vec::new();
+        let (direction, seq) = self.open_into(datagram, &mut plaintext)?;
         Ok(Opened {
             direction,
             seq,
             plaintext,
         })
     }
+
+    /// [`Session::open`] into `plaintext` (its old contents replaced, its
+    /// allocation reused), returning the nonce's direction and sequence
+    /// number. On failure `plaintext` holds nothing usable.
+    pub fn open_into(
+        &self,
+        datagram: &[u8],
+        plaintext: &mut Vec<u8>,
+    ) -> Result<(Direction, u64), CryptoError> {
+        check_size(datagram)?;
+        let (tail, rest) = datagram.split_at(NONCE_TAIL_LEN);
+        let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let tail: [u8; NONCE_TAIL_LEN] = tail.try_into().expect("split at nonce length");
+        let tag: [u8; TAG_LEN] = tag.try_into().expect("split at tag length");
+        plaintext.clear();
+        plaintext.extend_from_slice(ciphertext);
+        self.aead
+            .open_in_place(&full_nonce(tail), plaintext, &tag)?;
+        Ok(Direction::split_nonce(u64::from_be_bytes(tail)))
+    }
+}
+
+/// Refuses a datagram too short to hold nonce and tag or larger than
+/// [`RECEIVE_MTU`].
+fn check_size(datagram: &[u8]) -> Result<(), CryptoError> {
+    if datagram.len() > RECEIVE_MTU {
+        return Err(CryptoError::Oversize(datagram.len()));
+    }
+    if datagram.len() < NONCE_TAIL_LEN + TAG_LEN {
+        return Err(CryptoError::TooShort(datagram.len()));
+    }
+    Ok(())
+}
+
+/// The direction a datagram's clear nonce claims, when the datagram is of
+/// a size [`Session::open`] would try. Unauthenticated: fit only for
+/// refusing, without decrypting it, a datagram that claims the receiver's
+/// own outgoing direction (one the receiver would refuse once authenticated
+/// anyway, so the refusal changes nothing but its cost).
+pub fn claimed_direction(datagram: &[u8]) -> Option<Direction> {
+    check_size(datagram).ok()?;
+    let tail: [u8; NONCE_TAIL_LEN] = datagram[..NONCE_TAIL_LEN].try_into().ok()?;
+    Some(Direction::split_nonce(u64::from_be_bytes(tail)).0)
 }
 
 fn full_nonce(tail: [u8; NONCE_TAIL_LEN]) -> [u8; 12] {
@@ -400,6 +431,38 @@ mod tests {
         assert_eq!(session.open(&[0; 23]), Err(CryptoError::TooShort(23)));
         assert_eq!(session.open(&[0; 2049]), Err(CryptoError::Oversize(2049)));
         assert_eq!(session.open(&[0; 24]), Err(CryptoError::Integrity));
+    }
+
+    #[test]
+    fn opening_into_a_buffer_reuses_it() {
+        let mut session = Session::new(&counting_key());
+        let datagram = session.seal(Direction::ToServer, 3, b"keys").unwrap();
+        let mut plaintext = Vec::with_capacity(RECEIVE_MTU);
+        plaintext.extend_from_slice(b"old contents");
+        let allocation = plaintext.as_ptr();
+        assert_eq!(
+            session.open_into(&datagram, &mut plaintext),
+            Ok((Direction::ToServer, 3))
+        );
+        assert_eq!(plaintext, b"keys");
+        assert_eq!(
+            session.open_into(&[0x55; RECEIVE_MTU], &mut plaintext),
+            Err(CryptoError::Integrity)
+        );
+        assert_eq!(plaintext.as_ptr(), allocation, "no new allocation");
+    }
+
+    #[test]
+    fn the_claimed_direction_is_read_only_from_datagrams_of_an_openable_size() {
+        let mut session = Session::new(&counting_key());
+        let to_client = session.seal(Direction::ToClient, 9, b"").unwrap();
+        assert_eq!(claimed_direction(&to_client), Some(Direction::ToClient));
+        let mut garbage = [0u8; 100];
+        assert_eq!(claimed_direction(&garbage), Some(Direction::ToServer));
+        garbage[0] = 0x80;
+        assert_eq!(claimed_direction(&garbage), Some(Direction::ToClient));
+        assert_eq!(claimed_direction(&garbage[..23]), None);
+        assert_eq!(claimed_direction(&[0x80; RECEIVE_MTU + 1]), None);
     }
 
     #[test]

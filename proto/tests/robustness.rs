@@ -10,11 +10,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{Rng, Stream};
-use mosh_proto::connection::Connection;
+use mosh_proto::connection::{Connection, ReceiveError};
 use mosh_proto::fragment::{self, Fragment, FragmentError, MAX_MESSAGE_LEN, MAX_PARTIAL_MESSAGES};
 use mosh_proto::messages::Instruction;
 use mosh_proto::transport::TransportError;
-use mosh_proto::{Base64Key, Delivery, Role, Transport, TransportConfig};
+use mosh_proto::{Base64Key, CryptoError, Delivery, Role, Transport, TransportConfig};
 use proptest::prelude::*;
 use prost::Message;
 
@@ -135,6 +135,39 @@ fn truncated_oversized_and_reflected_datagrams_are_rejected() {
         .unwrap_err();
     assert!(error.to_string().contains("reflected"), "{error}");
     assert_eq!(server.latest_remote_state().held(), b"ls\r");
+}
+
+#[test]
+fn garbage_claiming_the_servers_own_direction_is_refused_as_reflected() {
+    let mut now = Instant::now();
+    let (mut client, mut server) = pair(now);
+    client.current_state_mut().push(b"ls\r");
+    exchange(&mut client, &mut server, &mut now);
+    let rogue: SocketAddr = "127.0.0.9:1234".parse().unwrap();
+    let mut rng = Rng::new(11);
+    for _ in 0..200 {
+        let len = 24 + rng.below(1400) as usize;
+        let mut garbage: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        garbage[0] |= 0x80;
+        assert_eq!(
+            server.handle_datagram(now, rogue, &garbage),
+            Err(TransportError::Receive(ReceiveError::WrongDirection)),
+            "refused on its direction bit, before any decryption"
+        );
+        garbage[0] &= 0x7f;
+        assert_eq!(
+            server.handle_datagram(now, rogue, &garbage),
+            Err(TransportError::Receive(ReceiveError::Crypto(
+                CryptoError::Integrity
+            ))),
+            "the peer's direction is decrypted and fails authentication"
+        );
+    }
+    assert_eq!(server.stats().datagrams_rejected, 400);
+    assert_eq!(server.remote_addr(), Some(client_addr()));
+    client.current_state_mut().push(b"more");
+    exchange(&mut client, &mut server, &mut now);
+    assert_eq!(server.latest_remote_state().held(), b"ls\rmore");
 }
 
 #[test]

@@ -57,9 +57,6 @@ const INITIAL_SIZE: (usize, usize) = (80, 24);
 /// A client heard from this recently is live: re-keying under it needs
 /// `force`.
 const LIVE_CLIENT: Duration = Duration::from_secs(crate::control::LIVE_SECS);
-/// How often a session looks whether its utmp helper is done while one
-/// runs.
-const UTMP_POLL: Duration = Duration::from_millis(20);
 /// The foreground command is looked up at most this often.
 const FOREGROUND_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest foreground command reported, in characters.
@@ -455,8 +452,8 @@ impl Session {
         if let Some(due) = self.foreground_due.filter(|_| self.config.status.is_some()) {
             wake = wake.min(due);
         }
-        if self.utmp.as_ref().is_some_and(UtmpRecord::busy) {
-            wake = wake.min(now + UTMP_POLL);
+        if let Some(after) = self.utmp.as_ref().and_then(UtmpRecord::poll_after) {
+            wake = wake.min(now + after);
         }
         match self.last_client_state {
             None => wake = wake.min(self.started + FIRST_CONTACT_TIMEOUT),

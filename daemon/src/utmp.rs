@@ -12,12 +12,16 @@
 //! the host shares, so a session never waits for it: changes run one
 //! helper at a time in the background, polled from the session's loop,
 //! and a change asked for while another runs replaces any not yet begun.
-//! Only the last removal, when the record is dropped, is waited for.
+//! A helper still running is looked at less and less often (a quarter of
+//! the time it has run, up to a second), so sessions queued behind a held
+//! lock barely wake. Only the last removal, when the record is dropped, is
+//! waited for.
 
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Where distributions install libutempter's helper.
 const HELPERS: [&str; 4] = [
@@ -26,6 +30,11 @@ const HELPERS: [&str; 4] = [
     "/usr/libexec/utempter/utempter",
     "/usr/lib/utempter/utempter",
 ];
+
+/// How soon a helper just started is first looked at.
+const POLL_FIRST: Duration = Duration::from_millis(10);
+/// The longest wait between looks at a running helper.
+const POLL_MOST: Duration = Duration::from_secs(1);
 
 /// What a record says: `Some(client)` (`None` for no client), or no
 /// record at all.
@@ -40,8 +49,8 @@ pub struct UtmpRecord {
     wanted: Entry,
     /// What the record says once the running helper (if any) is done.
     written: Entry,
-    /// The helper run in progress.
-    running: Option<Child>,
+    /// The helper run in progress, and when it started.
+    running: Option<(Child, Instant)>,
 }
 
 impl UtmpRecord {
@@ -65,17 +74,20 @@ impl UtmpRecord {
         self.advance();
     }
 
-    /// Whether a change is still under way: the session should call
-    /// [`UtmpRecord::set_client`] again soon to carry it on.
-    pub fn busy(&self) -> bool {
-        self.running.is_some() || self.wanted != self.written
+    /// While a change is under way, how soon the session should call
+    /// [`UtmpRecord::set_client`] again to carry it on.
+    pub fn poll_after(&self) -> Option<Duration> {
+        match &self.running {
+            Some((_, started)) => Some((started.elapsed() / 4).clamp(POLL_FIRST, POLL_MOST)),
+            None => (self.wanted != self.written).then_some(POLL_FIRST),
+        }
     }
 
     /// Reaps a finished helper and starts the next step: a removal before
     /// a changed record is added again, as stock does, so `last` shows
     /// each attachment.
     fn advance(&mut self) {
-        if let Some(child) = &mut self.running {
+        if let Some((child, _)) = &mut self.running {
             match child.try_wait() {
                 Ok(None) => return,
                 Ok(Some(_)) | Err(_) => self.running = None,
@@ -86,7 +98,7 @@ impl UtmpRecord {
         }
         match (self.written, self.wanted) {
             (Some(_), _) => {
-                self.running = self.start(&["del"]);
+                self.running = self.start(&["del"]).map(|child| (child, Instant::now()));
                 self.written = None;
             }
             (None, Some(client)) => {
@@ -95,7 +107,9 @@ impl UtmpRecord {
                     Some(ip) => format!("{ip} via mosh [{pid}]"),
                     None => format!("mosh [{pid}]"),
                 };
-                self.running = self.start(&["add", &host]);
+                self.running = self
+                    .start(&["add", &host])
+                    .map(|child| (child, Instant::now()));
                 self.written = Some(client);
             }
             (None, None) => {}
@@ -119,7 +133,7 @@ impl UtmpRecord {
 
 impl Drop for UtmpRecord {
     fn drop(&mut self) {
-        if let Some(mut child) = self.running.take() {
+        if let Some((mut child, _)) = self.running.take() {
             let _ = child.wait();
         }
         if self.written.is_some()

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser};
 use mosh_e2e::loadgen::{Behaviour, LoadGen, Options, SessionSpec, summary};
-use mosh_e2e::measure::{clock_ticks_per_second, cpu_time, pss_kib, ratio, tree_pss_kib};
+use mosh_e2e::measure::{cpu_time_ns, pss_kib, ratio, tree_pss_kib};
 use mosh_e2e::netns::NetPair;
 use mosh_e2e::{UTF8_LOCALE, our_program, process, require_program, stock};
 
@@ -90,11 +90,13 @@ fn run_as(
         .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
 }
 
-/// CPU time of `pids` (those still running), summed.
-fn total_cpu(pids: &[u32], ticks: u64) -> Duration {
+/// CPU time of `pids` (those still running), summed, in nanoseconds (a
+/// thousand processes each using less than a clock tick a minute would
+/// make tick counts mostly rounding).
+fn total_cpu(pids: &[u32]) -> Duration {
     pids.iter()
         .filter(|&&pid| Path::new(&format!("/proc/{pid}")).exists())
-        .map(|&pid| cpu_time(pid, ticks))
+        .map(|&pid| cpu_time_ns(pid))
         .sum()
 }
 
@@ -110,11 +112,11 @@ fn wait_connected(loadgen: &LoadGen, sessions: usize) {
 }
 
 /// CPU of `pids` over `seconds` of idle clients, as a share of one core.
-fn idle_cpu(pids: &[u32], seconds: u64, ticks: u64) -> f64 {
-    let before = total_cpu(pids, ticks);
+fn idle_cpu(pids: &[u32], seconds: u64) -> f64 {
+    let before = total_cpu(pids);
     let began = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds));
-    let used = total_cpu(pids, ticks).saturating_sub(before);
+    let used = total_cpu(pids).saturating_sub(before);
     used.as_secs_f64() / began.elapsed().as_secs_f64()
 }
 
@@ -145,7 +147,6 @@ fn main() {
     let stock_sessions = env_number("BENCH_STOCK", 500) as usize;
     let idle_secs = env_number("BENCH_IDLE_SECS", 60);
     let typing_secs = env_number("BENCH_TYPING_SECS", 30);
-    let ticks = clock_ticks_per_second();
     for tool in ["nsenter", "setpriv"] {
         require_program(tool).unwrap_or_else(|e| panic!("{e}"));
     }
@@ -237,7 +238,7 @@ fn main() {
     let worker_pss: u64 = workers.iter().map(|&pid| tree_pss_kib(pid)).sum();
     let mut counted = workers.clone();
     counted.push(daemon.pid());
-    let cpu = idle_cpu(&counted, idle_secs, ticks);
+    let cpu = idle_cpu(&counted, idle_secs);
     let ours = Side {
         sessions,
         pss_kib_per_session: (daemon_pss + worker_pss) as f64 / sessions as f64,
@@ -259,9 +260,9 @@ fn main() {
         .expect("typing");
     std::thread::sleep(Duration::from_secs(5));
     loadgen.reset_latencies().expect("reset");
-    let typing_before = total_cpu(&counted, ticks);
+    let typing_before = total_cpu(&counted);
     std::thread::sleep(Duration::from_secs(typing_secs));
-    let typing_cpu = total_cpu(&counted, ticks).saturating_sub(typing_before);
+    let typing_cpu = total_cpu(&counted).saturating_sub(typing_before);
     let typed = loadgen.totals().expect("totals");
     let (echo_p50, echo_p99) = (
         typed.latency.quantile(0.5).unwrap_or_default(),
@@ -279,14 +280,7 @@ fn main() {
     drop(daemon);
     drop(loadgen);
 
-    let stock = stock_side(
-        &pair.server,
-        &netns,
-        &user,
-        stock_sessions,
-        idle_secs,
-        ticks,
-    );
+    let stock = stock_side(&pair.server, &netns, &user, stock_sessions, idle_secs);
 
     println!(
         "stock mosh-server, {} sessions with the same clients: {:.0} KiB/session, idle CPU {:.4}% of one core per session",
@@ -314,7 +308,6 @@ fn stock_side(
     user: &TestUser,
     sessions: usize,
     idle_secs: u64,
-    ticks: u64,
 ) -> Side {
     let program = stock::server_program().expect("stock mosh-server");
     let loadgen = LoadGen::start(Options {
@@ -349,7 +342,7 @@ fn stock_side(
     wait_connected(&loadgen, sessions);
     std::thread::sleep(Duration::from_secs(2));
     let pss: u64 = servers.iter().map(|&pid| tree_pss_kib(pid)).sum();
-    let cpu = idle_cpu(&servers, idle_secs, ticks);
+    let cpu = idle_cpu(&servers, idle_secs);
     for pid in servers {
         process::terminate(pid, "mosh-server", Duration::from_secs(2));
     }

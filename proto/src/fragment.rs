@@ -132,12 +132,7 @@ impl Effort {
 
 /// zlib-compresses an encoded instruction (default level, as mosh does).
 pub fn compress(encoded: &[u8]) -> Vec<u8> {
-    compress_with(encoded, Effort::Stock)
-}
-
-/// zlib-compresses an encoded instruction with `effort`.
-pub fn compress_with(encoded: &[u8], effort: Effort) -> Vec<u8> {
-    Compressor::default().compress(encoded, effort)
+    Compressor::default().compress(encoded, Effort::Stock)
 }
 
 /// Inflates an assembled instruction, refusing anything past

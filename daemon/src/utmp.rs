@@ -98,7 +98,7 @@ impl UtmpRecord {
         }
         match (self.written, self.wanted) {
             (Some(_), _) => {
-                self.running = self.start(&["del"]).map(|child| (child, Instant::now()));
+                self.running = self.start(&["del"]);
                 self.written = None;
             }
             (None, Some(client)) => {
@@ -107,18 +107,17 @@ impl UtmpRecord {
                     Some(ip) => format!("{ip} via mosh [{pid}]"),
                     None => format!("mosh [{pid}]"),
                 };
-                self.running = self
-                    .start(&["add", &host])
-                    .map(|child| (child, Instant::now()));
+                self.running = self.start(&["add", &host]);
                 self.written = Some(client);
             }
             (None, None) => {}
         }
     }
 
-    /// Starts the helper with `args`, the terminal as its standard input;
-    /// a helper that cannot start leaves the records as they are.
-    fn start(&self, args: &[&str]) -> Option<Child> {
+    /// Starts the helper with `args`, the terminal as its standard input,
+    /// and says when; a helper that cannot start leaves the records as they
+    /// are.
+    fn start(&self, args: &[&str]) -> Option<(Child, Instant)> {
         let helper = self.helper?;
         let master = self.master.try_clone().ok()?;
         Command::new(helper)
@@ -128,6 +127,7 @@ impl UtmpRecord {
             .stderr(Stdio::null())
             .spawn()
             .ok()
+            .map(|child| (child, Instant::now()))
     }
 }
 
@@ -137,7 +137,7 @@ impl Drop for UtmpRecord {
             let _ = child.wait();
         }
         if self.written.is_some()
-            && let Some(mut child) = self.start(&["del"])
+            && let Some((mut child, _)) = self.start(&["del"])
         {
             let _ = child.wait();
         }

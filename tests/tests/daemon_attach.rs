@@ -725,13 +725,7 @@ fn a_session_answers_while_the_utmp_file_is_locked_and_is_recorded_once_it_is_fr
     peer.transport_mut()
         .current_state_mut()
         .push_bytes(b"echo locked-$((6*7))\r");
-    peer.run_until(QUICK, "the answer", |transport| {
-        transport
-            .latest_remote_state()
-            .contains("locked-42")
-            .then_some(())
-    })
-    .unwrap();
+    wait_for_screen(&mut peer, "locked-42");
     let recorded = utmp_records_of(&user);
     drop(lock);
     assert!(recorded.is_empty(), "recorded under the lock: {recorded:?}");
@@ -789,17 +783,19 @@ fn rss_and_fds(pid: u32) -> (u64, usize) {
     (rss, fds)
 }
 
+/// Runs `peer` until the session's screen shows `text`.
+fn wait_for_screen(peer: &mut UdpPeer<UserStream, HostLog>, text: &str) {
+    peer.run_until(QUICK, text, |transport| {
+        transport.latest_remote_state().contains(text).then_some(())
+    })
+    .unwrap();
+}
+
 /// A client that connects with `key` and waits until it has the prompt.
 fn connected_peer(session: &Connect, key: &mosh_proto::Base64Key) -> UdpPeer<UserStream, HostLog> {
     let mut peer = client_peer(session, key);
     peer.transport_mut().current_state_mut().push_resize(80, 24);
-    peer.run_until(QUICK, "the prompt", |transport| {
-        transport
-            .latest_remote_state()
-            .contains("mosh$")
-            .then_some(())
-    })
-    .unwrap();
+    wait_for_screen(&mut peer, "mosh$");
     peer
 }
 
@@ -833,13 +829,7 @@ fn a_hundred_detach_attach_cycles_leave_the_worker_as_it_was_and_the_session_ans
     peer.transport_mut()
         .current_state_mut()
         .push_bytes(b"echo alive-$((50+50))\r");
-    peer.run_until(QUICK, "the answer", |transport| {
-        transport
-            .latest_remote_state()
-            .contains("alive-100")
-            .then_some(())
-    })
-    .unwrap();
+    wait_for_screen(&mut peer, "alive-100");
 }
 
 /// The `history` object `moshctl list --json` shows for session `id`.

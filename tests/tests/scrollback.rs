@@ -452,10 +452,12 @@ fn session_bytes(server: &MoshServer, client_env: Option<&[(&str, &str)]>) -> (u
 
 /// Whether `with` is within 5% of `without`, each way; a way that carries
 /// little (the keystrokes and acknowledgements to the server, about 1 kB)
-/// may also differ by two datagrams (120 bytes: a heartbeat or an
-/// acknowledgement more or less, as frames happen to be cut).
+/// may also differ by five small datagrams (300 bytes: the client
+/// acknowledges each frame, and how the twelve screens are cut into frames
+/// varies from run to run; CI once saw 143 bytes between two runs of the
+/// same client).
 fn within_five_percent(with: (u64, u64), without: (u64, u64)) -> bool {
-    let close = |a: u64, b: u64| a.abs_diff(b) * 20 <= b || a.abs_diff(b) <= 120;
+    let close = |a: u64, b: u64| a.abs_diff(b) * 20 <= b || a.abs_diff(b) <= 300;
     close(with.0, without.0) && close(with.1, without.1)
 }
 

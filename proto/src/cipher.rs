@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::connection::Role;
 use crate::crypto::{CryptoError, Direction, Opened, RECEIVE_MTU, Session};
@@ -231,7 +231,7 @@ pub struct Keyring {
     epochs: Vec<EpochKeys>,
     sending: u64,
     /// Where datagrams are decrypted, kept so that refusing one allocates
-    /// nothing.
+    /// nothing; wiped once an opened datagram's plaintext is copied out.
     scratch: Vec<u8>,
 }
 
@@ -277,6 +277,9 @@ impl Keyring {
                         seq,
                         plaintext: self.scratch.clone(),
                     };
+                    // The copy went to the caller; the kept buffer holds no
+                    // plaintext until the next datagram.
+                    self.scratch.zeroize();
                     return Ok((opened, keys.epoch));
                 }
                 Err(CryptoError::Integrity) => {}

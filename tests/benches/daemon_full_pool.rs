@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use mosh_e2e::daemon::{As, Connect, TestDaemon, TestUser};
 use mosh_e2e::loadgen::{Behaviour, LoadGen, Options, SessionSpec, summary};
-use mosh_e2e::measure::{cpu_time_ns, pss_kib, ratio, tree_pss_kib};
+use mosh_e2e::measure::{Scheduled, pss_kib, ratio, scheduled, tree_pss_kib};
 use mosh_e2e::netns::NetPair;
 use mosh_e2e::{UTF8_LOCALE, our_program, process, require_program, stock};
 
@@ -93,11 +93,8 @@ fn run_as(
 /// CPU time of `pids` (those still running), summed, in nanoseconds (a
 /// thousand processes each using less than a clock tick a minute would
 /// make tick counts mostly rounding).
-fn total_cpu(pids: &[u32]) -> Duration {
-    pids.iter()
-        .filter(|&&pid| Path::new(&format!("/proc/{pid}")).exists())
-        .map(|&pid| cpu_time_ns(pid))
-        .sum()
+fn total(pids: &[u32]) -> Scheduled {
+    pids.iter().map(|&pid| scheduled(pid)).sum()
 }
 
 /// Waits until every client has its first screen.
@@ -111,13 +108,25 @@ fn wait_connected(loadgen: &LoadGen, sessions: usize) {
         .expect("clients connected");
 }
 
-/// CPU of `pids` over `seconds` of idle clients, as a share of one core.
-fn idle_cpu(pids: &[u32], seconds: u64) -> f64 {
-    let before = total_cpu(pids);
+/// What the scheduler counted for each group of `groups` over `seconds`
+/// of idle clients, and how long that was.
+fn idle(groups: &[&[u32]], seconds: u64) -> (Vec<Scheduled>, Duration) {
+    let before: Vec<Scheduled> = groups.iter().map(|pids| total(pids)).collect();
     let began = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds));
-    let used = total_cpu(pids).saturating_sub(before);
-    used.as_secs_f64() / began.elapsed().as_secs_f64()
+    let after = groups.iter().map(|pids| total(pids));
+    let used = after.zip(before).map(|(a, b)| a.since(b)).collect();
+    (used, began.elapsed())
+}
+
+/// `used` over `elapsed` as a share of one core.
+fn share(used: Scheduled, elapsed: Duration) -> f64 {
+    used.on_cpu.as_secs_f64() / elapsed.as_secs_f64()
+}
+
+/// Times `used` was put on a CPU, per second of `elapsed` and per session.
+fn runs_per_session_second(used: Scheduled, elapsed: Duration, sessions: usize) -> f64 {
+    used.runs as f64 / elapsed.as_secs_f64() / sessions as f64
 }
 
 /// Times `moshctl ARGS...` as root, 5 runs: the median and the slowest.
@@ -236,9 +245,9 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     let daemon_pss = pss_kib(daemon.pid());
     let worker_pss: u64 = workers.iter().map(|&pid| tree_pss_kib(pid)).sum();
-    let mut counted = workers.clone();
-    counted.push(daemon.pid());
-    let cpu = idle_cpu(&counted, idle_secs);
+    let (used, elapsed) = idle(&[&[daemon.pid()], &workers], idle_secs);
+    let (daemon_idle, workers_idle) = (used[0], used[1]);
+    let cpu = share(daemon_idle, elapsed) + share(workers_idle, elapsed);
     let ours = Side {
         sessions,
         pss_kib_per_session: (daemon_pss + worker_pss) as f64 / sessions as f64,
@@ -249,8 +258,14 @@ fn main() {
         ours.pss_kib_per_session, daemon_pss, worker_pss
     );
     println!(
-        "  idle CPU, daemon + all workers over {idle_secs} s: {:.2}% of one core",
-        cpu * 100.0
+        "  idle CPU, daemon + all workers over {idle_secs} s: {:.2}% of one core \
+         (daemon {:.2}%, workers {:.2}%); runs per session per second: \
+         workers {:.2}, daemon {:.2}",
+        cpu * 100.0,
+        share(daemon_idle, elapsed) * 100.0,
+        share(workers_idle, elapsed) * 100.0,
+        runs_per_session_second(workers_idle, elapsed, sessions),
+        runs_per_session_second(daemon_idle, elapsed, sessions),
     );
 
     loadgen
@@ -260,9 +275,11 @@ fn main() {
         .expect("typing");
     std::thread::sleep(Duration::from_secs(5));
     loadgen.reset_latencies().expect("reset");
-    let typing_before = total_cpu(&counted);
+    let mut counted = workers.clone();
+    counted.push(daemon.pid());
+    let typing_before = total(&counted);
     std::thread::sleep(Duration::from_secs(typing_secs));
-    let typing_cpu = total_cpu(&counted).saturating_sub(typing_before);
+    let typing_cpu = total(&counted).since(typing_before).on_cpu;
     let typed = loadgen.totals().expect("totals");
     let (echo_p50, echo_p99) = (
         typed.latency.quantile(0.5).unwrap_or_default(),
@@ -342,7 +359,12 @@ fn stock_side(
     wait_connected(&loadgen, sessions);
     std::thread::sleep(Duration::from_secs(2));
     let pss: u64 = servers.iter().map(|&pid| tree_pss_kib(pid)).sum();
-    let cpu = idle_cpu(&servers, idle_secs);
+    let (used, elapsed) = idle(&[&servers], idle_secs);
+    let cpu = share(used[0], elapsed);
+    println!(
+        "  stock idle: runs per session per second {:.2}",
+        runs_per_session_second(used[0], elapsed, sessions)
+    );
     for pid in servers {
         process::terminate(pid, "mosh-server", Duration::from_secs(2));
     }

@@ -32,20 +32,60 @@ pub fn cpu_time(pid: u32, ticks: u64) -> Duration {
     Duration::from_secs_f64((user + system) as f64 / ticks as f64)
 }
 
-/// Time process `pid`'s live threads have spent on a CPU, in nanoseconds
-/// (the first field of each `/proc/PID/task/TID/schedstat`): a finer clock
-/// than [`cpu_time`]'s ticks, for runs of a few tens of milliseconds.
-/// Threads that already exited are not counted.
-pub fn cpu_time_ns(pid: u32) -> Duration {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("process tasks");
-    let nanos = tasks
+/// What the scheduler counted for a process's live threads, from each
+/// `/proc/PID/task/TID/schedstat`. Threads that already exited are not
+/// counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scheduled {
+    /// Time spent on a CPU: a finer clock than [`cpu_time`]'s ticks, for
+    /// runs of a few tens of milliseconds.
+    pub on_cpu: Duration,
+    /// How many times a thread was put on a CPU (each wake-up at least once).
+    pub runs: u64,
+}
+
+impl Scheduled {
+    /// What happened between `earlier` and `self`.
+    pub fn since(self, earlier: Scheduled) -> Scheduled {
+        Scheduled {
+            on_cpu: self.on_cpu.saturating_sub(earlier.on_cpu),
+            runs: self.runs.saturating_sub(earlier.runs),
+        }
+    }
+}
+
+impl std::iter::Sum for Scheduled {
+    fn sum<I: Iterator<Item = Scheduled>>(iter: I) -> Scheduled {
+        iter.fold(Scheduled::default(), |a, b| Scheduled {
+            on_cpu: a.on_cpu + b.on_cpu,
+            runs: a.runs + b.runs,
+        })
+    }
+}
+
+/// What the scheduler counted for process `pid` (nothing once it is gone).
+pub fn scheduled(pid: u32) -> Scheduled {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Scheduled::default();
+    };
+    tasks
         .filter_map(|task| {
             let path = task.ok()?.path().join("schedstat");
             let stat = std::fs::read_to_string(path).ok()?;
-            stat.split_whitespace().next()?.parse::<u64>().ok()
+            let mut fields = stat.split_whitespace();
+            let on_cpu = fields.next()?.parse::<u64>().ok()?;
+            let runs = fields.nth(1)?.parse::<u64>().ok()?;
+            Some(Scheduled {
+                on_cpu: Duration::from_nanos(on_cpu),
+                runs,
+            })
         })
-        .sum();
-    Duration::from_nanos(nanos)
+        .sum()
+}
+
+/// Time process `pid`'s live threads have spent on a CPU ([`Scheduled`]).
+pub fn cpu_time_ns(pid: u32) -> Duration {
+    scheduled(pid).on_cpu
 }
 
 /// A `NAME:   N kB` line's number from a `/proc` status-style file.

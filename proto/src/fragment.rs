@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Compress, Compression, FlushCompress, Status};
+use miniz_oxide::inflate::{self, TINFLStatus, core::DecompressorOxide, core::inflate_flags};
 
 /// Bytes of the fragment header.
 pub const HEADER_LEN: usize = 10;
@@ -113,7 +114,7 @@ impl Fragment {
 /// How hard a [`Compressor`] works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Effort {
-    /// zlib's default level, as mosh uses: the same bytes as stock.
+    /// zlib's default level, the one mosh uses.
     #[default]
     Stock,
     /// zlib level 1: several times faster on large instructions (history
@@ -141,10 +142,18 @@ pub fn decompress(compressed: &[u8]) -> Result<Vec<u8>, FragmentError> {
     Decompressor::default().decompress(compressed)
 }
 
+/// Instructions up to this many bytes are sent as one stored (uncompressed)
+/// deflate block in a zlib stream, which every inflater takes. Deflating
+/// them saves a few bytes at most (a 22-byte acknowledgement deflates to
+/// 30 bytes, stored it takes 33), while resetting the deflater for each one
+/// costs clearing about 290 KB of its tables: most of an idle session's CPU.
+pub const STORED_UP_TO: usize = 128;
+
 /// One connection's zlib compressor, kept from one instruction to the next
 /// (each still a zlib stream of its own, byte for byte what a fresh
 /// compressor makes): its state is allocated once, at the first
-/// instruction, instead of for every datagram.
+/// instruction over [`STORED_UP_TO`] bytes, instead of for every datagram;
+/// smaller ones never touch it.
 #[derive(Debug, Default)]
 pub struct Compressor {
     state: Option<(Effort, Compress)>,
@@ -154,6 +163,9 @@ impl Compressor {
     /// zlib-compresses `encoded` with `effort` (a compressor is made anew
     /// only when the effort changes, which a session does once at most).
     pub fn compress(&mut self, encoded: &[u8], effort: Effort) -> Vec<u8> {
+        if encoded.len() <= STORED_UP_TO {
+            return stored(encoded);
+        }
         if self.state.as_ref().is_some_and(|(kept, _)| *kept != effort) {
             self.state = None;
         }
@@ -176,42 +188,81 @@ impl Compressor {
     }
 }
 
+/// `data` (at most [`STORED_UP_TO`] bytes) as a zlib stream (RFC 1950) of
+/// one final stored deflate block (RFC 1951, 3.2.4).
+fn stored(data: &[u8]) -> Vec<u8> {
+    /// Deflate with a 32 KiB window, no dictionary, fastest level; a
+    /// multiple of 31 as RFC 1950 asks.
+    const ZLIB_HEADER: [u8; 2] = [0x78, 0x01];
+    /// BFINAL set, BTYPE 00 (stored).
+    const FINAL_STORED_BLOCK: u8 = 0x01;
+    let len = u16::try_from(data.len()).expect("a stored instruction fits one block");
+    let mut out = Vec::with_capacity(data.len() + 11);
+    out.extend_from_slice(&ZLIB_HEADER);
+    out.push(FINAL_STORED_BLOCK);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(&adler2::adler32_slice(data).to_be_bytes());
+    out
+}
+
 /// One connection's zlib decompressor, kept from one instruction to the
-/// next like [`Compressor`].
-#[derive(Debug, Default)]
+/// next like [`Compressor`]. It inflates straight into the instruction's
+/// buffer, so starting an instruction clears no window: a back-reference
+/// past what this instruction produced is refused, not served from an
+/// earlier one.
+#[derive(Default)]
 pub struct Decompressor {
-    state: Option<Decompress>,
+    state: Option<Box<DecompressorOxide>>,
+}
+
+impl std::fmt::Debug for Decompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decompressor")
+            .field("kept", &self.state.is_some())
+            .finish()
+    }
 }
 
 impl Decompressor {
     /// Inflates an assembled instruction, refusing anything past
     /// [`MAX_INFLATED_LEN`], a stream cut short and anything not zlib.
     pub fn decompress(&mut self, compressed: &[u8]) -> Result<Vec<u8>, FragmentError> {
-        let state = self.state.get_or_insert_with(|| Decompress::new(true));
-        state.reset(true);
-        let mut out = Vec::with_capacity(
+        const FLAGS: u32 = inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER
+            | inflate_flags::TINFL_FLAG_COMPUTE_ADLER32
+            | inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+        let state = self.state.get_or_insert_with(Box::default);
+        state.init();
+        let mut out = vec![
+            0;
             compressed
                 .len()
                 .saturating_mul(4)
-                .clamp(64, MAX_INFLATED_LEN + 1),
-        );
+                .clamp(64, MAX_INFLATED_LEN + 1)
+        ];
+        let (mut read, mut written) = (0, 0);
         loop {
-            let (read, written) = (state.total_in(), state.total_out());
-            let consumed =
-                usize::try_from(read).map_or(compressed.len(), |n| n.min(compressed.len()));
-            let status = state
-                .decompress_vec(&compressed[consumed..], &mut out, FlushDecompress::None)
-                .map_err(|_| FragmentError::Corrupt)?;
-            if out.len() > MAX_INFLATED_LEN {
-                return Err(FragmentError::InflatesTooFar);
-            }
-            if status == Status::StreamEnd {
-                return Ok(out);
-            }
-            if out.len() == out.capacity() {
-                out.reserve_exact(out.capacity().min(MAX_INFLATED_LEN + 1 - out.capacity()));
-            } else if (state.total_in(), state.total_out()) == (read, written) {
-                return Err(FragmentError::Corrupt);
+            let (status, took, gave) =
+                inflate::core::decompress(state, &compressed[read..], &mut out, written, FLAGS);
+            read += took;
+            written += gave;
+            match status {
+                TINFLStatus::Done => {
+                    if written > MAX_INFLATED_LEN {
+                        return Err(FragmentError::InflatesTooFar);
+                    }
+                    out.truncate(written);
+                    return Ok(out);
+                }
+                TINFLStatus::HasMoreOutput if out.len() > MAX_INFLATED_LEN => {
+                    return Err(FragmentError::InflatesTooFar);
+                }
+                TINFLStatus::HasMoreOutput => {
+                    let grown = out.len().saturating_mul(2).min(MAX_INFLATED_LEN + 1);
+                    out.resize(grown, 0);
+                }
+                _ => return Err(FragmentError::Corrupt),
             }
         }
     }
@@ -342,6 +393,7 @@ impl FragmentAssembly {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::io::Read;
 
     #[test]
     fn header_layout() {
@@ -362,18 +414,69 @@ mod tests {
     }
 
     #[test]
-    fn compression_matches_stock_bytes() {
-        let inflated = [
+    fn larger_instructions_are_deflated_and_stock_streams_inflate() {
+        let inflated = b"mosh$ echo hello\r\nhello\r\n".repeat(8);
+        assert!(inflated.len() > STORED_UP_TO);
+        let ours = compress(&inflated);
+        assert!(ours.len() < inflated.len() / 4, "{} bytes", ours.len());
+        let mut by_flate2 = Vec::new();
+        flate2::read::ZlibDecoder::new(&ours[..])
+            .read_to_end(&mut by_flate2)
+            .unwrap();
+        assert_eq!(by_flate2, inflated);
+        // zlib 1.2.13's compress2 at level 6, which stock mosh calls.
+        let stock = [
+            0x78, 0x9c, 0xcb, 0xcd, 0x2f, 0xce, 0x50, 0x51, 0x48, 0x4d, 0xce, 0xc8, 0x57, 0xc8,
+            0x48, 0xcd, 0xc9, 0xc9, 0xe7, 0xe5, 0x82, 0x52, 0xb9, 0x43, 0x4b, 0x02, 0x00, 0x8e,
+            0x2f, 0x40, 0x81,
+        ];
+        assert_eq!(decompress(&stock).unwrap(), inflated);
+    }
+
+    #[test]
+    fn small_instructions_are_stored_without_touching_the_deflater() {
+        let acknowledgement = [
             0x08, 0x02, 0x10, 0x00, 0x18, 0x01, 0x20, 0x00, 0x28, 0x00, 0x32, 0x08, 0x0a, 0x06,
             0x1a, 0x04, 0x28, 0x50, 0x30, 0x18, 0x3a, 0x00,
         ];
-        let stock = [
-            0x78, 0x9c, 0xe3, 0x60, 0x12, 0x60, 0x90, 0x60, 0x54, 0x60, 0xd0, 0x60, 0x30, 0xe2,
-            0xe0, 0x62, 0x93, 0x62, 0xd1, 0x08, 0x30, 0x90, 0xb0, 0x62, 0x00, 0x00, 0x10, 0x53,
-            0x01, 0xde,
+        let largest = [0xa5; STORED_UP_TO];
+        let mut compressor = Compressor::default();
+        for input in [&b""[..], &acknowledgement, &largest] {
+            for effort in [Effort::Stock, Effort::Fast] {
+                let stream = compressor.compress(input, effort);
+                assert_eq!(stream.len(), input.len() + 11);
+                assert_eq!(stream[..3], [0x78, 0x01, 0x01]);
+                let mut inflated = Vec::new();
+                flate2::read::ZlibDecoder::new(&stream[..])
+                    .read_to_end(&mut inflated)
+                    .expect("any inflater takes a stored stream");
+                assert_eq!(inflated, input);
+                assert_eq!(decompress(&stream).unwrap(), input);
+            }
+        }
+        assert!(
+            compressor.state.is_none(),
+            "a small instruction made a deflater"
+        );
+        compressor.compress(&[0xa5; STORED_UP_TO + 1], Effort::Stock);
+        assert!(compressor.state.is_some());
+    }
+
+    #[test]
+    fn a_back_reference_before_the_instruction_is_refused_even_after_that_text() {
+        let text = b"hello world, hello mosh";
+        // `text` deflated against itself as a preset dictionary, in a zlib
+        // stream that declares none: every match reaches before its start.
+        let too_far_back = [
+            0x78, 0x9c, 0xcb, 0xc0, 0x2e, 0x0c, 0x00, 0x67, 0x51, 0x08, 0x94,
         ];
-        assert_eq!(compress(&inflated), stock);
-        assert_eq!(decompress(&stock).unwrap(), inflated);
+        let mut decompressor = Decompressor::default();
+        assert_eq!(decompressor.decompress(&compress(text)).unwrap(), text);
+        assert_eq!(
+            decompressor.decompress(&too_far_back),
+            Err(FragmentError::Corrupt)
+        );
+        assert_eq!(decompressor.decompress(&compress(text)).unwrap(), text);
     }
 
     #[test]

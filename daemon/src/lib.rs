@@ -15,6 +15,7 @@
 //! * [`utmp`]: the session terminal's utmp and wtmp records.
 //! * [`wiping_alloc`]: the allocator that wipes freed memory in key holders.
 
+pub mod alarm;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -34,6 +34,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use pty_process::{OwnedReadPty, OwnedWritePty};
 
+use crate::alarm::Alarm;
 use crate::datagrams::{self, ReceiveBatch};
 use crate::pty::{ChildCommand, ShellChild};
 use crate::utmp::UtmpRecord;
@@ -162,6 +163,9 @@ pub enum SessionError {
     /// Signal handlers could not be installed.
     #[error("signals: {0}")]
     Signals(#[source] io::Error),
+    /// The session's alarm could not be set up or set.
+    #[error("alarm: {0}")]
+    Alarm(#[source] io::Error),
     /// The transport could not be created.
     #[error("crypto: {0}")]
     Crypto(#[from] mosh_proto::CryptoError),
@@ -317,6 +321,7 @@ impl Session {
         let mut interrupt = signal(SignalKind::interrupt()).map_err(SessionError::Signals)?;
         let mut hangup = signal(SignalKind::hangup()).map_err(SessionError::Signals)?;
         let mut user1 = signal(SignalKind::user_defined1()).map_err(SessionError::Signals)?;
+        let mut alarm = Alarm::new().map_err(SessionError::Alarm)?;
         let mut batch = ReceiveBatch::new();
         let mut output = vec![0u8; PTY_READ];
         self.publish_cipher();
@@ -347,7 +352,7 @@ impl Session {
                 _ = hangup.recv() => Event::Stop("Got SIGHUP"),
                 _ = user1.recv() => Event::User1,
                 request = next_rekey(self.rekeys.as_mut()) => Event::Rekey(request),
-                _ = tokio::time::sleep_until(wake) => Event::Timer,
+                rang = alarm.until(wake) => Event::Timer(rang),
             };
             let now = Instant::now();
             match event {
@@ -383,7 +388,8 @@ impl Session {
                     let _ = request.reply.send(outcome);
                 }
                 Event::Rekey(None) => self.rekeys = None,
-                Event::Timer => self.check_network_timeout(now),
+                Event::Timer(Ok(())) => self.check_network_timeout(now),
+                Event::Timer(Err(error)) => return Err(SessionError::Alarm(error)),
             }
         }
     }
@@ -816,7 +822,7 @@ enum Event<'a> {
     Stop(&'a str),
     User1,
     Rekey(Option<Rekey>),
-    Timer,
+    Timer(io::Result<()>),
 }
 
 /// Reads from the PTY, or waits forever when there is nothing to read.

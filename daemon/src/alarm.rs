@@ -1,0 +1,142 @@
+//! The session loop's alarm: one `timerfd(2)` per session, armed for the
+//! loop's next wake and awaited through the reactor.
+//!
+//! A tokio sleep a second or more away sits in a coarse level of tokio's
+//! timer wheel, and the runtime wakes once when that level's slot comes up
+//! and again at the deadline. An idle session sleeps about three seconds
+//! between heartbeats, so half of its wake-ups did nothing; among a
+//! thousand sessions each wake-up finds a cold cache. The kernel wakes a
+//! timerfd once, at its deadline.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::time::Instant;
+
+/// The timer, as the reactor registers it.
+#[derive(Debug)]
+struct Timer(TimerFd);
+
+impl AsRawFd for Timer {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+/// A one-shot alarm on the monotonic clock (the clock of [`Instant`]).
+#[derive(Debug)]
+pub struct Alarm {
+    timer: AsyncFd<Timer>,
+    /// The deadline the timer is set for, while it is.
+    armed: Option<Instant>,
+}
+
+impl Alarm {
+    /// A disarmed alarm; it must be made inside a tokio runtime.
+    pub fn new() -> io::Result<Self> {
+        let timer = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        // SAFETY: `Timer` owns the timerfd (an `OwnedFd` inside `TimerFd`),
+        // so the descriptor stays open and names the same timer until the
+        // `AsyncFd` drops it, and `as_raw_fd` returns that one descriptor:
+        // the field is never replaced.
+        let timer = unsafe { AsyncFd::register_with_interest(Timer(timer), Interest::READABLE) }
+            .map_err(io::Error::from)?;
+        Ok(Self { timer, armed: None })
+    }
+
+    /// Returns once `deadline` has passed. Dropping the future early keeps
+    /// the alarm set; asking again for the same deadline then waits on, and
+    /// for another one re-arms it.
+    pub async fn until(&mut self, deadline: Instant) -> io::Result<()> {
+        if self.armed != Some(deadline) {
+            let now = Instant::now();
+            if deadline <= now {
+                return Ok(());
+            }
+            // A zero expiration would disarm the timer; a deadline after
+            // `now` is at least a nanosecond away.
+            let wait = (deadline - now).max(Duration::from_nanos(1));
+            self.timer
+                .get_ref()
+                .0
+                .set(
+                    Expiration::OneShot(TimeSpec::from_duration(wait)),
+                    TimerSetTimeFlags::empty(),
+                )
+                .map_err(io::Error::from)?;
+            self.armed = Some(deadline);
+        }
+        loop {
+            let mut ready = self.timer.readable().await?;
+            // Setting the timer cleared any expiry it had counted, so a
+            // readiness left from an earlier deadline reads as not yet.
+            match ready.get_inner().0.wait() {
+                Ok(()) => {
+                    self.armed = None;
+                    return Ok(());
+                }
+                Err(Errno::EAGAIN) => ready.clear_ready(),
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn it_rings_at_its_deadline_not_before() {
+        runtime().block_on(async {
+            let mut alarm = Alarm::new().unwrap();
+            let began = Instant::now();
+            alarm
+                .until(began + Duration::from_millis(30))
+                .await
+                .unwrap();
+            assert!(began.elapsed() >= Duration::from_millis(30));
+            let past = Instant::now() - Duration::from_millis(1);
+            alarm.until(past).await.unwrap();
+        });
+    }
+
+    #[test]
+    fn a_dropped_wait_keeps_its_deadline_and_a_new_deadline_replaces_it() {
+        runtime().block_on(async {
+            let mut alarm = Alarm::new().unwrap();
+            let began = Instant::now();
+            let first = began + Duration::from_millis(20);
+            let cut_short = tokio::time::timeout(Duration::from_millis(5), alarm.until(first));
+            assert!(cut_short.await.is_err(), "rang before its deadline");
+            alarm.until(first).await.unwrap();
+            assert!(began.elapsed() >= Duration::from_millis(20));
+
+            // Expired while nobody waited, then moved later: the old expiry
+            // must not ring the new deadline early.
+            let soon = Instant::now() + Duration::from_millis(5);
+            let cut_short = tokio::time::timeout(Duration::from_millis(1), alarm.until(soon));
+            assert!(cut_short.await.is_err());
+            std::thread::sleep(Duration::from_millis(10));
+            let later = Instant::now() + Duration::from_millis(40);
+            alarm.until(later).await.unwrap();
+            assert!(Instant::now() >= later);
+        });
+    }
+}

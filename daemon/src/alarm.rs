@@ -60,6 +60,11 @@ impl Alarm {
         if self.armed != Some(deadline) {
             let now = Instant::now();
             if deadline <= now {
+                // Like a tokio sleep that is due, this counts against the
+                // task's budget, so a loop whose wake is always due still
+                // lets the reactor run (and its sockets be read) now and
+                // then.
+                tokio::task::consume_budget().await;
                 return Ok(());
             }
             // A zero expiration would disarm the timer; a deadline after
@@ -114,6 +119,22 @@ mod tests {
             assert!(began.elapsed() >= Duration::from_millis(30));
             let past = Instant::now() - Duration::from_millis(1);
             alarm.until(past).await.unwrap();
+        });
+    }
+
+    #[test]
+    fn a_loop_whose_deadline_is_always_past_still_lets_other_tasks_run() {
+        runtime().block_on(async {
+            let mut alarm = Alarm::new().unwrap();
+            let (ran, mut other_ran) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move { ran.send(()) });
+            let past = Instant::now();
+            let mut turns = 0;
+            while other_ran.try_recv().is_err() {
+                alarm.until(past).await.unwrap();
+                turns += 1;
+                assert!(turns < 10_000, "the alarm never yielded");
+            }
         });
     }
 

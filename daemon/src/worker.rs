@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::control::{
-    HistoryHeld, SessionReport, WorkerReply, WorkerRequest, encode_line, read_message,
+    HistoryHeld, LIVE_SECS, SessionReport, WorkerReply, WorkerRequest, encode_line, read_message,
 };
 use crate::pty::{ChildCommand, motd};
 use crate::session::{self, Rekey, SessionConfig, SessionStatus};
@@ -57,6 +57,12 @@ const MAX_SETUP: u64 = 256 * 1024;
 const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 /// Reports are sent at most this often.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// How stale the daemon's idea of the last contact may grow while the
+/// client is heard: a second less than [`LIVE_SECS`] (whose seconds are
+/// whole), so the daemon never takes a client the worker still hears for
+/// gone. A quiet client's heartbeat every three seconds is otherwise
+/// reported only this often, not each time.
+const CONTACT_REFRESH: Duration = Duration::from_secs(LIVE_SECS - 1);
 /// `PATH` for user sessions.
 const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/games";
 /// `PATH` for root's sessions.
@@ -514,7 +520,8 @@ async fn accept_registrations(
 }
 
 /// Sends a report now and after every change (at most once per
-/// [`REPORT_INTERVAL`]), and answers requests, until the daemon hangs up.
+/// [`REPORT_INTERVAL`]; a newer contact alone within [`CONTACT_REFRESH`]),
+/// and answers requests, until the daemon hangs up.
 async fn serve_registration(
     stream: UnixStream,
     identity: Identity,
@@ -533,7 +540,7 @@ async fn serve_registration(
     });
     let _stop_reading = AbortOnDrop(reading);
     let mut report_due = Some(tokio::time::Instant::now());
-    let mut last_sent = tokio::time::Instant::now();
+    let mut sent: Option<Sent> = None;
     loop {
         let send_report = async {
             match report_due {
@@ -543,18 +550,26 @@ async fn serve_registration(
         };
         tokio::select! {
             () = send_report => {
-                let report = identity.report(&status.borrow_and_update());
-                if write.write_all(&encode_line(&report)).await.is_err() {
+                let current = status.borrow_and_update().clone();
+                if write.write_all(&encode_line(&identity.report(&current))).await.is_err() {
                     return;
                 }
-                last_sent = tokio::time::Instant::now();
+                sent = Some(Sent {
+                    status: current,
+                    at: tokio::time::Instant::now(),
+                    wall: SystemTime::now(),
+                });
                 report_due = None;
             }
-            changed = status.changed(), if report_due.is_none() => {
+            changed = status.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                report_due = Some(last_sent + REPORT_INTERVAL);
+                let due = match &sent {
+                    Some(sent) => sent.next_report(&status.borrow_and_update()),
+                    None => Some(tokio::time::Instant::now()),
+                };
+                report_due = report_due.into_iter().chain(due).min();
             }
             request = requests.recv() => {
                 let Some(request) = request else { return };
@@ -566,6 +581,37 @@ async fn serve_registration(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// The last report sent to the daemon.
+#[derive(Debug, Clone)]
+struct Sent {
+    status: SessionStatus,
+    /// When it was sent, on the runtime's clock and on the wall clock.
+    at: tokio::time::Instant,
+    wall: SystemTime,
+}
+
+impl Sent {
+    /// When `current` should be reported: [`REPORT_INTERVAL`] after this
+    /// report when more than the last contact changed (or the first contact
+    /// came); before this report's contact is [`CONTACT_REFRESH`] old when
+    /// only a newer contact came; never when nothing changed.
+    fn next_report(&self, current: &SessionStatus) -> Option<tokio::time::Instant> {
+        let beyond_contact = SessionStatus {
+            last_contact: self.status.last_contact,
+            ..current.clone()
+        };
+        match (self.status.last_contact, current.last_contact) {
+            _ if beyond_contact != self.status => Some(self.at + REPORT_INTERVAL),
+            (before, now) if before == now => None,
+            (Some(before), Some(_)) => {
+                let age = self.wall.duration_since(before).unwrap_or_default();
+                Some(self.at + CONTACT_REFRESH.saturating_sub(age))
+            }
+            _ => Some(self.at + REPORT_INTERVAL),
         }
     }
 }
@@ -614,6 +660,52 @@ pub fn unix_seconds(time: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_newer_contact_alone_is_reported_before_the_daemon_would_call_it_stale() {
+        let wall = SystemTime::now();
+        let at = tokio::time::Instant::now();
+        let heard = |ago: u64| Some(wall - Duration::from_secs(ago));
+        let sent = |contact| Sent {
+            status: SessionStatus {
+                last_contact: contact,
+                ..SessionStatus::default()
+            },
+            at,
+            wall,
+        };
+        let with_contact = |contact| SessionStatus {
+            last_contact: contact,
+            ..SessionStatus::default()
+        };
+        let fresh = sent(heard(0));
+        assert_eq!(fresh.next_report(&with_contact(heard(0))), None);
+        assert_eq!(
+            fresh.next_report(&with_contact(Some(wall + Duration::from_secs(3)))),
+            Some(at + CONTACT_REFRESH)
+        );
+        // The report carried a contact already 4 s old: the daemon must
+        // hear of the newer one 4 s sooner.
+        assert_eq!(
+            sent(heard(4)).next_report(&with_contact(Some(wall))),
+            Some(at + CONTACT_REFRESH - Duration::from_secs(4))
+        );
+        assert_eq!(
+            sent(heard(30)).next_report(&with_contact(Some(wall))),
+            Some(at)
+        );
+        assert_eq!(
+            sent(None).next_report(&with_contact(heard(0))),
+            Some(at + REPORT_INTERVAL),
+            "the first contact goes out at the usual pace"
+        );
+        let closing = SessionStatus {
+            closing: true,
+            ..with_contact(Some(wall + Duration::from_secs(1)))
+        };
+        assert_eq!(fresh.next_report(&closing), Some(at + REPORT_INTERVAL));
+        assert!(CONTACT_REFRESH < Duration::from_secs(LIVE_SECS));
+    }
 
     #[test]
     fn debug_output_keeps_the_key_secret() {

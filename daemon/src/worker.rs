@@ -30,6 +30,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::alarm::Alarm;
 use crate::control::{
     HistoryHeld, LIVE_SECS, SessionReport, WorkerReply, WorkerRequest, encode_line, read_message,
 };
@@ -541,11 +542,20 @@ async fn serve_registration(
     let _stop_reading = AbortOnDrop(reading);
     let mut report_due = Some(tokio::time::Instant::now());
     let mut sent: Option<Sent> = None;
+    // Out of descriptors, the runtime's timer does (waking twice for a
+    // report seconds away, see `crate::alarm`).
+    let mut alarm = Alarm::new().ok();
     loop {
         let send_report = async {
-            match report_due {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
+            let Some(at) = report_due else {
+                return std::future::pending().await;
+            };
+            let rang = match alarm.as_mut() {
+                Some(alarm) => alarm.until(at).await.is_ok(),
+                None => false,
+            };
+            if !rang {
+                tokio::time::sleep_until(at).await;
             }
         };
         tokio::select! {

@@ -275,11 +275,23 @@ fn main() {
         .expect("typing");
     std::thread::sleep(Duration::from_secs(5));
     loadgen.reset_latencies().expect("reset");
-    let mut counted = workers.clone();
-    counted.push(daemon.pid());
-    let typing_before = total(&counted);
+    let before: Vec<Scheduled> = workers.iter().map(|&pid| scheduled(pid)).collect();
+    let daemon_before = scheduled(daemon.pid());
+    let began = Instant::now();
     std::thread::sleep(Duration::from_secs(typing_secs));
-    let typing_cpu = total(&counted).since(typing_before).on_cpu;
+    let typing_elapsed = began.elapsed();
+    let typed_by: Vec<Scheduled> = workers
+        .iter()
+        .zip(before)
+        .map(|(&pid, before)| scheduled(pid).since(before))
+        .collect();
+    let busiest = typed_by
+        .iter()
+        .map(|used| used.on_cpu)
+        .max()
+        .unwrap_or_default();
+    let workers_typing: Scheduled = typed_by.into_iter().sum();
+    let typing_cpu = workers_typing.on_cpu + scheduled(daemon.pid()).since(daemon_before).on_cpu;
     let typed = loadgen.totals().expect("totals");
     let (echo_p50, echo_p99) = (
         typed.latency.quantile(0.5).unwrap_or_default(),
@@ -292,6 +304,17 @@ fn main() {
         ms(echo_p99),
         typing_cpu.as_secs_f64() / typing_secs as f64 * 100.0,
         summary(&typed)
+    );
+    println!(
+        "  while typing: worker runs per session per second {:.2}; busiest worker {:.2}% of one core",
+        runs_per_session_second(workers_typing, typing_elapsed, sessions),
+        share(
+            Scheduled {
+                on_cpu: busiest,
+                runs: 0
+            },
+            typing_elapsed
+        ) * 100.0
     );
     let _ = daemon.moshctl(As::Root, &["kill", "--idle", "0"]);
     drop(daemon);

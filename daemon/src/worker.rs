@@ -614,8 +614,10 @@ impl Sent {
             last_contact: self.status.last_contact,
             ..current.clone()
         };
+        if beyond_contact != self.status {
+            return Some(self.at + REPORT_INTERVAL);
+        }
         match (self.status.last_contact, current.last_contact) {
-            _ if beyond_contact != self.status => Some(self.at + REPORT_INTERVAL),
             (before, now) if before == now => None,
             (Some(before), Some(_)) => {
                 let age = self.wall.duration_since(before).unwrap_or_default();

@@ -119,9 +119,9 @@ fn idle(groups: &[&[u32]], seconds: u64) -> (Vec<Scheduled>, Duration) {
     (used, began.elapsed())
 }
 
-/// `used` over `elapsed` as a share of one core.
-fn share(used: Scheduled, elapsed: Duration) -> f64 {
-    used.on_cpu.as_secs_f64() / elapsed.as_secs_f64()
+/// `on_cpu` over `elapsed` as a share of one core.
+fn share(on_cpu: Duration, elapsed: Duration) -> f64 {
+    on_cpu.as_secs_f64() / elapsed.as_secs_f64()
 }
 
 /// Times `used` was put on a CPU, per second of `elapsed` and per session.
@@ -247,7 +247,7 @@ fn main() {
     let worker_pss: u64 = workers.iter().map(|&pid| tree_pss_kib(pid)).sum();
     let (used, elapsed) = idle(&[&[daemon.pid()], &workers], idle_secs);
     let (daemon_idle, workers_idle) = (used[0], used[1]);
-    let cpu = share(daemon_idle, elapsed) + share(workers_idle, elapsed);
+    let cpu = share(daemon_idle.on_cpu, elapsed) + share(workers_idle.on_cpu, elapsed);
     let ours = Side {
         sessions,
         pss_kib_per_session: (daemon_pss + worker_pss) as f64 / sessions as f64,
@@ -262,8 +262,8 @@ fn main() {
          (daemon {:.2}%, workers {:.2}%); runs per session per second: \
          workers {:.2}, daemon {:.2}",
         cpu * 100.0,
-        share(daemon_idle, elapsed) * 100.0,
-        share(workers_idle, elapsed) * 100.0,
+        share(daemon_idle.on_cpu, elapsed) * 100.0,
+        share(workers_idle.on_cpu, elapsed) * 100.0,
         runs_per_session_second(workers_idle, elapsed, sessions),
         runs_per_session_second(daemon_idle, elapsed, sessions),
     );
@@ -308,13 +308,7 @@ fn main() {
     println!(
         "  while typing: worker runs per session per second {:.2}; busiest worker {:.2}% of one core",
         runs_per_session_second(workers_typing, typing_elapsed, sessions),
-        share(
-            Scheduled {
-                on_cpu: busiest,
-                runs: 0
-            },
-            typing_elapsed
-        ) * 100.0
+        share(busiest, typing_elapsed) * 100.0
     );
     let _ = daemon.moshctl(As::Root, &["kill", "--idle", "0"]);
     drop(daemon);
@@ -383,7 +377,7 @@ fn stock_side(
     std::thread::sleep(Duration::from_secs(2));
     let pss: u64 = servers.iter().map(|&pid| tree_pss_kib(pid)).sum();
     let (used, elapsed) = idle(&[&servers], idle_secs);
-    let cpu = share(used[0], elapsed);
+    let cpu = share(used[0].on_cpu, elapsed);
     println!(
         "  stock idle: runs per session per second {:.2}",
         runs_per_session_second(used[0], elapsed, sessions)

@@ -64,6 +64,11 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// gone. A quiet client's heartbeat every three seconds is otherwise
 /// reported only this often, not each time.
 const CONTACT_REFRESH: Duration = Duration::from_secs(LIVE_SECS - 1);
+/// How often a quiet client is heard (its heartbeat, stock's interval). A
+/// newer contact heard less than this before [`CONTACT_REFRESH`] runs out
+/// is reported at once, on the wake-up its datagram caused, so a quiet
+/// session's reports need no wake-up of their own.
+const QUIET_CLIENT_HEARD_EVERY: Duration = Duration::from_secs(3);
 /// `PATH` for user sessions.
 const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/games";
 /// `PATH` for root's sessions.
@@ -576,7 +581,10 @@ async fn serve_registration(
                     return;
                 }
                 let due = match &sent {
-                    Some(sent) => sent.next_report(&status.borrow_and_update()),
+                    Some(sent) => sent.next_report(
+                        &status.borrow_and_update(),
+                        tokio::time::Instant::now(),
+                    ),
                     None => Some(tokio::time::Instant::now()),
                 };
                 report_due = report_due.into_iter().chain(due).min();
@@ -605,11 +613,17 @@ struct Sent {
 }
 
 impl Sent {
-    /// When `current` should be reported: [`REPORT_INTERVAL`] after this
-    /// report when more than the last contact changed (or the first contact
-    /// came); before this report's contact is [`CONTACT_REFRESH`] old when
-    /// only a newer contact came; never when nothing changed.
-    fn next_report(&self, current: &SessionStatus) -> Option<tokio::time::Instant> {
+    /// When `current`, seen `now`, should be reported: [`REPORT_INTERVAL`]
+    /// after this report when more than the last contact changed (or the
+    /// first contact came); when only a newer contact came, before this
+    /// report's contact is [`CONTACT_REFRESH`] old, and `now` once that is
+    /// less than [`QUIET_CLIENT_HEARD_EVERY`] away (the next heartbeat might
+    /// come too late); never when nothing changed.
+    fn next_report(
+        &self,
+        current: &SessionStatus,
+        now: tokio::time::Instant,
+    ) -> Option<tokio::time::Instant> {
         let beyond_contact = SessionStatus {
             last_contact: self.status.last_contact,
             ..current.clone()
@@ -621,7 +635,12 @@ impl Sent {
             (before, now) if before == now => None,
             (Some(before), Some(_)) => {
                 let age = self.wall.duration_since(before).unwrap_or_default();
-                Some(self.at + CONTACT_REFRESH.saturating_sub(age))
+                let stale = self.at + CONTACT_REFRESH.saturating_sub(age);
+                if now + QUIET_CLIENT_HEARD_EVERY >= stale {
+                    Some(now)
+                } else {
+                    Some(stale)
+                }
             }
             _ => Some(self.at + REPORT_INTERVAL),
         }
@@ -691,23 +710,23 @@ mod tests {
             ..SessionStatus::default()
         };
         let fresh = sent(heard(0));
-        assert_eq!(fresh.next_report(&with_contact(heard(0))), None);
+        assert_eq!(fresh.next_report(&with_contact(heard(0)), at), None);
         assert_eq!(
-            fresh.next_report(&with_contact(Some(wall + Duration::from_secs(3)))),
+            fresh.next_report(&with_contact(Some(wall + Duration::from_secs(3))), at),
             Some(at + CONTACT_REFRESH)
         );
         // The report carried a contact already 4 s old: the daemon must
         // hear of the newer one 4 s sooner.
         assert_eq!(
-            sent(heard(4)).next_report(&with_contact(Some(wall))),
+            sent(heard(4)).next_report(&with_contact(Some(wall)), at),
             Some(at + CONTACT_REFRESH - Duration::from_secs(4))
         );
         assert_eq!(
-            sent(heard(30)).next_report(&with_contact(Some(wall))),
+            sent(heard(30)).next_report(&with_contact(Some(wall)), at),
             Some(at)
         );
         assert_eq!(
-            sent(None).next_report(&with_contact(heard(0))),
+            sent(None).next_report(&with_contact(heard(0)), at),
             Some(at + REPORT_INTERVAL),
             "the first contact goes out at the usual pace"
         );
@@ -715,8 +734,19 @@ mod tests {
             closing: true,
             ..with_contact(Some(wall + Duration::from_secs(1)))
         };
-        assert_eq!(fresh.next_report(&closing), Some(at + REPORT_INTERVAL));
+        assert_eq!(fresh.next_report(&closing, at), Some(at + REPORT_INTERVAL));
         assert!(CONTACT_REFRESH < Duration::from_secs(LIVE_SECS));
+
+        // A heartbeat heard 5 s after the report: the next one, 3 s later,
+        // still comes before the report would be stale, so nothing is sent
+        // yet. One heard 6 s after is reported on its own wake-up.
+        let newer = with_contact(Some(wall + Duration::from_secs(5)));
+        assert_eq!(
+            fresh.next_report(&newer, at + Duration::from_secs(5)),
+            Some(at + CONTACT_REFRESH)
+        );
+        let six = at + CONTACT_REFRESH - QUIET_CLIENT_HEARD_EVERY;
+        assert_eq!(fresh.next_report(&newer, six), Some(six));
     }
 
     #[test]

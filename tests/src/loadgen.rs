@@ -369,9 +369,20 @@ impl LoadGen {
         self.ask(|reply| Command::Behave(id, behaviour, reply))?
     }
 
-    /// Changes what every session does.
-    pub fn set_behaviour_all(&self, behaviour: Behaviour) -> Result<(), LoadGenError> {
-        for n in 0..self.statuses()?.len() {
+    /// Changes what every session does, one session after another spread
+    /// evenly over `spread` (zero: all at once). Typists started across one
+    /// interval type out of step, as independent users do, instead of all
+    /// in the same instant.
+    pub fn set_behaviour_all(
+        &self,
+        behaviour: Behaviour,
+        spread: Duration,
+    ) -> Result<(), LoadGenError> {
+        let sessions = self.statuses()?.len();
+        let began = Instant::now();
+        for n in 0..sessions {
+            let at = began + spread.mul_f64(n as f64 / sessions as f64);
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
             self.set_behaviour(SessionId(n), behaviour)?;
         }
         Ok(())

@@ -55,11 +55,15 @@ impl Alarm {
 
     /// Returns once `deadline` has passed. Dropping the future early keeps
     /// the alarm set; asking again for the same deadline then waits on, and
-    /// for another one re-arms it.
+    /// for another one re-arms it (a deadline already past disarms it, so
+    /// the old one wakes nobody).
     pub async fn until(&mut self, deadline: Instant) -> io::Result<()> {
         if self.armed != Some(deadline) {
             let now = Instant::now();
             if deadline <= now {
+                if self.armed.take().is_some() {
+                    self.timer.get_ref().0.unset().map_err(io::Error::from)?;
+                }
                 // Like a tokio sleep that is due, this counts against the
                 // task's budget, so a loop whose wake is always due still
                 // lets the reactor run (and its sockets be read) now and
@@ -158,6 +162,26 @@ mod tests {
             let later = Instant::now() + Duration::from_millis(40);
             alarm.until(later).await.unwrap();
             assert!(Instant::now() >= later);
+        });
+    }
+
+    #[test]
+    fn a_deadline_already_past_disarms_the_one_set_before() {
+        runtime().block_on(async {
+            let mut alarm = Alarm::new().unwrap();
+            let set = Instant::now() + Duration::from_millis(20);
+            let cut_short = tokio::time::timeout(Duration::from_millis(1), alarm.until(set));
+            assert!(cut_short.await.is_err());
+            alarm
+                .until(Instant::now() - Duration::from_millis(1))
+                .await
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(40));
+            assert_eq!(
+                alarm.timer.get_ref().0.wait(),
+                Err(Errno::EAGAIN),
+                "the timer set for the earlier deadline still expired"
+            );
         });
     }
 }

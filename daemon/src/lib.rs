@@ -22,6 +22,7 @@ pub mod control;
 pub mod datagrams;
 pub mod firewall;
 pub mod pty;
+pub mod read_registered;
 pub mod request;
 pub mod server;
 pub mod service;

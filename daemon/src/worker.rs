@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mosh_proto::Base64Key;
 use nix::unistd::{Gid, Uid};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use zeroize::{Zeroize, Zeroizing};
@@ -35,6 +35,7 @@ use crate::control::{
     HistoryHeld, LIVE_SECS, SessionReport, WorkerReply, WorkerRequest, encode_line, read_message,
 };
 use crate::pty::{ChildCommand, motd};
+use crate::read_registered::ReadRegistered;
 use crate::session::{self, Rekey, SessionConfig, SessionStatus};
 
 /// The session's UDP socket, bound by the daemon.
@@ -534,8 +535,11 @@ async fn serve_registration(
     mut status: watch::Receiver<SessionStatus>,
     rekeys: mpsc::Sender<Rekey>,
 ) {
-    let (read, mut write) = stream.into_split();
+    let Ok(stream) = ReadRegistered::new(stream) else {
+        return;
+    };
     let (request_tx, mut requests) = mpsc::channel(1);
+    let read = stream.clone();
     let reading = tokio::spawn(async move {
         let mut reader = BufReader::new(read);
         while let Ok(request) = read_message::<_, WorkerRequest>(&mut reader).await {
@@ -566,7 +570,7 @@ async fn serve_registration(
         tokio::select! {
             () = send_report => {
                 let current = status.borrow_and_update().clone();
-                if write.write_all(&encode_line(&identity.report(&current))).await.is_err() {
+                if stream.write_all(&encode_line(&identity.report(&current))).await.is_err() {
                     return;
                 }
                 sent = Some(Sent {
@@ -593,7 +597,7 @@ async fn serve_registration(
                 let Some(request) = request else { return };
                 let reply = answer(request, &rekeys).await;
                 let mut line = encode_line(&reply);
-                let written = write.write_all(&line).await;
+                let written = stream.write_all(&line).await;
                 line.zeroize();
                 if written.is_err() {
                     return;

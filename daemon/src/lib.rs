@@ -14,6 +14,9 @@
 //! * [`firewall`]: the firewall rules that open the sessions' ports.
 //! * [`utmp`]: the session terminal's utmp and wtmp records.
 //! * [`wiping_alloc`]: the allocator that wipes freed memory in key holders.
+//! * [`alarm`]: the session loop's timerfd alarm.
+//! * [`read_registered`]: the worker's registration stream, watched for
+//!   reading only.
 
 pub mod alarm;
 pub mod cli;
@@ -30,3 +33,15 @@ pub mod session;
 pub mod utmp;
 pub mod wiping_alloc;
 pub mod worker;
+
+/// What the unit tests of several modules share.
+#[cfg(test)]
+mod test_support {
+    /// A single-threaded runtime, as a session's.
+    pub fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+}

@@ -82,14 +82,8 @@ impl AsyncRead for ReadRegistered {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::runtime;
     use tokio::io::AsyncReadExt;
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
 
     /// The events every epoll instance of this process asks about `fd`.
     fn epoll_interest(fd: i32) -> Vec<u32> {

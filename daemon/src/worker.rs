@@ -636,7 +636,7 @@ impl Sent {
             return Some(self.at + REPORT_INTERVAL);
         }
         match (self.status.last_contact, current.last_contact) {
-            (before, now) if before == now => None,
+            (before, latest) if before == latest => None,
             (Some(before), Some(_)) => {
                 let age = self.wall.duration_since(before).unwrap_or_default();
                 let stale = self.at + CONTACT_REFRESH.saturating_sub(age);

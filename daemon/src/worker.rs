@@ -584,12 +584,10 @@ async fn serve_registration(
                 if changed.is_err() {
                     return;
                 }
+                let now = tokio::time::Instant::now();
                 let due = match &sent {
-                    Some(sent) => sent.next_report(
-                        &status.borrow_and_update(),
-                        tokio::time::Instant::now(),
-                    ),
-                    None => Some(tokio::time::Instant::now()),
+                    Some(sent) => sent.next_report(&status.borrow_and_update(), now),
+                    None => Some(now),
                 };
                 report_due = report_due.into_iter().chain(due).min();
             }

@@ -6,8 +6,8 @@
 //! session (PSS of the daemon's share, the worker and its shell), the CPU
 //! of the daemon and all workers while the clients idle, keystroke-to-echo
 //! latency with every session typing a key a second (each at its own point
-//! of the second), `moshctl list` and
-//! `moshctl status` at 1,001 sessions, and the 1,002nd request's refusal.
+//! of the second), `moshctl list` and `moshctl status` at 1,001 sessions,
+//! and the 1,002nd request's refusal.
 //! Side by side in the same run: stock mosh 1.4's `mosh-server` at 500
 //! sessions with the same clients, for memory and idle CPU per session.
 //!
@@ -248,7 +248,11 @@ fn main() {
     let worker_pss: u64 = workers.iter().map(|&pid| tree_pss_kib(pid)).sum();
     let (used, elapsed) = idle(&[&[daemon.pid()], &workers], idle_secs);
     let (daemon_idle, workers_idle) = (used[0], used[1]);
-    let cpu = share(daemon_idle.on_cpu, elapsed) + share(workers_idle.on_cpu, elapsed);
+    let (daemon_share, workers_share) = (
+        share(daemon_idle.on_cpu, elapsed),
+        share(workers_idle.on_cpu, elapsed),
+    );
+    let cpu = daemon_share + workers_share;
     let ours = Side {
         sessions,
         pss_kib_per_session: (daemon_pss + worker_pss) as f64 / sessions as f64,
@@ -263,8 +267,8 @@ fn main() {
          (daemon {:.2}%, workers {:.2}%); runs per session per second: \
          workers {:.2}, daemon {:.2}",
         cpu * 100.0,
-        share(daemon_idle.on_cpu, elapsed) * 100.0,
-        share(workers_idle.on_cpu, elapsed) * 100.0,
+        daemon_share * 100.0,
+        workers_share * 100.0,
         runs_per_session_second(workers_idle, elapsed, sessions),
         runs_per_session_second(daemon_idle, elapsed, sessions),
     );

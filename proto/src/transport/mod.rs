@@ -28,7 +28,10 @@ use crate::state::{State, StateError};
 pub use receiver::RECEIVED_STATE_CAP;
 use receiver::{Placement, Receiver};
 use sender::Sender;
-pub use sender::{ACK_DELAY, ACK_INTERVAL, ACTIVE_RETRY_TIMEOUT, SHUTDOWN_NUM, SHUTDOWN_RETRIES};
+pub use sender::{
+    ACK_DELAY, ACK_INTERVAL, ACTIVE_RETRY_TIMEOUT, HEARTBEAT_ANSWER_SLACK, SHUTDOWN_NUM,
+    SHUTDOWN_RETRIES,
+};
 
 /// Coalescing delay after the first change on a server.
 pub const SERVER_SEND_MINDELAY: Duration = Duration::from_millis(8);
@@ -200,7 +203,13 @@ impl<L: State, R: State> Transport<L, R> {
         };
         Ok(Self {
             connection: Connection::new(config.role, key, now, config.remote),
-            sender: Sender::new(local, now, mindelay, chaff_seed),
+            sender: Sender::new(
+                local,
+                now,
+                mindelay,
+                config.role == Role::Server,
+                chaff_seed,
+            ),
             receiver: Receiver::new(remote.clone()),
             delivered: remote,
             fragmenter: Fragmenter::default(),
@@ -305,7 +314,9 @@ impl<L: State, R: State> Transport<L, R> {
             Placement::Earlier => Ok(Delivery::Earlier(new_num)),
             Placement::Newest => {
                 self.sender.set_ack_num(new_num, now);
-                if !diff.is_empty() {
+                if diff.is_empty() {
+                    self.sender.heard_heartbeat(now);
+                } else {
                     self.sender.set_data_ack();
                 }
                 Ok(Delivery::NewState(new_num))

@@ -13,6 +13,15 @@ use crate::state::State;
 pub const ACK_INTERVAL: Duration = Duration::from_millis(3000);
 /// Delay of the ack for received data; also added to the RTO.
 pub const ACK_DELAY: Duration = Duration::from_millis(100);
+/// A server answers a client's heartbeat with its own at once when it has
+/// sent nothing for this long; otherwise it puts its own off (see
+/// [`HEARTBEAT_ANSWER_SLACK`]) so that the next one can be answered.
+const HEARTBEAT_ANSWER_AFTER: Duration = Duration::from_millis(1000);
+/// How much longer than [`ACK_INTERVAL`] a server waits for the client's
+/// next heartbeat after answering or putting off its own: the client's,
+/// due one interval after the last, arrives first, so both travel on one
+/// wake-up of the server instead of two.
+pub const HEARTBEAT_ANSWER_SLACK: Duration = Duration::from_millis(500);
 /// Fast retransmission stops when the peer has been silent this long.
 pub const ACTIVE_RETRY_TIMEOUT: Duration = Duration::from_millis(10_000);
 /// Shutdown gives up after this many shutdown instructions.
@@ -46,6 +55,10 @@ pub(crate) struct Sender<S> {
     next_send_time: Option<Instant>,
     mindelay_clock: Option<Instant>,
     last_heard: Option<Instant>,
+    /// A server: it answers the client's heartbeats.
+    answers_heartbeats: bool,
+    /// The instruction due now answers a heartbeat of the peer.
+    answering_heartbeat: bool,
     send_mindelay: Duration,
     shutdown: Option<Shutdown>,
     last_ack_sent: Option<u64>,
@@ -54,7 +67,13 @@ pub(crate) struct Sender<S> {
 }
 
 impl<S: State> Sender<S> {
-    pub(crate) fn new(initial: S, now: Instant, send_mindelay: Duration, chaff_seed: u64) -> Self {
+    pub(crate) fn new(
+        initial: S,
+        now: Instant,
+        send_mindelay: Duration,
+        answers_heartbeats: bool,
+        chaff_seed: u64,
+    ) -> Self {
         Self {
             current: initial.clone(),
             sent: VecDeque::from([SentState {
@@ -69,6 +88,8 @@ impl<S: State> Sender<S> {
             next_send_time: Some(now),
             mindelay_clock: None,
             last_heard: None,
+            answers_heartbeats,
+            answering_heartbeat: false,
             send_mindelay,
             shutdown: None,
             last_ack_sent: None,
@@ -232,7 +253,7 @@ impl<S: State> Sender<S> {
             self.push_sent(now, new_num);
         }
         self.assumed_num = new_num;
-        self.next_ack_time = now + ACK_INTERVAL;
+        self.next_ack_time = now + self.heartbeat_interval();
         self.next_send_time = None;
         self.instruction(old_num, new_num, diff)
     }
@@ -245,9 +266,18 @@ impl<S: State> Sender<S> {
         };
         let old_num = self.assumed_num;
         self.push_sent(now, new_num);
-        self.next_ack_time = now + ACK_INTERVAL;
+        self.next_ack_time = now + self.heartbeat_interval();
         self.next_send_time = None;
         self.instruction(old_num, new_num, Vec::new())
+    }
+
+    /// How long after this send the next heartbeat is due.
+    fn heartbeat_interval(&self) -> Duration {
+        if self.answering_heartbeat {
+            ACK_INTERVAL + HEARTBEAT_ANSWER_SLACK
+        } else {
+            ACK_INTERVAL
+        }
     }
 
     fn push_sent(&mut self, now: Instant, num: u64) {
@@ -268,6 +298,7 @@ impl<S: State> Sender<S> {
             shutdown.tries += 1;
         }
         self.pending_data_ack = false;
+        self.answering_heartbeat = false;
         self.last_ack_sent = Some(self.ack_num);
         let chaff_len = (self.chaff.next() % (MAX_CHAFF as u64 + 1)) as usize;
         let chaff = (0..chaff_len).map(|_| self.chaff.next() as u8).collect();
@@ -296,6 +327,25 @@ impl<S: State> Sender<S> {
     pub(crate) fn set_ack_num(&mut self, num: u64, now: Instant) {
         self.ack_num = num;
         self.last_heard = Some(now);
+    }
+
+    /// The peer's newest state came with an empty diff: a heartbeat, or the
+    /// acknowledgement of our data. A server answers it at `now` if it has
+    /// sent nothing for [`HEARTBEAT_ANSWER_AFTER`], and otherwise puts its own
+    /// heartbeat off until just after the peer's next one is due; a client
+    /// keeps its own timer.
+    pub(crate) fn heard_heartbeat(&mut self, now: Instant) {
+        if !self.answers_heartbeats || self.shutdown.is_some() {
+            return;
+        }
+        if now >= self.back().sent_at + HEARTBEAT_ANSWER_AFTER {
+            self.answering_heartbeat = true;
+            self.next_ack_time = self.next_ack_time.min(now);
+        } else {
+            self.next_ack_time = self
+                .next_ack_time
+                .max(now + ACK_INTERVAL + HEARTBEAT_ANSWER_SLACK);
+        }
     }
 
     /// The peer sent data: acknowledge within [`ACK_DELAY`].

@@ -15,13 +15,17 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
-/// The timer, as the reactor registers it.
+use crate::read_registered::{OwnsDescriptor, watch_readable};
+
+/// The timer, as the reactor registers it: it owns the timerfd (an
+/// `OwnedFd` inside `TimerFd`) and its field is never replaced.
 #[derive(Debug)]
 struct Timer(TimerFd);
+
+impl OwnsDescriptor for Timer {}
 
 impl AsRawFd for Timer {
     fn as_raw_fd(&self) -> RawFd {
@@ -44,12 +48,7 @@ impl Alarm {
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )?;
-        // SAFETY: `Timer` owns the timerfd (an `OwnedFd` inside `TimerFd`),
-        // so the descriptor stays open and names the same timer until the
-        // `AsyncFd` drops it, and `as_raw_fd` returns that one descriptor:
-        // the field is never replaced.
-        let timer = unsafe { AsyncFd::register_with_interest(Timer(timer), Interest::READABLE) }
-            .map_err(io::Error::from)?;
+        let timer = watch_readable(Timer(timer))?;
         Ok(Self { timer, armed: None })
     }
 

@@ -1,15 +1,43 @@
-//! Batched receiving on a session's UDP socket: one `recvmmsg(2)` takes up
-//! to [`BATCH`] queued datagrams into buffers kept for the session's life,
-//! so a flood of datagrams costs one system call per batch and no
-//! allocation per datagram.
+//! A session's UDP socket ([`SessionSocket`]) and batched receiving on it:
+//! one `recvmmsg(2)` takes up to [`BATCH`] queued datagrams into buffers
+//! kept for the session's life, so a flood of datagrams costs one system
+//! call per batch and no allocation per datagram.
 
 use std::io::{self, IoSliceMut};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
+
+use crate::read_registered::watch_readable;
+
+/// A session's UDP socket, which the reactor watches for reading only: a
+/// send never waits, so each one costs no second wake-up when the socket
+/// turns writable again. Like stock mosh, a datagram the socket cannot
+/// take now is dropped with an error; SSP sends the state again.
+#[derive(Debug)]
+pub struct SessionSocket(AsyncFd<UdpSocket>);
+
+impl SessionSocket {
+    /// Takes `socket` over; it must be called inside a tokio runtime.
+    pub fn new(socket: UdpSocket) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        Ok(Self(watch_readable(socket)?))
+    }
+
+    /// Sends `datagram` to `destination` now, or fails (`WouldBlock` when
+    /// the socket's buffer is full).
+    pub fn send_to(&self, datagram: &[u8], destination: SocketAddr) -> io::Result<usize> {
+        self.0.get_ref().send_to(datagram, destination)
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().local_addr()
+    }
+}
 
 /// Most datagrams one system call takes. Under a flood a session takes
 /// about two per call (it keeps pace with the sender), so more slots would
@@ -50,16 +78,20 @@ impl ReceiveBatch {
     /// of them; returns how many the system call took (all of them shown by
     /// [`ReceiveBatch::datagrams`] but any without an IP sender).
     /// Cancel-safe: nothing is taken unless the call completes.
-    pub async fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    pub async fn recv(&mut self, socket: &SessionSocket) -> io::Result<usize> {
         socket
-            .async_io(Interest::READABLE, || self.take(socket))
+            .0
+            .async_io(Interest::READABLE, |socket| self.take(socket))
             .await
     }
 
     /// Takes up to [`BATCH`] datagrams already queued on `socket`, without
     /// waiting; returns how many (0 when none was queued).
-    pub fn try_recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        match socket.try_io(Interest::READABLE, || self.take(socket)) {
+    pub fn try_recv(&mut self, socket: &SessionSocket) -> io::Result<usize> {
+        match socket
+            .0
+            .try_io(Interest::READABLE, |socket| self.take(socket))
+        {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                 self.received.clear();
                 Ok(0)
@@ -119,10 +151,11 @@ fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::epoll_interest;
 
-    async fn pair() -> (UdpSocket, std::net::UdpSocket) {
-        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    async fn pair() -> (SessionSocket, UdpSocket) {
+        let receiver = SessionSocket::new(UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         sender.connect(receiver.local_addr().unwrap()).unwrap();
         (receiver, sender)
     }
@@ -155,6 +188,25 @@ mod tests {
         assert_eq!(seen, expected);
         assert_eq!(batch.try_recv(&receiver).unwrap(), 0);
         assert_eq!(batch.datagrams().count(), 0, "nothing left over");
+    }
+
+    #[tokio::test]
+    async fn the_socket_is_watched_for_reading_only_and_sends_at_once() {
+        let (ours, theirs) = pair().await;
+        let interest = epoll_interest(ours.0.as_raw_fd());
+        assert!(!interest.is_empty(), "not registered");
+        assert!(
+            interest
+                .iter()
+                .all(|events| events & libc::EPOLLOUT as u32 == 0),
+            "registered for writing: {interest:x?}"
+        );
+        let sent = ours.send_to(b"heartbeat", theirs.local_addr().unwrap());
+        assert_eq!(sent.unwrap(), 9);
+        let mut received = [0; 16];
+        let (len, from) = theirs.recv_from(&mut received).unwrap();
+        assert_eq!(&received[..len], b"heartbeat");
+        assert_eq!(from, ours.local_addr().unwrap());
     }
 
     #[tokio::test]

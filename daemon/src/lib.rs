@@ -15,8 +15,8 @@
 //! * [`utmp`]: the session terminal's utmp and wtmp records.
 //! * [`wiping_alloc`]: the allocator that wipes freed memory in key holders.
 //! * [`alarm`]: the session loop's timerfd alarm.
-//! * [`read_registered`]: the worker's registration stream, watched for
-//!   reading only.
+//! * [`read_registered`]: descriptors watched for reading only, and the
+//!   worker's registration stream.
 
 pub mod alarm;
 pub mod cli;
@@ -43,5 +43,31 @@ mod test_support {
             .enable_all()
             .build()
             .unwrap()
+    }
+
+    /// The events every epoll instance of this process asks about `fd`.
+    pub fn epoll_interest(fd: i32) -> Vec<u32> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let is_epoll = std::fs::read_link(entry.path())
+                .is_ok_and(|target| target.to_string_lossy().contains("eventpoll"));
+            if !is_epoll {
+                continue;
+            }
+            let info_path = format!("/proc/self/fdinfo/{}", entry.file_name().to_string_lossy());
+            let Ok(info) = std::fs::read_to_string(info_path) else {
+                continue;
+            };
+            for line in info.lines() {
+                let mut words = line.split_whitespace();
+                if words.next() == Some("tfd:")
+                    && words.next() == Some(&fd.to_string())
+                    && words.next() == Some("events:")
+                {
+                    found.push(u32::from_str_radix(words.next().unwrap(), 16).unwrap());
+                }
+            }
+        }
+        found
     }
 }

@@ -1,11 +1,13 @@
-//! A Unix stream the reactor watches for reading only: the worker's end of
-//! its registration connection to the daemon.
+//! Descriptors the reactor watches for reading only ([`watch_readable`]),
+//! and the one stream built on it: the worker's end of its registration
+//! connection to the daemon ([`ReadRegistered`]).
 //!
-//! tokio registers a stream for both directions, and a Unix stream socket
-//! turns writable again each time its peer reads what was written, so each
-//! report a worker sent woke it a second time once the daemon had read it.
-//! Here writes go straight to the socket; only when its buffer is full (the
-//! daemon has stopped reading) do they wait, retrying now and then.
+//! tokio registers a socket for both directions, and a socket turns
+//! writable again each time what was written leaves it (a Unix stream when
+//! its peer reads, a UDP socket when the datagram is sent), so each write
+//! woke the writer a second time. Writes to a descriptor watched here go
+//! straight to it; only a Unix stream whose buffer is full (the daemon has
+//! stopped reading) waits, retrying now and then.
 
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -21,6 +23,22 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, Interest, ReadBuf};
 use tokio::net::UnixStream;
 
+/// A type that owns one descriptor and always reports that one from
+/// `as_raw_fd`: what [`watch_readable`] needs to register it safely.
+pub trait OwnsDescriptor: AsRawFd {}
+
+impl OwnsDescriptor for StdUnixStream {}
+impl OwnsDescriptor for std::net::UdpSocket {}
+
+/// Registers `io` with the current tokio reactor for reading only; it must
+/// be called inside a tokio runtime.
+pub fn watch_readable<T: OwnsDescriptor>(io: T) -> io::Result<AsyncFd<T>> {
+    // SAFETY: `OwnsDescriptor` types own their descriptor, so it stays open
+    // and names the same file until the `AsyncFd` drops `io`, and
+    // `as_raw_fd` always returns that descriptor.
+    unsafe { AsyncFd::register_with_interest(io, Interest::READABLE) }.map_err(io::Error::from)
+}
+
 /// How long a write waits before trying a full socket again.
 const FULL_BUFFER_RETRY: Duration = Duration::from_millis(50);
 
@@ -33,13 +51,7 @@ impl ReadRegistered {
     /// Takes `stream` over from the reactor's usual registration; it must be
     /// called inside a tokio runtime.
     pub fn new(stream: UnixStream) -> io::Result<Self> {
-        let stream = stream.into_std()?;
-        // SAFETY: the `AsyncFd` owns the stream, which owns its descriptor,
-        // so the descriptor stays open and names this socket until the
-        // `AsyncFd` drops it; `as_raw_fd` always returns that descriptor.
-        let watched = unsafe { AsyncFd::register_with_interest(stream, Interest::READABLE) }
-            .map_err(io::Error::from)?;
-        Ok(Self(Arc::new(watched)))
+        Ok(Self(Arc::new(watch_readable(stream.into_std()?)?)))
     }
 
     /// Writes all of `bytes`.
@@ -82,34 +94,8 @@ impl AsyncRead for ReadRegistered {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::runtime;
+    use crate::test_support::{epoll_interest, runtime};
     use tokio::io::AsyncReadExt;
-
-    /// The events every epoll instance of this process asks about `fd`.
-    fn epoll_interest(fd: i32) -> Vec<u32> {
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-            let is_epoll = std::fs::read_link(entry.path())
-                .is_ok_and(|target| target.to_string_lossy().contains("eventpoll"));
-            if !is_epoll {
-                continue;
-            }
-            let info_path = format!("/proc/self/fdinfo/{}", entry.file_name().to_string_lossy());
-            let Ok(info) = std::fs::read_to_string(info_path) else {
-                continue;
-            };
-            for line in info.lines() {
-                let mut words = line.split_whitespace();
-                if words.next() == Some("tfd:")
-                    && words.next() == Some(&fd.to_string())
-                    && words.next() == Some("events:")
-                {
-                    found.push(u32::from_str_radix(words.next().unwrap(), 16).unwrap());
-                }
-            }
-        }
-        found
-    }
 
     #[test]
     fn the_reactor_is_asked_about_reading_only() {

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, SystemTime};
 
 use mosh_proto::messages::UserMessage;
@@ -26,7 +26,6 @@ use mosh_term::history::{HistoryLimits, HistoryLog};
 use mosh_term::{Complete, Emulator, KeyTranslator, UserStream};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -35,7 +34,7 @@ use zeroize::{Zeroize, Zeroizing};
 use pty_process::{OwnedReadPty, OwnedWritePty};
 
 use crate::alarm::Alarm;
-use crate::datagrams::{self, ReceiveBatch};
+use crate::datagrams::{self, ReceiveBatch, SessionSocket};
 use crate::pty::{ChildCommand, ShellChild};
 use crate::utmp::UtmpRecord;
 
@@ -225,7 +224,7 @@ fn release_zeroed(area: &mut [u8]) {
 }
 
 struct Session {
-    socket: UdpSocket,
+    socket: SessionSocket,
     config: SessionConfig,
     transport: Transport<Complete, UserStream>,
     /// Made when the first client state arrives: a session nobody
@@ -268,7 +267,7 @@ impl Session {
         let transport = fresh_transport(key, now, history.as_ref())?;
         let rekeys = config.rekeys.take();
         Ok(Self {
-            socket,
+            socket: SessionSocket::new(socket).map_err(SessionError::Network)?,
             config,
             transport,
             emulator: None,
@@ -330,7 +329,7 @@ impl Session {
             self.update_echo_ack(now);
             self.check_foreground(now);
             self.update_utmp(now);
-            self.send_due(now).await;
+            self.send_due(now);
             if let Some(end) = self.finished(now) {
                 return Ok(end);
             }
@@ -396,7 +395,7 @@ impl Session {
 
     /// Sends every datagram the transport has due, with as much more
     /// history as the client may take now.
-    async fn send_due(&mut self, now: Instant) {
+    fn send_due(&mut self, now: Instant) {
         let enabled = self.transport.peer_extensions().enabled();
         if enabled.contains(Extension::Scrollback) {
             let acknowledged = self.transport.acknowledged_state().history_end();
@@ -410,7 +409,6 @@ impl Session {
             match self
                 .socket
                 .send_to(&transmit.contents, transmit.destination)
-                .await
             {
                 Ok(_) => {}
                 Err(error) if error.raw_os_error() == Some(libc::EMSGSIZE) => {

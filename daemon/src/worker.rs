@@ -401,9 +401,7 @@ async fn serve(setup: WorkerSetup) -> Result<(), WorkerError> {
     session::wipe_stack();
     // SAFETY: the daemon passes the session's bound UDP socket as this
     // descriptor; nothing else in this process owns it.
-    let udp = std::net::UdpSocket::from(unsafe { OwnedFd::from_raw_fd(UDP_FD) });
-    udp.set_nonblocking(true)?;
-    let socket = tokio::net::UdpSocket::from_std(udp)?;
+    let socket = std::net::UdpSocket::from(unsafe { OwnedFd::from_raw_fd(UDP_FD) });
     // SAFETY: as above, for the listening registration socket.
     let registration =
         std::os::unix::net::UnixListener::from(unsafe { OwnedFd::from_raw_fd(REGISTRATION_FD) });

@@ -192,8 +192,7 @@ fn serve(options: &ServerOptions) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("starting the runtime: {e}"))?;
     let outcome = runtime.block_on(async {
-        let socket = tokio::net::UdpSocket::from_std(bound.socket)?;
-        session::run(socket, Box::new(key), config)
+        session::run(bound.socket, Box::new(key), config)
             .await
             .map_err(std::io::Error::other)
     });

@@ -256,8 +256,17 @@ pub struct SessionReport {
     pub client: Option<String>,
     /// When the session started (seconds since the epoch).
     pub started: u64,
-    /// When the client was last heard from (seconds since the epoch).
+    /// When the client was last heard from (seconds since the epoch). From
+    /// a worker that reports `client_live`: exact once the client is
+    /// silent; while it is live, when it became live (it is heard every few
+    /// seconds, and the daemon counts it as heard now, [`Self::heard`]).
     pub last_contact: Option<u64>,
+    /// From a worker: whether its client is live, heard from in the last
+    /// [`LIVE_SECS`] seconds. The worker reports when this changes, not
+    /// each time the client is heard. Absent from older workers: liveness
+    /// then follows from `last_contact`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_live: Option<bool>,
     /// From a worker: `waiting` (no client yet), `connected` (a client was
     /// heard from under the current key), `detached` (re-keyed, no client
     /// under the new key yet) or `closing`; whether a connected client is
@@ -333,6 +342,9 @@ impl SessionReport {
     /// [`Presence`]'s names, with `detached_since` set.
     pub fn listed(mut self, now: u64) -> Self {
         let presence = self.presence(now);
+        if self.last_contact.is_some() {
+            self.last_contact = Some(self.heard(now));
+        }
         self.state = presence.name().to_owned();
         self.detached_since = match presence {
             Presence::Detached(since) => Some(since),
@@ -349,14 +361,28 @@ impl SessionReport {
             "waiting" | "starting" => return Presence::Waiting,
             _ => {}
         }
-        let heard = self.last_contact.unwrap_or(self.started);
         let connected = matches!(self.state.as_str(), "connected" | "attached");
-        // Whole seconds on both sides: a difference of LIVE_SECS may be a
-        // little less in fact, and the worker would still call it live.
-        if connected && now.saturating_sub(heard) <= LIVE_SECS {
+        let heard = self.last_contact.unwrap_or(self.started);
+        let live = match self.client_live {
+            Some(live) => live,
+            // Whole seconds on both sides: a difference of LIVE_SECS may be
+            // a little less in fact, and the worker would still call it live.
+            None => now.saturating_sub(heard) <= LIVE_SECS,
+        };
+        if connected && live {
             return Presence::Attached;
         }
         Presence::Detached(heard.max(self.rekeyed.unwrap_or(0)))
+    }
+
+    /// When the client was last heard from as of `now` (seconds since the
+    /// epoch): `now` while the worker calls it live, otherwise the last
+    /// contact, or the session's start if there was none.
+    pub fn heard(&self, now: u64) -> u64 {
+        if self.presence(now) == Presence::Attached && self.client_live == Some(true) {
+            return now;
+        }
+        self.last_contact.unwrap_or(self.started)
     }
 }
 

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mosh_proto::messages::UserMessage;
 use mosh_proto::{
@@ -120,7 +120,12 @@ pub enum RekeyRefusal {
 pub struct SessionStatus {
     /// The client's address, once one was heard from.
     pub client: Option<SocketAddr>,
-    /// When the client last sent a new state.
+    /// Whether the client is live: heard from under the current key less
+    /// than [`LIVE_CLIENT`] ago.
+    pub client_live: bool,
+    /// When the client was last heard from, as of the last change of
+    /// `client_live`: a live client is heard every few seconds, and each
+    /// time is not published.
     pub last_contact: Option<SystemTime>,
     /// Whether the session is shutting down.
     pub closing: bool,
@@ -242,6 +247,8 @@ struct Session {
     started: Instant,
     last_client_state: Option<Instant>,
     attached_to: Option<SocketAddr>,
+    /// Whether the client was live when last published.
+    client_live: bool,
     pty_closed: bool,
     /// What the transport last said about the client's extensions.
     peer: Peer,
@@ -280,6 +287,7 @@ impl Session {
             started: now,
             last_client_state: None,
             attached_to: None,
+            client_live: false,
             pty_closed: false,
             peer: Peer::Undecided,
             cipher_shown: None,
@@ -328,6 +336,7 @@ impl Session {
             let now = Instant::now();
             self.update_echo_ack(now);
             self.check_foreground(now);
+            self.publish_liveness(now);
             self.update_utmp(now);
             self.send_due(now);
             if let Some(end) = self.finished(now) {
@@ -456,6 +465,9 @@ impl Session {
         if let Some(due) = self.foreground_due.filter(|_| self.config.status.is_some()) {
             wake = wake.min(due);
         }
+        if let Some(heard) = self.live_client_heard(now) {
+            wake = wake.min(heard + LIVE_CLIENT);
+        }
         if let Some(after) = self.utmp.as_ref().and_then(UtmpRecord::poll_after) {
             wake = wake.min(now + after);
         }
@@ -554,7 +566,6 @@ impl Session {
     /// a quiet client sends every few seconds to show it is alive.
     fn handle_user_input(&mut self, now: Instant) {
         self.last_client_state = Some(now);
-        self.publish_status(|status| status.last_contact = Some(SystemTime::now()));
         let diff = self.transport.take_remote_diff();
         if diff.is_empty() {
             return;
@@ -670,13 +681,40 @@ impl Session {
     /// while it is live, `mosh [PID]` once it has been silent for
     /// [`LIVE_CLIENT`] or the session was re-keyed.
     fn update_utmp(&mut self, now: Instant) {
+        let live = self
+            .live_client_heard(now)
+            .and(self.transport.remote_addr());
         let Some(record) = &mut self.utmp else { return };
-        let live = self.transport.remote_addr().filter(|_| {
-            self.transport
-                .last_heard()
-                .is_some_and(|heard| now.into_std().saturating_duration_since(heard) < LIVE_CLIENT)
-        });
         record.set_client(live.map(|addr| addr.ip()));
+    }
+
+    /// When the client was last heard from, if it is live at `now`: heard
+    /// from under the current key less than [`LIVE_CLIENT`] ago.
+    fn live_client_heard(&self, now: Instant) -> Option<Instant> {
+        self.transport.remote_addr()?;
+        let heard = Instant::from_std(self.transport.last_heard()?);
+        (now.saturating_duration_since(heard) < LIVE_CLIENT).then_some(heard)
+    }
+
+    /// Publishes whether the client is live when that changed, with when it
+    /// was last heard from (kept from before while no client was heard
+    /// under the current key).
+    fn publish_liveness(&mut self, now: Instant) {
+        let live = self.live_client_heard(now).is_some();
+        if live == self.client_live {
+            return;
+        }
+        self.client_live = live;
+        let heard = self.transport.last_heard().map(|at| {
+            let ago = now.into_std().saturating_duration_since(at);
+            SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH)
+        });
+        self.publish_status(|status| {
+            status.client_live = live;
+            if heard.is_some() {
+                status.last_contact = heard;
+            }
+        });
     }
 
     /// Replaces the transport by a fresh one under a new key whose first

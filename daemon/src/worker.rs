@@ -32,7 +32,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::alarm::Alarm;
 use crate::control::{
-    HistoryHeld, LIVE_SECS, SessionReport, WorkerReply, WorkerRequest, encode_line, read_message,
+    HistoryHeld, SessionReport, WorkerReply, WorkerRequest, encode_line, read_message,
 };
 use crate::pty::{ChildCommand, motd};
 use crate::read_registered::ReadRegistered;
@@ -59,17 +59,6 @@ const MAX_SETUP: u64 = 256 * 1024;
 const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 /// Reports are sent at most this often.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
-/// How stale the daemon's idea of the last contact may grow while the
-/// client is heard: a second less than [`LIVE_SECS`] (whose seconds are
-/// whole), so the daemon never takes a client the worker still hears for
-/// gone. A quiet client's heartbeat every three seconds is otherwise
-/// reported only this often, not each time.
-const CONTACT_REFRESH: Duration = Duration::from_secs(LIVE_SECS - 1);
-/// How often a quiet client is heard (its heartbeat, stock's interval). A
-/// newer contact heard less than this before [`CONTACT_REFRESH`] runs out
-/// is reported at once, on the wake-up its datagram caused, so a quiet
-/// session's reports need no wake-up of their own.
-const QUIET_CLIENT_HEARD_EVERY: Duration = Duration::from_secs(3);
 /// `PATH` for user sessions.
 const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/games";
 /// `PATH` for root's sessions.
@@ -494,6 +483,7 @@ impl Identity {
             client: status.client.map(|addr| addr.to_string()),
             started: self.started,
             last_contact: status.last_contact.map(unix_seconds),
+            client_live: Some(status.client_live),
             state: state.into(),
             cipher: status.cipher.map(|suite| suite.name().to_owned()),
             attaches: status.attaches,
@@ -525,8 +515,9 @@ async fn accept_registrations(
 }
 
 /// Sends a report now and after every change (at most once per
-/// [`REPORT_INTERVAL`]; a newer contact alone within [`CONTACT_REFRESH`]),
-/// and answers requests, until the daemon hangs up.
+/// [`REPORT_INTERVAL`]), and answers requests, until the daemon hangs up.
+/// A quiet live client changes nothing: the session publishes when its
+/// client turns live or silent, not each time it is heard.
 async fn serve_registration(
     stream: UnixStream,
     identity: Identity,
@@ -574,7 +565,6 @@ async fn serve_registration(
                 sent = Some(Sent {
                     status: current,
                     at: tokio::time::Instant::now(),
-                    wall: SystemTime::now(),
                 });
                 report_due = None;
             }
@@ -582,10 +572,9 @@ async fn serve_registration(
                 if changed.is_err() {
                     return;
                 }
-                let now = tokio::time::Instant::now();
                 let due = match &sent {
-                    Some(sent) => sent.next_report(&status.borrow_and_update(), now),
-                    None => Some(now),
+                    Some(sent) => sent.next_report(&status.borrow_and_update()),
+                    None => Some(tokio::time::Instant::now()),
                 };
                 report_due = report_due.into_iter().chain(due).min();
             }
@@ -607,43 +596,15 @@ async fn serve_registration(
 #[derive(Debug, Clone)]
 struct Sent {
     status: SessionStatus,
-    /// When it was sent, on the runtime's clock and on the wall clock.
+    /// When it was sent.
     at: tokio::time::Instant,
-    wall: SystemTime,
 }
 
 impl Sent {
-    /// When `current`, seen `now`, should be reported: [`REPORT_INTERVAL`]
-    /// after this report when more than the last contact changed (or the
-    /// first contact came); when only a newer contact came, before this
-    /// report's contact is [`CONTACT_REFRESH`] old, and `now` once that is
-    /// less than [`QUIET_CLIENT_HEARD_EVERY`] away (the next heartbeat might
-    /// come too late); never when nothing changed.
-    fn next_report(
-        &self,
-        current: &SessionStatus,
-        now: tokio::time::Instant,
-    ) -> Option<tokio::time::Instant> {
-        let beyond_contact = SessionStatus {
-            last_contact: self.status.last_contact,
-            ..current.clone()
-        };
-        if beyond_contact != self.status {
-            return Some(self.at + REPORT_INTERVAL);
-        }
-        match (self.status.last_contact, current.last_contact) {
-            (before, latest) if before == latest => None,
-            (Some(before), Some(_)) => {
-                let age = self.wall.duration_since(before).unwrap_or_default();
-                let stale = self.at + CONTACT_REFRESH.saturating_sub(age);
-                if now + QUIET_CLIENT_HEARD_EVERY >= stale {
-                    Some(now)
-                } else {
-                    Some(stale)
-                }
-            }
-            _ => Some(self.at + REPORT_INTERVAL),
-        }
+    /// When `current` should be reported: [`REPORT_INTERVAL`] after this
+    /// report if it changed, never if not.
+    fn next_report(&self, current: &SessionStatus) -> Option<tokio::time::Instant> {
+        (*current != self.status).then_some(self.at + REPORT_INTERVAL)
     }
 }
 
@@ -693,60 +654,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_newer_contact_alone_is_reported_before_the_daemon_would_call_it_stale() {
-        let wall = SystemTime::now();
+    fn a_change_is_reported_a_second_after_the_last_report_and_nothing_else_is() {
         let at = tokio::time::Instant::now();
-        let heard = |ago: u64| Some(wall - Duration::from_secs(ago));
-        let sent = |contact| Sent {
-            status: SessionStatus {
-                last_contact: contact,
-                ..SessionStatus::default()
-            },
-            at,
-            wall,
-        };
-        let with_contact = |contact| SessionStatus {
-            last_contact: contact,
+        let live = SessionStatus {
+            client_live: true,
+            last_contact: Some(SystemTime::now()),
             ..SessionStatus::default()
         };
-        let fresh = sent(heard(0));
-        assert_eq!(fresh.next_report(&with_contact(heard(0)), at), None);
-        assert_eq!(
-            fresh.next_report(&with_contact(Some(wall + Duration::from_secs(3))), at),
-            Some(at + CONTACT_REFRESH)
-        );
-        // The report carried a contact already 4 s old: the daemon must
-        // hear of the newer one 4 s sooner.
-        assert_eq!(
-            sent(heard(4)).next_report(&with_contact(Some(wall)), at),
-            Some(at + CONTACT_REFRESH - Duration::from_secs(4))
-        );
-        assert_eq!(
-            sent(heard(30)).next_report(&with_contact(Some(wall)), at),
-            Some(at)
-        );
-        assert_eq!(
-            sent(None).next_report(&with_contact(heard(0)), at),
-            Some(at + REPORT_INTERVAL),
-            "the first contact goes out at the usual pace"
-        );
+        let sent = Sent {
+            status: live.clone(),
+            at,
+        };
+        assert_eq!(sent.next_report(&live), None);
+        let silent = SessionStatus {
+            client_live: false,
+            ..live.clone()
+        };
+        assert_eq!(sent.next_report(&silent), Some(at + REPORT_INTERVAL));
         let closing = SessionStatus {
             closing: true,
-            ..with_contact(Some(wall + Duration::from_secs(1)))
+            ..live
         };
-        assert_eq!(fresh.next_report(&closing, at), Some(at + REPORT_INTERVAL));
-        assert!(CONTACT_REFRESH < Duration::from_secs(LIVE_SECS));
-
-        // A heartbeat heard 5 s after the report: the next one, 3 s later,
-        // still comes before the report would be stale, so nothing is sent
-        // yet. One heard 6 s after is reported on its own wake-up.
-        let newer = with_contact(Some(wall + Duration::from_secs(5)));
-        assert_eq!(
-            fresh.next_report(&newer, at + Duration::from_secs(5)),
-            Some(at + CONTACT_REFRESH)
-        );
-        let six = at + CONTACT_REFRESH - QUIET_CLIENT_HEARD_EVERY;
-        assert_eq!(fresh.next_report(&newer, six), Some(six));
+        assert_eq!(sent.next_report(&closing), Some(at + REPORT_INTERVAL));
     }
 
     #[test]

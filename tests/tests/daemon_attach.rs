@@ -897,3 +897,40 @@ fn a_client_of_ours_that_attaches_first_gets_the_kept_history_and_moshctl_shows_
         "each line once, in order: {numbers:?}"
     );
 }
+
+/// The state `moshctl list --json` shows for the only session.
+fn listed_state(daemon: &TestDaemon, who: As<'_>) -> String {
+    let listed = text(&daemon.moshctl(who, &["list", "--json"]).stdout);
+    let sessions: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    sessions[0]["state"].as_str().unwrap_or("none").to_owned()
+}
+
+#[test]
+fn a_quiet_client_stays_attached_and_a_vanished_one_is_detached_once_silent_for_the_window() {
+    let live = Duration::from_secs(mosh_daemon::control::LIVE_SECS);
+    let (daemon, user, session) = daemon_with_a_session("");
+    let client = connect_client(&session);
+    wait_for_state(&daemon, As::User(&user), "attached", QUICK);
+    // Only heartbeats cross now, for longer than the liveness window: the
+    // worker reports when its client turns silent, not each heartbeat, and
+    // the daemon must not take the lack of news for silence.
+    let quiet_until = Instant::now() + live + Duration::from_secs(8);
+    while Instant::now() < quiet_until {
+        let state = listed_state(&daemon, As::User(&user));
+        assert_eq!(state, "attached", "a quiet, live client shown {state}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    kill_client(&client);
+    let killed = Instant::now();
+    wait_for_state(
+        &daemon,
+        As::User(&user),
+        "detached",
+        live + Duration::from_secs(5),
+    );
+    assert!(
+        killed.elapsed() + Duration::from_secs(4) >= live,
+        "detached {:?} after the client vanished, before its window ran out",
+        killed.elapsed()
+    );
+}

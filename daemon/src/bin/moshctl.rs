@@ -243,6 +243,7 @@ mod tests {
             client: Some("192.0.2.7:51234".into()),
             started: 1000,
             last_contact: Some(1990),
+            client_live: None,
             state: "attached".into(),
             cipher: Some("aes-256-gcm+x25519".into()),
             attaches: 1,

@@ -173,7 +173,7 @@ pub fn choose(
             Presence::Closing => Err(AttachError::Closing(id.clone())),
             Presence::Attached if !request.force => Err(AttachError::Live {
                 id: id.clone(),
-                ago: now.saturating_sub(session.last_contact.unwrap_or(now)),
+                ago: now.saturating_sub(session.heard(now)),
             }),
             _ => Ok((session.clone(), Vec::new())),
         };
@@ -201,7 +201,7 @@ pub fn choose(
             s.uid == uid && matches!(s.presence(now), Presence::Attached | Presence::Waiting)
         })
         .collect();
-    live.sort_by_key(|s| std::cmp::Reverse(s.last_contact.unwrap_or(s.started)));
+    live.sort_by_key(|s| std::cmp::Reverse(s.heard(now)));
     match live.first() {
         Some(session) if request.force => Ok((
             (*session).clone(),
@@ -215,7 +215,7 @@ pub fn choose(
         }
         Some(session) => Err(AttachError::OnlyLive {
             id: session.id.clone(),
-            ago: now.saturating_sub(session.last_contact.unwrap_or(now)),
+            ago: now.saturating_sub(session.heard(now)),
         }),
         None => Err(AttachError::NoneDetached),
     }
@@ -370,6 +370,7 @@ mod tests {
             client: last_contact.map(|_| "192.0.2.1:4000".into()),
             started: 100,
             last_contact,
+            client_live: None,
             state: state.into(),
             cipher: None,
             attaches: 1,
@@ -457,6 +458,41 @@ mod tests {
             choose(&sessions, 1000, &ask(Some("nope"), false), NOW).unwrap_err(),
             AttachError::Unknown("nope".into())
         );
+    }
+
+    #[test]
+    fn a_worker_that_reports_liveness_is_believed_whatever_the_last_contact_says() {
+        let mut live = report("l", 1000, "connected", Some(NOW - 300));
+        live.client_live = Some(true);
+        assert_eq!(live.presence(NOW), Presence::Attached);
+        assert_eq!(live.heard(NOW), NOW, "a live client counts as heard now");
+        assert_eq!(live.clone().listed(NOW).last_contact, Some(NOW));
+        assert_eq!(
+            choose(
+                std::slice::from_ref(&live),
+                1000,
+                &ask(Some("l"), false),
+                NOW
+            )
+            .unwrap_err(),
+            AttachError::Live {
+                id: "l".into(),
+                ago: 0
+            }
+        );
+        let mut silent = report("s", 1000, "connected", Some(NOW - 2));
+        silent.client_live = Some(false);
+        assert_eq!(silent.presence(NOW), Presence::Detached(NOW - 2));
+        assert_eq!(silent.heard(NOW), NOW - 2);
+        assert_eq!(
+            choose(&[live, silent], 1000, &ask(None, false), NOW)
+                .unwrap()
+                .0
+                .id,
+            "s"
+        );
+        let older_worker = report("o", 1000, "connected", Some(NOW - 300));
+        assert_eq!(older_worker.presence(NOW), Presence::Detached(NOW - 300));
     }
 
     #[test]

@@ -141,6 +141,7 @@ impl Registry {
                 known.pid = report.pid;
                 known.client = report.client;
                 known.last_contact = report.last_contact;
+                known.client_live = report.client_live;
                 known.started = report.started;
                 known.state = report.state;
                 known.cipher = report.cipher;
@@ -199,6 +200,7 @@ mod tests {
             client: None,
             started: 0,
             last_contact: None,
+            client_live: None,
             state: "waiting".into(),
             cipher: None,
             attaches: 0,

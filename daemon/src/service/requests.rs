@@ -213,7 +213,7 @@ fn kill(shared: &Shared, peer: Peer, target: KillTarget) -> Response {
         sessions
             .into_iter()
             .filter(|s| peer.sees(s))
-            .filter(|s| now.saturating_sub(s.last_contact.unwrap_or(s.started)) >= idle)
+            .filter(|s| now.saturating_sub(s.heard(now)) >= idle)
             .collect()
     };
     let mut ids = Vec::with_capacity(victims.len());

@@ -115,6 +115,7 @@ pub async fn start(
             client: None,
             started: unix_seconds(SystemTime::now()),
             last_contact: None,
+            client_live: None,
             state: "starting".into(),
             cipher: None,
             attaches: 0,

@@ -33,12 +33,14 @@ pub enum MoshctlCommand {
     /// List your sessions (root: everyone's).
     ///
     /// Each with its id, user, worker pid, port, state (attached,
-    /// detached-SINCE, waiting or closing), client address, last contact,
+    /// detached-SINCE, waiting or closing), client address, last contact
+    /// (now for an attached client, which was heard in the last 10 s),
     /// created, how many clients attached, cipher suite (aes-128-ocb, stock
     /// mosh's, or aes-256-gcm+x25519 once our client and server switched to
     /// the native cipher) and the command in the foreground of the
     /// session's terminal. The JSON form also has the scrollback history
-    /// each session holds for our clients (`history`: `lines` and `bytes`).
+    /// each session holds for our clients (`history`: `lines` and `bytes`)
+    /// and whether its worker calls the client live (`client_live`).
     List {
         /// Print JSON instead of a table.
         #[arg(long)]

@@ -337,7 +337,7 @@ impl Session {
             self.update_echo_ack(now);
             self.check_foreground(now);
             self.publish_liveness(now);
-            self.update_utmp(now);
+            self.update_utmp();
             self.send_due(now);
             if let Some(end) = self.finished(now) {
                 return Ok(end);
@@ -679,12 +679,11 @@ impl Session {
 
     /// Keeps the terminal's utmp record in step: the client's address
     /// while it is live, `mosh [PID]` once it has been silent for
-    /// [`LIVE_CLIENT`] or the session was re-keyed.
-    fn update_utmp(&mut self, now: Instant) {
-        let live = self
-            .live_client_heard(now)
-            .and(self.transport.remote_addr());
+    /// [`LIVE_CLIENT`] or the session was re-keyed (as
+    /// [`Self::publish_liveness`] last found it).
+    fn update_utmp(&mut self) {
         let Some(record) = &mut self.utmp else { return };
+        let live = self.transport.remote_addr().filter(|_| self.client_live);
         record.set_client(live.map(|addr| addr.ip()));
     }
 
